@@ -1,0 +1,49 @@
+"""The soundreel HTTP API: ``create_app(settings)``.
+
+Serve it with ``flask --app api run`` or ``gunicorn 'api:create_app()'``; with no
+argument the settings are read from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from api import files, internal, v1
+from api.auth import KeyRing
+from api.errors import register_error_handlers
+from api.service import Service
+from storage import JobStore, Settings, object_store
+from tasks import create_celery
+
+#: Room for the multipart framing around a file of exactly MAX_UPLOAD_BYTES.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    settings.require_api_keys()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + MULTIPART_OVERHEAD
+    app.json.sort_keys = False
+    app.extensions["soundreel"] = Service(
+        settings,
+        JobStore.from_url(settings.redis_url),
+        object_store(settings),
+        create_celery(settings),
+    )
+    app.extensions["soundreel.keys"] = KeyRing(settings.api_keys)
+    register_error_handlers(app)
+    app.register_blueprint(v1.bp)
+    app.register_blueprint(internal.bp)
+    app.register_blueprint(files.bp)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,111 @@
+"""Request bodies, validated with pydantic; unknown fields are refused, not ignored."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from api.errors import BadRequest
+from render.spec import RenderSpec
+from storage import InvalidKey
+from storage.constants import PREPARE, RESERVED_PREFIXES, UPLOADS_PREFIX
+from storage.objects import check_key
+
+M = TypeVar("M", bound=BaseModel)
+
+#: What an output file must end with, per kind.
+OUTPUT_EXTENSIONS = {"render": ".mp4", "preview": ".mp4", "prepare": ".wav"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+
+class JobRequest(Strict):
+    kind: Literal["render", "preview", "prepare"] = "render"
+    audio_key: str = Field(alias="audioKey", max_length=512)
+    options: RenderSpec = Field(default_factory=RenderSpec)
+    output_key: str | None = Field(default=None, alias="outputKey", max_length=512)
+
+    @field_validator("audio_key")
+    @classmethod
+    def _audio_key(cls, value: str) -> str:
+        try:
+            check_key(value)
+        except InvalidKey:
+            raise ValueError(
+                "is not a valid key; use the audioKey POST /v1/uploads returned"
+            ) from None
+        if not value.startswith(UPLOADS_PREFIX) or value.count("/") != 2:
+            raise ValueError("must be an audioKey returned by POST /v1/uploads")
+        return value
+
+    @field_validator("output_key")
+    @classmethod
+    def _output_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            check_key(value)
+        except InvalidKey as exc:
+            raise ValueError(str(exc)) from None
+        if value.startswith(RESERVED_PREFIXES):
+            raise ValueError(
+                f"may not start with {', '.join(RESERVED_PREFIXES)} (the service writes there)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _output_extension(self) -> JobRequest:
+        wanted = OUTPUT_EXTENSIONS[self.kind]
+        if self.output_key is not None and not self.output_key.endswith(wanted):
+            raise ValueError(f"outputKey of a {self.kind} job must end with {wanted}")
+        if self.kind == PREPARE and "options" in self.model_fields_set:
+            raise ValueError("a prepare job takes no options")
+        return self
+
+    @property
+    def upload_id(self) -> str:
+        return self.audio_key.split("/")[1]
+
+
+class ProgressReport(Strict):
+    progress: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    stage: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
+
+
+class ReportedError(Strict):
+    code: str = Field(max_length=64, pattern=r"^[a-z_]+$")
+    message: str = Field(max_length=2000)
+
+
+class WorkerReport(Strict):
+    job_id: str = Field(alias="jobId", max_length=64)
+    status: Literal["complete", "failed"]
+    result: dict[str, Any] | None = None
+    error: ReportedError | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WorkerReport:
+        if self.status == "complete" and self.result is None:
+            raise ValueError("a complete report needs result")
+        if self.status == "failed" and self.error is None:
+            raise ValueError("a failed report needs error")
+        return self
+
+
+def parse(model: type[M], data: Any) -> M:
+    """Validate ``data`` or raise a 400 that names the first bad field."""
+    if not isinstance(data, dict):
+        raise BadRequest("The body must be a JSON object.", code="invalid_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "is not a known field"
+        text = f"{field}: {message}" if field else message
+        raise BadRequest(text, field=field) from None

@@ -1,0 +1,182 @@
+"""What the API does, behind thin handlers: accept uploads and jobs, apply reports,
+shape job records for clients.
+
+One `Service` per app, kept in ``app.extensions["soundreel"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO
+
+from celery import Celery
+from werkzeug.utils import secure_filename
+
+from api.errors import BadRequest, UnsupportedMediaType
+from api.schemas import JobRequest, ProgressReport, WorkerReport
+from storage import Event, Job, JobNotFound, JobStore, ObjectStore, Settings
+from storage.constants import (
+    OTHER_URL_TTL,
+    RESULT_KEY_FIELDS,
+    VIDEO_URL_TTL,
+    default_output_key,
+    upload_key,
+    upload_redis_key,
+)
+from tasks.constants import RENDER_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK
+
+log = logging.getLogger(__name__)
+
+#: File name endings accepted on upload; the content is checked when decoded.
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".mp3", ".m4a", ".aac", ".mp4", ".ogg", ".oga", ".opus", ".flac", ".aif", ".aiff",
+     ".webm", ".wma"}
+)
+
+
+class CountingReader:
+    """Counts the bytes a stream gives while the store reads it."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.count += len(data)
+        return data
+
+
+class Service:
+    def __init__(
+        self, settings: Settings, jobs: JobStore, objects: ObjectStore, celery: Celery
+    ) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.objects = objects
+        self.celery = celery
+
+    # --- uploads -----------------------------------------------------------
+
+    def upload(self, tenant: str, filename: str, stream: BinaryIO, content_type: str | None):
+        name = secure_filename(filename or "")[-120:].lstrip(".")
+        extension = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
+        if extension not in AUDIO_EXTENSIONS:
+            raise UnsupportedMediaType(
+                f"Upload an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))}); "
+                f"got {filename!r}."
+            )
+        upload_id = uuid.uuid4().hex
+        key = upload_key(upload_id, name)
+        # The owner first: if Redis is down, nothing is stored.
+        self.jobs.redis.set(upload_redis_key(upload_id), tenant)
+        reader = CountingReader(stream)
+        try:
+            self.objects.put(key, reader, content_type or "application/octet-stream")
+        except BaseException:
+            self.jobs.redis.delete(upload_redis_key(upload_id))
+            raise
+        log.info("tenant %s uploaded %s (%d bytes)", tenant, key, reader.count)
+        return {"audioKey": key, "bytes": reader.count}
+
+    # --- jobs --------------------------------------------------------------
+
+    def submit(self, tenant: str, request: JobRequest) -> Job:
+        owner = self.jobs.redis.get(upload_redis_key(request.upload_id))
+        if owner is None or owner.decode() != tenant:
+            raise BadRequest(
+                f"audioKey: {request.audio_key!r} is not one of your uploads; "
+                "upload the file with POST /v1/uploads first.",
+                code="unknown_audio",
+                field="audioKey",
+            )
+        job_id = uuid.uuid4().hex
+        job = Job(
+            job_id=job_id,
+            tenant=tenant,
+            kind=request.kind,
+            audio_key=request.audio_key,
+            output_key=request.output_key or default_output_key(request.kind, job_id),
+            options=request.options.model_dump(),
+        )
+        self.jobs.create(job)
+        try:
+            self.celery.send_task(
+                RENDER_TASK,
+                kwargs={
+                    "job_id": job.job_id,
+                    "kind": job.kind,
+                    "audio_key": job.audio_key,
+                    "output_key": job.output_key,
+                    "options": job.options,
+                },
+                task_id=job.job_id,
+                link=self.celery.signature(REPORT_RESULT_TASK),
+                link_error=self.celery.signature(REPORT_FAILURE_TASK),
+            )
+        except BaseException:
+            # No record without a task: undo, then let the handler answer 503.
+            self.jobs.delete(job.job_id)
+            raise
+        log.info("tenant %s submitted %s job %s", tenant, job.kind, job.job_id)
+        return job
+
+    def job_for(self, tenant: str, job_id: str) -> Job:
+        """The job, if it is this tenant's; another tenant's job is 'not found'."""
+        job = self.jobs.get(job_id)
+        if job.tenant != tenant:
+            raise JobNotFound(job_id)
+        return job
+
+    def view(self, job: Job) -> dict[str, Any]:
+        url, expires_at = self._download_link(job)
+        return {
+            "jobId": job.job_id,
+            "kind": job.kind,
+            "status": job.status,
+            "progress": job.progress,
+            "stage": job.stage,
+            "createdAt": job.created_at,
+            "updatedAt": job.updated_at,
+            "audioKey": job.audio_key,
+            "options": job.options,
+            "result": job.result,
+            "error": job.error,
+            "downloadUrl": url,
+            "downloadUrlExpiresAt": expires_at,
+        }
+
+    def _download_link(self, job: Job) -> tuple[str | None, str | None]:
+        """A fresh presigned URL for videoKey > previewKey > preparedKey."""
+        result = job.result or {}
+        for name in RESULT_KEY_FIELDS:
+            if result.get(name):
+                ttl = VIDEO_URL_TTL if name == "videoKey" else OTHER_URL_TTL
+                expires = datetime.now(UTC) + timedelta(seconds=ttl)
+                url = self.objects.presigned_url(result[name], ttl)
+                return url, expires.isoformat(timespec="seconds").replace("+00:00", "Z")
+        return None, None
+
+    # --- worker reports ----------------------------------------------------
+
+    def progress(self, job_id: str, report: ProgressReport) -> tuple[Job, bool]:
+        return self.jobs.report(job_id, Event.progressed(report.progress, report.stage))
+
+    def finish(self, report: WorkerReport) -> tuple[Job, bool]:
+        if report.status == "complete":
+            event = Event.completed(report.result or {})
+        else:
+            assert report.error is not None
+            event = Event.failed(report.error.code, report.error.message)
+        job, applied = self.jobs.report(report.job_id, event)
+        if applied and job.status == "complete":
+            keys = {name: job.result[name] for name in RESULT_KEY_FIELDS if name in job.result}
+            log.info("job %s complete: %s", job.job_id, keys)
+        elif applied:
+            log.warning("job %s failed: %s", job.job_id, job.error)
+        else:
+            log.info("job %s: %s report ignored (status %s)", job.job_id, report.status,
+                     job.status)
+        return job, applied

@@ -1,0 +1,52 @@
+"""The client API, ``/v1``: uploads and jobs. Every route needs a tenant's API key."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, current_app, g, request
+
+from api.auth import require_tenant
+from api.errors import BadRequest, NotFound
+from api.schemas import JobRequest, parse
+from api.service import Service
+
+bp = Blueprint("v1", __name__, url_prefix="/v1")
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def service() -> Service:
+    return current_app.extensions["soundreel"]
+
+
+@bp.before_request
+def authenticate() -> None:
+    g.tenant = require_tenant(current_app.extensions["soundreel.keys"])
+
+
+@bp.post("/uploads")
+def upload() -> Any:
+    file = request.files.get("file")
+    if file is None:
+        raise BadRequest("Send the audio as multipart/form-data in the field 'file'.",
+                         field="file")
+    return service().upload(g.tenant, file.filename or "", file.stream, file.mimetype), 201
+
+
+@bp.post("/jobs")
+def submit_job() -> Any:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("The body must be JSON (Content-Type: application/json).",
+                         code="invalid_json")
+    job = service().submit(g.tenant, parse(JobRequest, body))
+    return service().view(job), 202, {"Location": f"/v1/jobs/{job.job_id}"}
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Any:
+    if not _JOB_ID.match(job_id):
+        raise NotFound(f"No job {job_id}.")
+    return service().view(service().job_for(g.tenant, job_id))

@@ -1,0 +1,192 @@
+"""Job records in Redis, and the one state machine that guards them.
+
+The API is the only writer. Workers report over HTTP; each report becomes an
+`Event` that `apply` either turns into a new record or ignores. Ignoring is the
+answer to every late, duplicate or out-of-order report: terminal states are
+sticky, progress never goes backwards, and none of that is an error.
+
+    queued ──progress──▶ running ──progress──▶ running
+      │                    │
+      ├──complete──────────┴──complete──▶ complete   (terminal)
+      └──fail──────────────┴──fail──────▶ failed     (terminal)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import redis
+
+from storage.constants import COMPLETE, FAILED, QUEUED, RUNNING, job_redis_key
+from storage.errors import JobNotFound, StorageUnavailable
+
+EventKind = Literal["progress", "complete", "fail"]
+
+#: (state, event) -> next state. Anything not listed is ignored.
+TRANSITIONS: dict[tuple[str, EventKind], str] = {
+    (QUEUED, "progress"): RUNNING,
+    (RUNNING, "progress"): RUNNING,
+    (QUEUED, "complete"): COMPLETE,
+    (RUNNING, "complete"): COMPLETE,
+    (QUEUED, "fail"): FAILED,
+    (RUNNING, "fail"): FAILED,
+}
+
+#: The stage a record shows once its output is stored.
+DONE_STAGE = "done"
+
+
+def utcnow() -> str:
+    """ISO 8601 UTC with milliseconds, the format of every timestamp in the API."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    tenant: str
+    kind: str
+    audio_key: str
+    output_key: str
+    options: dict[str, Any] = field(default_factory=dict)
+    status: str = QUEUED
+    progress: float = 0.0
+    stage: str | None = "queued"
+    created_at: str = field(default_factory=utcnow)
+    updated_at: str = ""
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.updated_at:
+            object.__setattr__(self, "updated_at", self.created_at)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in (COMPLETE, FAILED)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Job:
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One report about a job: progress from the worker, or its end."""
+
+    kind: EventKind
+    progress: float | None = None
+    stage: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+
+    @classmethod
+    def progressed(cls, progress: float, stage: str | None = None) -> Event:
+        return cls("progress", progress=progress, stage=stage)
+
+    @classmethod
+    def completed(cls, result: dict[str, Any]) -> Event:
+        return cls("complete", result=result)
+
+    @classmethod
+    def failed(cls, code: str, message: str) -> Event:
+        return cls("fail", error={"code": code, "message": message})
+
+
+def apply(job: Job, event: Event, now: str | None = None) -> Job | None:
+    """The record after ``event``, or None when the event is to be ignored."""
+    target = TRANSITIONS.get((job.status, event.kind))
+    if target is None:
+        return None
+    now = now or utcnow()
+    if event.kind == "progress":
+        reported = event.progress
+        if reported is None or not math.isfinite(reported):
+            return None
+        reported = min(max(reported, 0.0), 1.0)
+        if reported < job.progress:
+            return None
+        stage = event.stage if event.stage is not None else job.stage
+        if job.status == target and reported == job.progress and stage == job.stage:
+            return None  # a duplicate: nothing to write
+        return replace(job, status=target, progress=reported, stage=stage, updated_at=now)
+    if event.kind == "complete":
+        return replace(
+            job, status=COMPLETE, progress=1.0, stage=DONE_STAGE, result=event.result,
+            updated_at=now,
+        )
+    return replace(job, status=FAILED, error=event.error, updated_at=now)
+
+
+class JobStore:
+    """Job records as JSON strings in Redis, changed only through `apply`.
+
+    Updates use WATCH/MULTI so two reports racing for one job never lose each
+    other's effect: the loser re-reads and re-applies.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    @classmethod
+    def from_url(cls, url: str) -> JobStore:
+        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3))
+
+    def create(self, job: Job) -> None:
+        with _unavailable_on_connection_error():
+            if not self.redis.set(job_redis_key(job.job_id), job.to_json(), nx=True):
+                raise ValueError(f"job {job.job_id} exists")
+
+    def delete(self, job_id: str) -> None:
+        """Only for undoing a create whose task could not be sent."""
+        with _unavailable_on_connection_error():
+            self.redis.delete(job_redis_key(job_id))
+
+    def get(self, job_id: str) -> Job:
+        with _unavailable_on_connection_error():
+            raw = self.redis.get(job_redis_key(job_id))
+        if raw is None:
+            raise JobNotFound(job_id)
+        return Job.from_json(raw)
+
+    def report(self, job_id: str, event: Event) -> tuple[Job, bool]:
+        """Apply ``event``; return the record and whether the event changed it."""
+        key = job_redis_key(job_id)
+        outcome: list[tuple[Job, bool]] = []
+
+        def update(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.get(key)
+            if raw is None:
+                raise JobNotFound(job_id)
+            job = Job.from_json(raw)
+            changed = apply(job, event)
+            pipe.multi()
+            if changed is not None:
+                pipe.set(key, changed.to_json())
+            outcome[:] = [(changed or job, changed is not None)]
+
+        with _unavailable_on_connection_error():
+            self.redis.transaction(update, key)
+        return outcome[0]
+
+    def ping(self) -> None:
+        with _unavailable_on_connection_error():
+            self.redis.ping()
+
+
+@contextmanager
+def _unavailable_on_connection_error() -> Iterator[None]:
+    """Turn Redis connection trouble into `StorageUnavailable` (the API answers 503)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StorageUnavailable(f"Redis is unreachable: {exc}") from exc

@@ -1,0 +1,244 @@
+"""Object storage: a small `ObjectStore` port with a local-disk and an S3/R2 adapter.
+
+Both adapters pass the same contract tests (tests/test_objects.py). Keys are
+``/``-separated relative paths such as ``renders/{jobId}/output.mp4``.
+
+The local store is the embedded default for one host (or a shared volume): its
+links are HMAC-signed, expiring URLs served by the API's ``/files/`` route. The S3
+store hands out S3 presigned URLs, so downloads never touch the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import quote, urlencode
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from storage.errors import InvalidKey, ObjectNotFound, StorageUnavailable
+from storage.settings import LocalStorage, S3Storage, Settings
+
+#: Keys: relative, no empty / dot segments, printable ASCII without quoting traps.
+_KEY = re.compile(r"^[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)*$")
+MAX_KEY_LENGTH = 512
+#: The API route that serves local-store links.
+LOCAL_FILES_PATH = "/files/"
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape a prefix or a directory."""
+    if (
+        not isinstance(key, str)
+        or len(key) > MAX_KEY_LENGTH
+        or not _KEY.match(key)
+        or any(part in (".", "..") for part in key.split("/"))
+    ):
+        raise InvalidKey(key)
+    return key
+
+
+class ObjectStore(Protocol):
+    def put(self, key: str, data: BinaryIO, content_type: str | None = None) -> None:
+        """Store the stream under ``key``, replacing any object there."""
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> None: ...
+
+    def get_file(self, key: str, dest: Path) -> None:
+        """Copy the object to a local file; `ObjectNotFound` if there is none."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int:
+        """Bytes stored under ``key``; `ObjectNotFound` if there is none."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error."""
+
+    def presigned_url(self, key: str, expires_in: int) -> str:
+        """A URL anyone can GET, without credentials, for ``expires_in`` seconds."""
+
+    def ping(self) -> None:
+        """Raise `StorageUnavailable` when the store cannot be reached."""
+
+
+class LocalObjectStore:
+    """Files under a root directory, written atomically (temp file + rename)."""
+
+    def __init__(self, root: Path, *, base_url: str, signing_key: bytes) -> None:
+        self.root = root
+        self.base_url = base_url.rstrip("/")
+        self._signing_key = signing_key
+
+    def path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, data: BinaryIO, content_type: str | None = None) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(data, out, 1024 * 1024)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        with open(path, "rb") as data:
+            self.put(key, data, content_type)
+
+    def get_file(self, key: str, dest: Path) -> None:
+        source = self.path(key)
+        if not source.is_file():
+            raise ObjectNotFound(key)
+        shutil.copyfile(source, dest)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def size(self, key: str) -> int:
+        source = self.path(key)
+        if not source.is_file():
+            raise ObjectNotFound(key)
+        return source.stat().st_size
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def presigned_url(self, key: str, expires_in: int) -> str:
+        check_key(key)
+        expires = int(time.time()) + expires_in
+        query = urlencode({"expires": expires, "signature": self._sign(key, expires)})
+        return f"{self.base_url}{LOCAL_FILES_PATH}{quote(key)}?{query}"
+
+    def verify_link(self, key: str, expires: str, signature: str) -> Path:
+        """The file a signed link names, if the signature is good and not expired.
+
+        Raises `ObjectNotFound` for every failure alike, so a link prober learns nothing.
+        """
+        try:
+            check_key(key)
+            deadline = int(expires)
+        except (InvalidKey, ValueError):
+            raise ObjectNotFound(key) from None
+        good = hmac.compare_digest(self._sign(key, deadline), signature)
+        if not good or deadline < time.time():
+            raise ObjectNotFound(key)
+        path = self.path(key)
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        return path
+
+    def ping(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"storage directory {self.root} is not writable") from exc
+
+    def _sign(self, key: str, expires: int) -> str:
+        message = f"{key}\n{expires}".encode()
+        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
+
+
+class S3ObjectStore:
+    """An S3 bucket through boto3; works with AWS, Cloudflare R2, MinIO and moto."""
+
+    def __init__(self, config: S3Storage) -> None:
+        self.bucket = config.bucket
+        self._client = boto3.client(
+            "s3",
+            endpoint_url=config.endpoint_url,
+            region_name=config.region,
+            aws_access_key_id=config.access_key_id,
+            aws_secret_access_key=config.secret_access_key,
+            config=Config(
+                signature_version="s3v4",
+                # R2 and other S3-compatibles reject the newer default checksums.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                retries={"max_attempts": 5, "mode": "standard"},
+                connect_timeout=10,
+                read_timeout=60,
+            ),
+        )
+
+    def put(self, key: str, data: BinaryIO, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else None
+        self._client.upload_fileobj(data, self.bucket, check_key(key), ExtraArgs=extra)
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else None
+        self._client.upload_file(str(path), self.bucket, check_key(key), ExtraArgs=extra)
+
+    def get_file(self, key: str, dest: Path) -> None:
+        try:
+            self._client.download_file(self.bucket, check_key(key), str(dest))
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise ObjectNotFound(key) from None
+            raise
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=check_key(key))
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise ObjectNotFound(key) from None
+            raise
+        return int(head["ContentLength"])
+
+    def delete(self, key: str) -> None:
+        self._client.delete_object(Bucket=self.bucket, Key=check_key(key))
+
+    def presigned_url(self, key: str, expires_in: int) -> str:
+        return self._client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": check_key(key)},
+            ExpiresIn=expires_in,
+        )
+
+    def ping(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(f"bucket {self.bucket} is not reachable: {exc}") from exc
+
+
+def _is_not_found(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+def local_signing_key(settings: Settings) -> bytes:
+    """Derived from WORKER_TOKEN so there is one less secret to manage."""
+    return hmac.new(
+        settings.worker_token.encode(), b"soundreel local object links", hashlib.sha256
+    ).digest()
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    """The adapter the settings ask for."""
+    if isinstance(settings.storage, LocalStorage):
+        return LocalObjectStore(
+            settings.storage.root,
+            base_url=settings.public_base_url,
+            signing_key=local_signing_key(settings),
+        )
+    return S3ObjectStore(settings.storage)

@@ -1,0 +1,164 @@
+"""Deployment settings, read once from the environment into one typed object.
+
+``Settings.from_env()`` is the only place that reads ``os.environ``; the result is
+passed down (``create_app(settings)``, ``create_celery(settings)``). It lives in
+``storage`` because that is the lowest package both the API and the workers import.
+
+Missing or contradictory variables raise `SettingsError` naming the variable, so a
+misconfigured process stops at start-up instead of failing its first job.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+DEFAULT_STORAGE_DIR = "./var/storage"
+DEFAULT_MAX_UPLOAD_BYTES = 500 * 1000 * 1000
+R2_ENDPOINT = "https://{account}.r2.cloudflarestorage.com"
+
+_S3_VARS = ("S3_ENDPOINT_URL", "S3_BUCKET")
+_R2_VARS = ("R2_ACCOUNT_ID", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET_NAME")
+
+
+class SettingsError(ValueError):
+    """A variable is missing, malformed or contradicts another; the message names it."""
+
+
+@dataclass(frozen=True)
+class LocalStorage:
+    """Objects on local disk; links are HMAC-signed and served by the API."""
+
+    root: Path
+
+
+@dataclass(frozen=True)
+class S3Storage:
+    """Objects in S3 or any S3-compatible store (Cloudflare R2, MinIO, moto)."""
+
+    bucket: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = DEFAULT_REDIS_URL
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
+    #: api key -> tenant
+    api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    worker_token: str = field(default="", repr=False)
+    storage: LocalStorage | S3Storage = field(
+        default_factory=lambda: LocalStorage(Path(DEFAULT_STORAGE_DIR))
+    )
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        public_base_url = (get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/")
+        parts = urlsplit(public_base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SettingsError(
+                f"PUBLIC_BASE_URL must be an http(s) URL such as {DEFAULT_PUBLIC_BASE_URL}"
+            )
+        redis_url = get("REDIS_URL") or DEFAULT_REDIS_URL
+        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        max_upload = get("MAX_UPLOAD_BYTES")
+        try:
+            max_upload_bytes = int(max_upload) if max_upload else DEFAULT_MAX_UPLOAD_BYTES
+        except ValueError:
+            raise SettingsError("MAX_UPLOAD_BYTES must be a whole number of bytes") from None
+        if max_upload_bytes <= 0:
+            raise SettingsError("MAX_UPLOAD_BYTES must be positive")
+        worker_token = get("WORKER_TOKEN")
+        if not worker_token:
+            raise SettingsError(
+                "WORKER_TOKEN is required: a long random secret shared by the API and the "
+                'workers (e.g. python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            )
+        if len(worker_token) < 16:
+            raise SettingsError("WORKER_TOKEN is too short: use at least 16 random characters")
+        return cls(
+            redis_url=redis_url,
+            public_base_url=public_base_url,
+            api_keys=_parse_api_keys(get("API_KEYS") or ""),
+            worker_token=worker_token,
+            storage=_storage_from_env(get),
+            max_upload_bytes=max_upload_bytes,
+            log_level=(get("LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def require_api_keys(self) -> None:
+        """The API refuses to start without at least one client key."""
+        if not self.api_keys:
+            raise SettingsError(
+                "API_KEYS is required: a comma-separated list of tenant:key, e.g. acme:sk_live_..."
+            )
+
+
+def _parse_api_keys(raw: str) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        tenant, sep, key = item.partition(":")
+        tenant, key = tenant.strip(), key.strip()
+        if not sep or not tenant or not key:
+            raise SettingsError("API_KEYS entries must look like tenant:key, separated by commas")
+        if len(key) < 8:
+            raise SettingsError(f"API_KEYS: the key of tenant {tenant!r} is shorter than 8 chars")
+        if key in keys and keys[key] != tenant:
+            raise SettingsError("API_KEYS: one key is given to two tenants")
+        keys[key] = tenant
+    return keys
+
+
+def _storage_from_env(get) -> LocalStorage | S3Storage:  # noqa: ANN001 - a tiny closure
+    s3 = [name for name in _S3_VARS if get(name)]
+    r2 = [name for name in _R2_VARS if get(name)]
+    local = get("STORAGE_DIR")
+    chosen = [label for label, used in (("STORAGE_DIR", local), ("S3_*", s3), ("R2_*", r2)) if used]
+    if len(chosen) > 1:
+        raise SettingsError(
+            f"storage is configured twice ({' and '.join(chosen)}): set only one of "
+            "STORAGE_DIR, the S3_* variables or the R2_* variables"
+        )
+    if r2:
+        missing = [name for name in _R2_VARS if not get(name)]
+        if missing:
+            raise SettingsError(f"R2 storage needs {', '.join(missing)} as well")
+        return S3Storage(
+            bucket=get("R2_BUCKET_NAME"),
+            endpoint_url=R2_ENDPOINT.format(account=get("R2_ACCOUNT_ID")),
+            region="auto",
+            access_key_id=get("R2_ACCESS_KEY_ID"),
+            secret_access_key=get("R2_SECRET_ACCESS_KEY"),
+        )
+    if s3:
+        if not get("S3_BUCKET"):
+            raise SettingsError("S3_BUCKET is required when S3_ENDPOINT_URL is set")
+        access, secret = get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")
+        if bool(access) != bool(secret):
+            missing = "AWS_SECRET_ACCESS_KEY" if access else "AWS_ACCESS_KEY_ID"
+            raise SettingsError(f"{missing} is required with the other AWS_* key")
+        return S3Storage(
+            bucket=get("S3_BUCKET"),
+            endpoint_url=get("S3_ENDPOINT_URL"),
+            region=get("AWS_REGION"),
+            access_key_id=access,
+            secret_access_key=secret,
+        )
+    return LocalStorage(Path(local or DEFAULT_STORAGE_DIR).resolve())

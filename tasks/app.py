@@ -1,0 +1,84 @@
+"""The Celery application: ``create_celery(settings)``.
+
+Delivery is at-least-once (late acks, re-queue when a worker dies); the job
+record's state machine absorbs the duplicates that follows from.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from celery import Celery
+from kombu import Queue
+
+import tasks.callbacks
+import tasks.render
+from storage import ObjectStore, Settings, object_store
+from tasks.constants import (
+    CALLBACK_QUEUE,
+    JOB_SOFT_TIME_LIMIT,
+    JOB_TIME_LIMIT,
+    RENDER_QUEUE,
+    RENDER_TASK,
+    REPORT_FAILURE_TASK,
+    REPORT_RESULT_TASK,
+    VISIBILITY_TIMEOUT,
+)
+from tasks.reports import ApiClient
+
+
+class SoundreelCelery(Celery):
+    """A Celery app that carries the settings its tasks need."""
+
+    settings: Settings
+
+    @cached_property
+    def object_store(self) -> ObjectStore:
+        # Made lazily, in the worker child, after the fork.
+        return object_store(self.settings)
+
+    @cached_property
+    def api(self) -> ApiClient:
+        return ApiClient(self.settings.public_base_url, self.settings.worker_token)
+
+
+def create_celery(settings: Settings) -> SoundreelCelery:
+    app = SoundreelCelery("soundreel", set_as_current=False)
+    app.settings = settings
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+        },
+        # The job record in Redis (storage.jobs) is the truth, not a result backend.
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=50,
+        # True loses jobs (measured: see DESIGN.md); keep Celery's default.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        task_soft_time_limit=JOB_SOFT_TIME_LIMIT,
+        task_time_limit=JOB_TIME_LIMIT,
+        task_queues=[Queue(RENDER_QUEUE), Queue(CALLBACK_QUEUE)],
+        task_default_queue=RENDER_QUEUE,
+        task_routes={
+            RENDER_TASK: {"queue": RENDER_QUEUE},
+            REPORT_RESULT_TASK: {"queue": CALLBACK_QUEUE},
+            REPORT_FAILURE_TASK: {"queue": CALLBACK_QUEUE},
+        },
+        # Events let Flower show workers and tasks.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        timezone="UTC",
+    )
+    tasks.render.register(app)
+    tasks.callbacks.register(app)
+    return app

@@ -1,0 +1,76 @@
+"""Result callbacks: tell the API's completion webhook how a job ended.
+
+``report_result`` is the render task's ``link``: Celery sends it the task's
+return value (the webhook payload) as a new task, retried with backoff until
+the API takes it. ``report_failure`` is the ``link_error``: Celery calls it in
+the worker, with the exception, right after the job fails; it turns the
+exception into a payload and enqueues ``report_result`` so failures get the same
+retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from tasks.constants import JOB_SOFT_TIME_LIMIT, REPORT_FAILURE_TASK, REPORT_RESULT_TASK
+from tasks.errors import JobFailed
+from tasks.reports import WebhookRejected, WebhookUnavailable
+
+if TYPE_CHECKING:
+    from tasks.app import SoundreelCelery
+
+log = logging.getLogger(__name__)
+
+#: Retries of the webhook: 1 s, 2 s, 4 s ... capped at 10 min, for about 3 hours.
+WEBHOOK_MAX_RETRIES = 25
+
+
+def failure_payload(job_id: str, exc: BaseException) -> dict[str, Any]:
+    """The webhook body for a failed job; unexpected errors say little on purpose."""
+    if isinstance(exc, JobFailed):
+        error = {"code": exc.code, "message": exc.message}
+    elif isinstance(exc, SoftTimeLimitExceeded):
+        error = {
+            "code": "time_limit_exceeded",
+            "message": f"The job ran longer than {JOB_SOFT_TIME_LIMIT} s and was stopped. "
+            "Try a shorter clip or a smaller size.",
+        }
+    else:
+        error = {
+            "code": "internal_error",
+            "message": f"The worker hit an unexpected error ({type(exc).__name__}). "
+            "It has been logged; resubmit the job, and report it if it happens again.",
+        }
+    return {"jobId": job_id, "status": "failed", "error": error}
+
+
+def register(app: SoundreelCelery) -> None:
+    @app.task(
+        name=REPORT_RESULT_TASK,
+        bind=True,
+        autoretry_for=(WebhookUnavailable,),
+        retry_backoff=True,
+        retry_backoff_max=600,
+        retry_jitter=True,
+        max_retries=WEBHOOK_MAX_RETRIES,
+    )
+    def report_result(self: Any, payload: dict[str, Any]) -> None:
+        try:
+            app.api.post_webhook(payload)
+        except WebhookRejected as exc:
+            log.error("job %s: the API rejected the %s report: %s",
+                      payload.get("jobId"), payload.get("status"), exc)
+            return
+        log.info("job %s: reported %s", payload.get("jobId"), payload.get("status"))
+
+    # Not bound: Celery calls an errback with (request, exc, traceback) in-process
+    # only when the task's own signature takes them.
+    @app.task(name=REPORT_FAILURE_TASK)
+    def report_failure(request: Any, exc: BaseException, traceback: Any) -> None:
+        job_id = (request.kwargs or {}).get("job_id") or request.id
+        payload = failure_payload(job_id, exc)
+        log.warning("job %s failed: %s", job_id, payload["error"]["code"])
+        app.send_task(REPORT_RESULT_TASK, args=[payload])

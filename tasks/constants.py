@@ -1,0 +1,23 @@
+"""Celery task names and queues, in one place (the API sends by name)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Renders, previews and prepares. Long-running, one at a time per child.
+RENDER_QUEUE: Final = "render"
+#: Result callbacks: short HTTP calls that must not wait behind renders.
+CALLBACK_QUEUE: Final = "callbacks"
+
+#: The job task: download, render, upload.
+RENDER_TASK: Final = "soundreel.render_job"
+#: ``link``: reports a finished job to the API's completion webhook.
+REPORT_RESULT_TASK: Final = "soundreel.report_result"
+#: ``link_error``: turns the failure into a report and sends it like a result.
+REPORT_FAILURE_TASK: Final = "soundreel.report_failure"
+
+#: Hard and soft time limits for one job, seconds.
+JOB_SOFT_TIME_LIMIT: Final = 55 * 60
+JOB_TIME_LIMIT: Final = 60 * 60
+#: A message not acked within this is delivered again; keep it above JOB_TIME_LIMIT.
+VISIBILITY_TIMEOUT: Final = 2 * JOB_TIME_LIMIT

@@ -1,0 +1,34 @@
+"""Why a job failed, as the worker reports it.
+
+    JobFailed               code + message, sent to the API by the failure callback
+    ├── DownloadFailed      download_failed: the input audio could not be fetched
+    └── UploadFailed        upload_failed: the output could not be stored
+
+Render errors (``render.RenderError``: invalid_audio, render_failed) are turned
+into a `JobFailed` with their own code, so the failure callback only knows one type.
+"""
+
+from __future__ import annotations
+
+
+class JobFailed(Exception):
+    """A failure the user can act on, with a stable code."""
+
+    code = "render_failed"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (JobFailed, (self.message, self.code))
+
+
+class DownloadFailed(JobFailed):
+    code = "download_failed"
+
+
+class UploadFailed(JobFailed):
+    code = "upload_failed"
