@@ -23,7 +23,6 @@ from storage.constants import (
     VIDEO_URL_TTL,
     default_output_key,
     upload_key,
-    upload_redis_key,
 )
 from tasks.constants import RENDER_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK
 
@@ -71,12 +70,12 @@ class Service:
         upload_id = uuid.uuid4().hex
         key = upload_key(upload_id, name)
         # The owner first: if Redis is down, nothing is stored.
-        self.jobs.redis.set(upload_redis_key(upload_id), tenant)
+        self.jobs.record_upload(upload_id, tenant)
         reader = CountingReader(stream)
         try:
             self.objects.put(key, reader, content_type or "application/octet-stream")
         except BaseException:
-            self.jobs.redis.delete(upload_redis_key(upload_id))
+            self.jobs.forget_upload(upload_id)
             raise
         log.info("tenant %s uploaded %s (%d bytes)", tenant, key, reader.count)
         return {"audioKey": key, "bytes": reader.count}
@@ -84,8 +83,7 @@ class Service:
     # --- jobs --------------------------------------------------------------
 
     def submit(self, tenant: str, request: JobRequest) -> Job:
-        owner = self.jobs.redis.get(upload_redis_key(request.upload_id))
-        if owner is None or owner.decode() != tenant:
+        if self.jobs.upload_owner(request.upload_id) != tenant:
             raise BadRequest(
                 f"audioKey: {request.audio_key!r} is not one of your uploads; "
                 "upload the file with POST /v1/uploads first.",

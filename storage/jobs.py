@@ -23,7 +23,14 @@ from typing import Any, Literal
 
 import redis
 
-from storage.constants import COMPLETE, FAILED, QUEUED, RUNNING, job_redis_key
+from storage.constants import (
+    COMPLETE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    job_redis_key,
+    upload_redis_key,
+)
 from storage.errors import JobNotFound, StorageUnavailable
 
 EventKind = Literal["progress", "complete", "fail"]
@@ -177,6 +184,21 @@ class JobStore:
         with _unavailable_on_connection_error():
             self.redis.transaction(update, key)
         return outcome[0]
+
+    # Uploads belong to a tenant: a job may only read audio its tenant uploaded.
+
+    def record_upload(self, upload_id: str, tenant: str) -> None:
+        with _unavailable_on_connection_error():
+            self.redis.set(upload_redis_key(upload_id), tenant)
+
+    def forget_upload(self, upload_id: str) -> None:
+        with _unavailable_on_connection_error():
+            self.redis.delete(upload_redis_key(upload_id))
+
+    def upload_owner(self, upload_id: str) -> str | None:
+        with _unavailable_on_connection_error():
+            owner = self.redis.get(upload_redis_key(upload_id))
+        return owner.decode() if owner is not None else None
 
     def ping(self) -> None:
         with _unavailable_on_connection_error():

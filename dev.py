@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""soundreel's two commands, for a fresh machine with nothing but Python (and root):
+
+    python3 dev.py demo     set up, then render the bundled sample through the real
+                            API and worker and print where the video is
+    python3 dev.py test     set up, then run the whole test suite
+
+    python3 dev.py setup    only set up (system packages and .venv)
+
+Setup installs what the machine lacks: ``redis-server`` (the demo and tests start
+private ones on free ports) and, for the tests, Debian's ``ffmpeg`` for
+``ffprobe``; then a virtualenv in ``.venv`` with the project and its dev extras.
+It uses only the standard library, so it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".soundreel-installed"
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    subprocess.run(cmd, check=True, **kwargs)  # noqa: S603
+
+
+def apt_install(needed: dict[str, str]) -> None:
+    """Install Debian packages for the commands in ``needed`` (command -> package)."""
+    missing = sorted({pkg for cmd, pkg in needed.items() if shutil.which(cmd) is None})
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        sys.exit(f"missing {', '.join(missing)}: install them with your package manager")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    say(f"installing {' '.join(missing)} (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run([*sudo, "apt-get", "update", "-qq"], env=env)
+    run([*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+
+
+def ensure_venv() -> None:
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        say("creating .venv")
+        venv.create(VENV, with_pip=True)
+    say("installing soundreel and its dependencies into .venv")
+    run([str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    run([str(PYTHON), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]"])
+    STAMP.write_text(wanted)
+
+
+def setup(for_tests: bool) -> None:
+    needed = {"redis-server": "redis-server"}
+    if for_tests:
+        needed["ffprobe"] = "ffmpeg"
+    apt_install(needed)
+    ensure_venv()
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("help", [])
+    if command == "setup":
+        setup(for_tests=True)
+        return 0
+    if command == "demo":
+        setup(for_tests=False)
+        return subprocess.call([str(PYTHON), "-m", "scripts.demo", *rest], cwd=ROOT)  # noqa: S603
+    if command == "test":
+        setup(for_tests=True)
+        return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)  # noqa: S603
+    print(__doc__)
+    return 0 if command in ("help", "-h", "--help") else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,59 @@
+"""Driving a running stack as a client would: upload, submit, poll, download."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from scripts.stack import Stack
+
+TERMINAL = ("complete", "failed")
+
+
+def upload(stack: Stack, path: Path, name: str | None = None) -> str:
+    with open(path, "rb") as file:
+        response = stack.client().post(
+            stack.url("/v1/uploads"), files={"file": (name or path.name, file)}, timeout=60
+        )
+    assert response.status_code == 201, response.text
+    assert response.json()["bytes"] == path.stat().st_size
+    return response.json()["audioKey"]
+
+
+def submit(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
+    response = stack.client().post(stack.url("/v1/jobs"), json=body, timeout=30)
+    assert response.status_code == 202, response.text
+    assert response.headers["Location"] == f"/v1/jobs/{response.json()['jobId']}"
+    return response.json()
+
+
+def poll(stack: Stack, job_id: str, timeout: float = 240) -> tuple[dict[str, Any], list[float]]:
+    """Poll until the job ends; return it and every progress value seen."""
+    client = stack.client()
+    seen: list[float] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(stack.url(f"/v1/jobs/{job_id}"), timeout=30).json()
+        seen.append(job["progress"])
+        if job["status"] in TERMINAL:
+            return job, seen
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+
+
+def run(stack: Stack, audio: Path, body: dict[str, Any]) -> tuple[dict[str, Any], list[float]]:
+    key = upload(stack, audio)
+    job = submit(stack, {**body, "audioKey": key})
+    assert job["status"] == "queued" and job["progress"] == 0.0
+    return poll(stack, job["jobId"])
+
+
+def download(job: dict[str, Any], dest: Path) -> Path:
+    """GET the job's downloadUrl with no credentials at all."""
+    response = requests.get(job["downloadUrl"], timeout=60)
+    assert response.status_code == 200, response.text[:300]
+    dest.write_bytes(response.content)
+    return dest

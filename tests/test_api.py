@@ -1,0 +1,191 @@
+"""The HTTP contract: auth, validation, error shapes, worker reports. Against the
+real stack (gunicorn + redis-server + worker) unless a test needs its own settings."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import requests
+
+from api import create_app
+from scripts.stack import free_port
+from tests.conftest import SAMPLE, ServedApp, settings_for
+from tests.e2e import poll, submit, upload
+
+JOB = "/v1/jobs"
+
+
+def error_of(response: requests.Response) -> dict:
+    assert response.headers["Content-Type"].startswith("application/json"), response.text[:200]
+    return response.json()["error"]
+
+
+# --- auth ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Basic abc", "Bearer wrong-key-123"])
+def test_v1_refuses_missing_or_wrong_keys_with_401(local_stack, header):
+    headers = {"Authorization": header} if header else {}
+    for method, path in (("get", f"{JOB}/{'0' * 32}"), ("post", JOB), ("post", "/v1/uploads")):
+        response = requests.request(method, local_stack.url(path), headers=headers, timeout=10)
+        assert response.status_code == 401
+        assert error_of(response)["code"] == "unauthorized"
+
+
+def test_another_tenants_job_is_not_found(local_stack):
+    job = submit(local_stack, {"kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
+    other = local_stack.client(local_stack.other_api_key)
+    response = other.get(local_stack.url(f"{JOB}/{job['jobId']}"), timeout=10)
+    assert response.status_code == 404 and error_of(response)["code"] == "not_found"
+    mine = local_stack.client().get(local_stack.url(f"{JOB}/{job['jobId']}"), timeout=10)
+    assert mine.status_code == 200
+    poll(local_stack, job["jobId"])
+
+
+def test_another_tenants_upload_cannot_be_rendered(local_stack):
+    key = upload(local_stack, SAMPLE)
+    other = local_stack.client(local_stack.other_api_key)
+    response = other.post(local_stack.url(JOB), json={"audioKey": key}, timeout=10)
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "unknown_audio"
+    assert error_of(response)["field"] == "audioKey"
+
+
+@pytest.mark.parametrize("token", [None, "wrong-worker-token-000000", "API_KEY"])
+def test_internal_endpoints_refuse_anything_but_the_worker_token(local_stack, token):
+    if token == "API_KEY":
+        token = local_stack.api_key
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    patch = requests.patch(local_stack.url(f"/internal/jobs/{'0' * 32}"), headers=headers,
+                           json={"progress": 0.5}, timeout=10)
+    hook = requests.post(local_stack.url("/internal/webhooks/worker"), headers=headers,
+                         json={"jobId": "0" * 32, "status": "failed",
+                               "error": {"code": "x", "message": "y"}}, timeout=10)
+    assert patch.status_code == hook.status_code == 401
+    assert error_of(patch)["code"] == error_of(hook)["code"] == "unauthorized"
+
+
+# --- validation -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "render", "options": {"width": 641}}, "options.width"),
+        ({"kind": "render", "options": {"width": 99999}}, "options.width"),
+        ({"kind": "render", "options": {"fps": 31}}, "options.fps"),
+        ({"kind": "render", "options": {"color": "red"}}, "options.color"),
+        ({"kind": "render", "options": {"style": "sparkles"}}, "options.style"),
+        ({"kind": "render", "options": {"sparkle": True}}, "options.sparkle"),
+        ({"kind": "render", "speed": "fast"}, "speed"),
+        ({"kind": "gif"}, "kind"),
+        ({"kind": "render", "audioKey": "../../etc/passwd"}, "audioKey"),
+        ({"kind": "render", "audioKey": "renders/x/output.mp4"}, "audioKey"),
+        ({"kind": "render", "outputKey": "renders/other/output.mp4"}, "outputKey"),
+        ({"kind": "render", "outputKey": "../escape.mp4"}, "outputKey"),
+        ({"kind": "prepare", "outputKey": "mine/audio.mp4"}, None),
+    ],
+)
+def test_bad_job_requests_are_400_naming_the_field(local_stack, body, field):
+    body = {"audioKey": "uploads/0123/a.mp3", **body}
+    response = local_stack.client().post(local_stack.url(JOB), json=body, timeout=10)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid_request"
+    if field:
+        assert error["field"] == field and error["message"].startswith(field)
+
+
+def test_non_json_body_is_400(local_stack):
+    response = local_stack.client().post(local_stack.url(JOB), data="kind=render", timeout=10)
+    assert response.status_code == 400 and error_of(response)["code"] == "invalid_json"
+
+
+def test_upload_without_file_or_of_non_audio_is_refused(local_stack):
+    client = local_stack.client()
+    none = client.post(local_stack.url("/v1/uploads"), data={"x": "y"}, timeout=10)
+    assert none.status_code == 400 and error_of(none)["field"] == "file"
+    exe = client.post(local_stack.url("/v1/uploads"),
+                      files={"file": ("run.sh", io.BytesIO(b"#!/bin/sh"))}, timeout=10)
+    assert exe.status_code == 415 and error_of(exe)["code"] == "unsupported_media_type"
+
+
+def test_unknown_job_and_unknown_route_are_json_404(local_stack):
+    for path in (f"{JOB}/{'f' * 32}", f"{JOB}/not-an-id", "/nope"):
+        response = local_stack.client().get(local_stack.url(path), timeout=10)
+        assert response.status_code == 404 and error_of(response)["code"] == "not_found"
+
+
+def test_upload_past_the_limit_is_413(tmp_path):
+    port = free_port()
+    settings = settings_for({"STORAGE_DIR": str(tmp_path), "MAX_UPLOAD_BYTES": "1000",
+                             "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"})
+    served = ServedApp(create_app(settings), port)
+    try:
+        response = requests.post(
+            f"http://127.0.0.1:{port}/v1/uploads",
+            headers={"Authorization": "Bearer sk_test_acme_1"},
+            files={"file": ("big.wav", io.BytesIO(b"\0" * 200_000))},
+            timeout=10,
+        )
+        assert response.status_code == 413
+        assert error_of(response)["code"] == "payload_too_large"
+        assert not any(tmp_path.rglob("*.wav"))
+    finally:
+        served.close()
+
+
+def test_redis_down_is_503_and_nothing_is_stored(tmp_path):
+    port, dead = free_port(), free_port()
+    settings = settings_for({"STORAGE_DIR": str(tmp_path), "REDIS_URL": f"redis://127.0.0.1:{dead}/0",
+                             "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"})
+    served = ServedApp(create_app(settings), port)
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer sk_test_acme_1"}
+    try:
+        calls = [
+            requests.get(f"{base}{JOB}/{'a' * 32}", headers=auth, timeout=20),
+            requests.post(f"{base}/v1/uploads", headers=auth, timeout=20,
+                          files={"file": ("a.wav", io.BytesIO(b"RIFF"))}),
+        ]
+        for response in calls:
+            assert response.status_code == 503
+            assert error_of(response)["code"] == "service_unavailable"
+        assert not any(tmp_path.rglob("*.wav"))
+    finally:
+        served.close()
+
+
+# --- worker reports -------------------------------------------------------------
+
+
+def test_late_and_duplicate_reports_are_accepted_and_ignored(local_stack):
+    job = submit(local_stack, {"kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
+    done, _ = poll(local_stack, job["jobId"])
+    assert done["status"] == "complete"
+    worker = requests.Session()
+    worker.headers["Authorization"] = f"Bearer {local_stack.worker_token}"
+    late_progress = worker.patch(local_stack.url(f"/internal/jobs/{job['jobId']}"),
+                                 json={"progress": 0.3, "stage": "rendering"}, timeout=10)
+    duplicate = worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10,
+                            json={"jobId": job["jobId"], "status": "complete",
+                                  "result": {"preparedKey": "prepared/other/x.wav"}})
+    late_failure = worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10,
+                               json={"jobId": job["jobId"], "status": "failed",
+                                     "error": {"code": "render_failed", "message": "late"}})
+    for response in (late_progress, duplicate, late_failure):
+        assert response.status_code == 200 and response.json()["applied"] is False
+    after = local_stack.client().get(local_stack.url(f"{JOB}/{job['jobId']}"), timeout=10).json()
+    assert after["status"] == "complete" and after["progress"] == 1.0
+    assert after["result"] == done["result"] and after["error"] is None
+
+
+def test_reports_about_unknown_jobs_are_404_and_bad_reports_400(local_stack):
+    worker = requests.Session()
+    worker.headers["Authorization"] = f"Bearer {local_stack.worker_token}"
+    unknown = worker.patch(local_stack.url(f"/internal/jobs/{'e' * 32}"),
+                           json={"progress": 0.3}, timeout=10)
+    assert unknown.status_code == 404
+    bad = worker.patch(local_stack.url(f"/internal/jobs/{'e' * 32}"),
+                       json={"progress": 3}, timeout=10)
+    assert bad.status_code == 400 and error_of(bad)["field"] == "progress"

@@ -1,0 +1,142 @@
+"""End to end, no mocks: a private redis-server, the API under gunicorn, a real
+`celery worker` process, and local or S3 (moto server) storage. Upload, submit,
+poll until terminal, download the output with no credentials, probe it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import SAMPLE
+from tests.e2e import download, poll, run, submit, upload
+from tests.media import probe
+
+
+@pytest.fixture(scope="module")
+def sample_duration() -> float:
+    return float(probe(SAMPLE)["format"]["duration"])
+
+
+@pytest.fixture(params=["local", "s3"])
+def stack(request):
+    return request.getfixturevalue(f"{request.param}_stack")
+
+
+def streams(info: dict, kind: str) -> list[dict]:
+    return [s for s in info["streams"] if s["codec_type"] == kind]
+
+
+def assert_monotonic(seen: list[float]) -> None:
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
+    assert seen[-1] == 1.0
+
+
+def expires_in(job: dict) -> timedelta:
+    expires = datetime.fromisoformat(job["downloadUrlExpiresAt"].replace("Z", "+00:00"))
+    return expires - datetime.now(UTC)
+
+
+def test_render_produces_h264_aac_mp4_of_the_audio_length(stack, tmp_path, sample_duration):
+    job, seen = run(stack, SAMPLE, {"kind": "render",
+                                    "options": {"width": 640, "height": 360, "fps": 30}})
+    assert job["status"] == "complete", job["error"]
+    assert_monotonic(seen)
+    assert job["result"]["videoKey"] == f"renders/{job['jobId']}/output.mp4"
+    assert job["result"]["format"] == "mp4"
+    assert abs(job["result"]["duration"] - sample_duration) < 0.1
+    assert job["error"] is None and job["stage"] == "done"
+    assert timedelta(days=6, hours=23) < expires_in(job) <= timedelta(days=7)
+
+    info = probe(download(job, tmp_path / "out.mp4"))
+    (video,), (audio,) = streams(info, "video"), streams(info, "audio")
+    assert video["codec_name"] == "h264" and video["pix_fmt"] == "yuv420p"
+    assert (video["width"], video["height"]) == (640, 360)
+    assert audio["codec_name"] == "aac"
+    assert abs(float(info["format"]["duration"]) - sample_duration) < 0.1
+
+
+def test_preview_is_the_first_15_seconds_480_wide(stack, tmp_path):
+    job, seen = run(stack, SAMPLE, {"kind": "preview",
+                                    "options": {"width": 1280, "height": 720}})
+    assert job["status"] == "complete", job["error"]
+    assert_monotonic(seen)
+    assert job["result"]["previewKey"] == f"previews/{job['jobId']}/preview.mp4"
+    assert "videoKey" not in job["result"]
+    assert timedelta(minutes=59) < expires_in(job) <= timedelta(hours=1)
+    info = probe(download(job, tmp_path / "preview.mp4"))
+    (video,) = streams(info, "video")
+    assert (video["width"], video["height"]) == (480, 270)
+    assert streams(info, "audio")[0]["codec_name"] == "aac"
+    assert abs(float(info["format"]["duration"]) - 15.0) < 0.1
+
+
+def test_prepare_stores_a_44100_hz_wav_with_its_duration(stack, tmp_path, sample_duration):
+    job, seen = run(stack, SAMPLE, {"kind": "prepare"})
+    assert job["status"] == "complete", job["error"]
+    assert_monotonic(seen)
+    assert job["result"]["preparedKey"] == f"prepared/{job['jobId']}/audio.wav"
+    assert job["result"]["format"] == "wav"
+    assert abs(job["result"]["duration"] - sample_duration) < 0.1
+    info = probe(download(job, tmp_path / "audio.wav"))
+    (audio,) = streams(info, "audio")
+    assert audio["codec_name"] == "pcm_s16le" and audio["sample_rate"] == "44100"
+    assert abs(float(info["format"]["duration"]) - job["result"]["duration"]) < 0.01
+
+
+def test_output_key_is_honoured(local_stack, tmp_path):
+    job, _ = run(local_stack, SAMPLE, {"kind": "preview", "outputKey": "clips/ep1/teaser.mp4",
+                                       "options": {"width": 320, "height": 180}})
+    assert job["status"] == "complete", job["error"]
+    assert job["result"]["previewKey"] == "clips/ep1/teaser.mp4"
+    assert probe(download(job, tmp_path / "t.mp4"))["format"]["format_name"].startswith("mov")
+
+
+def test_corrupt_upload_fails_with_invalid_audio(stack, tmp_path):
+    corrupt = tmp_path / "episode.mp3"
+    corrupt.write_bytes(b"ID3" + bytes(range(256)) * 40)
+    job, seen = run(stack, corrupt, {"kind": "render"})
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "invalid_audio"
+    assert "could not be decoded" in job["error"]["message"].lower()
+    assert "/tmp" not in job["error"]["message"]
+    assert job["result"] is None and job["downloadUrl"] is None
+    assert seen == sorted(seen)
+
+
+def test_text_file_posing_as_audio_fails_with_invalid_audio(local_stack, tmp_path):
+    fake = tmp_path / "notes.wav"
+    fake.write_text("this is not audio\n" * 100)
+    job, _ = run(local_stack, fake, {"kind": "prepare"})
+    assert job["status"] == "failed" and job["error"]["code"] == "invalid_audio"
+
+
+def test_missing_input_fails_with_download_failed(local_stack):
+    key = upload(local_stack, SAMPLE)
+    (local_stack.workdir / "storage" / key).unlink()  # the object vanished after upload
+    job = submit(local_stack, {"kind": "render", "audioKey": key})
+    job, _ = poll(local_stack, job["jobId"])
+    assert job["status"] == "failed" and job["error"]["code"] == "download_failed"
+    assert "404" in job["error"]["message"]
+
+
+def test_failure_reaches_the_api_through_the_failure_webhook(local_stack, tmp_path):
+    corrupt = tmp_path / "bad.flac"
+    corrupt.write_bytes(b"fLaC" + b"\x00" * 5000)
+    job, _ = run(local_stack, corrupt, {"kind": "render"})
+    assert job["status"] == "failed"
+    api_log = (local_stack.workdir / "api.log").read_text()
+    worker_log = (local_stack.workdir / "worker.log").read_text()
+    assert "soundreel.report_result[" in worker_log
+    assert f"job {job['jobId']} failed: invalid_audio" in worker_log
+    assert "POST /internal/webhooks/worker" in api_log
+
+
+def test_worker_removes_its_temp_files_after_success_and_failure(local_stack, tmp_path):
+    corrupt = tmp_path / "bad.ogg"
+    corrupt.write_bytes(b"OggS" + b"\x01" * 3000)
+    ok, _ = run(local_stack, SAMPLE, {"kind": "prepare"})
+    bad, _ = run(local_stack, corrupt, {"kind": "prepare"})
+    assert (ok["status"], bad["status"]) == ("complete", "failed")
+    # (billiard keeps its own pymp-* directory there for the pool's life)
+    assert list((local_stack.workdir / "tmp").glob("soundreel-*")) == []
