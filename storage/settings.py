@@ -52,6 +52,10 @@ class S3Storage:
 class Settings:
     redis_url: str = DEFAULT_REDIS_URL
     public_base_url: str = DEFAULT_PUBLIC_BASE_URL
+    #: Where workers reach the API (callbacks, local-store downloads); defaults to
+    #: the public URL. Set it when clients and workers see the API under different
+    #: names, e.g. http://api:8000 inside docker-compose.
+    internal_base_url: str = DEFAULT_PUBLIC_BASE_URL
     #: api key -> tenant
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     worker_token: str = field(default="", repr=False)
@@ -69,12 +73,8 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        public_base_url = (get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/")
-        parts = urlsplit(public_base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SettingsError(
-                f"PUBLIC_BASE_URL must be an http(s) URL such as {DEFAULT_PUBLIC_BASE_URL}"
-            )
+        public_base_url = _base_url("PUBLIC_BASE_URL", get("PUBLIC_BASE_URL"))
+        internal_base_url = _base_url("INTERNAL_BASE_URL", get("INTERNAL_BASE_URL"))
         redis_url = get("REDIS_URL") or DEFAULT_REDIS_URL
         if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
@@ -96,6 +96,7 @@ class Settings:
         return cls(
             redis_url=redis_url,
             public_base_url=public_base_url,
+            internal_base_url=internal_base_url or public_base_url,
             api_keys=_parse_api_keys(get("API_KEYS") or ""),
             worker_token=worker_token,
             storage=_storage_from_env(get),
@@ -109,6 +110,17 @@ class Settings:
             raise SettingsError(
                 "API_KEYS is required: a comma-separated list of tenant:key, e.g. acme:sk_live_..."
             )
+
+
+def _base_url(name: str, value: str | None) -> str:
+    if name == "PUBLIC_BASE_URL":
+        value = value or DEFAULT_PUBLIC_BASE_URL
+    elif value is None:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an http(s) URL such as {DEFAULT_PUBLIC_BASE_URL}")
+    return value.rstrip("/")
 
 
 def _parse_api_keys(raw: str) -> dict[str, str]:

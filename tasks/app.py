@@ -6,6 +6,7 @@ record's state machine absorbs the duplicates that follows from.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 
 from celery import Celery
@@ -34,12 +35,13 @@ class SoundreelCelery(Celery):
 
     @cached_property
     def object_store(self) -> ObjectStore:
-        # Made lazily, in the worker child, after the fork.
-        return object_store(self.settings)
+        # Made lazily, in the worker child, after the fork. Local-store links the
+        # worker makes for itself point at the API's internal address.
+        return object_store(replace(self.settings, public_base_url=self.settings.internal_base_url))
 
     @cached_property
     def api(self) -> ApiClient:
-        return ApiClient(self.settings.public_base_url, self.settings.worker_token)
+        return ApiClient(self.settings.internal_base_url, self.settings.worker_token)
 
 
 def create_celery(settings: Settings) -> SoundreelCelery:

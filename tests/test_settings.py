@@ -14,6 +14,7 @@ def test_defaults_are_local_storage_and_local_redis():
     settings = Settings.from_env(BASE)
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.public_base_url == "http://127.0.0.1:8000"
+    assert settings.internal_base_url == settings.public_base_url
     assert isinstance(settings.storage, LocalStorage)
     assert settings.storage.root.name == "storage"
     assert settings.max_upload_bytes == 500_000_000
@@ -35,6 +36,7 @@ def test_r2_variables_make_an_s3_store_at_the_r2_endpoint():
         ({"API_KEYS": "no-colon"}, "API_KEYS"),
         ({"MAX_UPLOAD_BYTES": "lots"}, "MAX_UPLOAD_BYTES"),
         ({"PUBLIC_BASE_URL": "ftp://x"}, "PUBLIC_BASE_URL"),
+        ({"INTERNAL_BASE_URL": "api:8000"}, "INTERNAL_BASE_URL"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL"),
         ({"R2_ACCOUNT_ID": "abc"}, "R2_ACCESS_KEY_ID"),
         ({"S3_ENDPOINT_URL": "http://minio:9000"}, "S3_BUCKET"),

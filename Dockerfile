@@ -1,0 +1,25 @@
+# One image for the API, the workers and Flower; the command picks the role
+# (see docker-compose.yml and the Procfile).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY api ./api
+COPY tasks ./tasks
+COPY render ./render
+COPY storage ./storage
+RUN pip install . \
+    && useradd --create-home --uid 10001 soundreel \
+    && mkdir -p /data/storage \
+    && chown soundreel /data/storage
+
+# Least privilege: no root at run time.
+USER soundreel
+ENV STORAGE_DIR=/data/storage
+EXPOSE 8000 5555
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "api:create_app()"]

@@ -1,0 +1,46 @@
+"""Looking inside media files from tests, with the system ffprobe.
+
+The service itself never uses ffprobe (production has only the bundled ffmpeg);
+tests use it as an independent judge of what the renderer wrote. The project
+setup installs it (Debian's ffmpeg package) on fresh machines.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def ffprobe_exe() -> str:
+    """The ffprobe to use; a clear error instead of a FileNotFoundError deep in a test."""
+    for candidate in (shutil.which("ffprobe"), "/usr/bin/ffprobe"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise RuntimeError("ffprobe not found: apt-get install ffmpeg to run these tests")
+
+
+def probe(path: str | Path, *, count_packets: bool = False) -> dict[str, Any]:
+    """ffprobe's view of ``path``: ``{"streams": [...], "format": {...}}`` as parsed JSON.
+
+    ``count_packets`` reads the whole file to fill each stream's ``nb_read_packets``
+    (an exact frame count that does not trust the container's header).
+    """
+    command = [ffprobe_exe(), "-v", "error", "-show_streams", "-show_format", "-of", "json"]
+    if count_packets:
+        command.append("-count_packets")
+    result = subprocess.run(
+        [*command, str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"ffprobe could not read {path}: {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def stream(info: dict[str, Any], codec_type: str) -> dict[str, Any]:
+    """The one stream of ``codec_type`` ("video", "audio") in a probe result."""
+    found = [s for s in info["streams"] if s["codec_type"] == codec_type]
+    assert len(found) == 1, f"expected one {codec_type} stream, found {len(found)}"
+    return found[0]

@@ -1,0 +1,38 @@
+"""`celery -A tasks flower` shows operators the workers and the render tasks."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from scripts.stack import BIN, free_port, process, wait_until
+from tests.conftest import SAMPLE
+from tests.e2e import poll, submit, upload
+
+AUTH = ("ops", "flower-test-password")
+
+
+def test_flower_lists_the_worker_and_the_render_task(local_stack):
+    port = free_port()
+    log = local_stack.workdir / "flower.log"
+    env = {**local_stack.env, "FLOWER_BASIC_AUTH": ":".join(AUTH)}
+    cmd = [str(BIN / "celery"), "-A", "tasks", "flower", "--address=127.0.0.1", f"--port={port}"]
+    base = f"http://127.0.0.1:{port}"
+    with process(cmd, log, env):
+        wait_until(lambda: requests.get(f"{base}/healthcheck", timeout=1).ok, 30, "Flower", log)
+        time.sleep(1)  # let Flower subscribe to events before the job runs
+        job = submit(local_stack, {"kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
+        poll(local_stack, job["jobId"])
+
+        assert requests.get(f"{base}/api/workers", timeout=10).status_code == 401
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            workers = requests.get(f"{base}/api/workers", auth=AUTH, timeout=20).json()
+            tasks = requests.get(f"{base}/api/tasks", auth=AUTH, timeout=20).json()
+            if job["jobId"] in tasks and workers:
+                break
+            time.sleep(0.5)
+        assert any(name.startswith("w1@") for name in workers)
+        assert tasks[job["jobId"]]["name"] == "soundreel.render_job"
+        assert tasks[job["jobId"]]["state"] == "SUCCESS"
