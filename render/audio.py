@@ -80,7 +80,7 @@ def decode_mono(
     which for a window past the end of the audio is shorter than asked.
     """
     blocks: list[np.ndarray] = []
-    _decode(
+    decode_stream(
         path,
         sample_rate=sample_rate,
         start=start,
@@ -106,13 +106,13 @@ def audio_duration(path: Path) -> float:
         nonlocal count
         count += len(block) // _SAMPLE.itemsize
 
-    _decode(path, sample_rate=DURATION_RATE, start=0.0, duration=None, sink=add)
+    decode_stream(path, sample_rate=DURATION_RATE, start=0.0, duration=None, sink=add)
     if not count:
         raise InvalidAudio.empty()
     return count / DURATION_RATE
 
 
-def _decode(
+def decode_stream(
     path: Path,
     *,
     sample_rate: int,
@@ -120,7 +120,10 @@ def _decode(
     duration: float | None,
     sink: Callable[[bytes], None],
 ) -> None:
-    """Run ffmpeg on ``path`` and hand its mono float32 PCM to ``sink`` in blocks."""
+    """Run ffmpeg on ``path`` and hand its mono float32 PCM to ``sink`` in blocks.
+
+    Nothing is kept: memory stays flat however long the audio.
+    """
     require_audio_file(path)
     if duration is not None and duration <= 0:
         raise ValueError(f"duration must be positive, got {duration}")

@@ -1,13 +1,17 @@
 """Rendering: audio in, MP4 (or a prepared WAV) out, with progress.
 
-The worker calls ``render_video`` and ``prepare_audio``; nothing else here is
-public. A render decodes the audio once to a small mono signal (so a file ffmpeg
-cannot read fails as InvalidAudio before any encoder starts), draws every frame
-with numpy into one preallocated RGB buffer and pipes it to the bundled ffmpeg,
-which encodes H.264 and muxes the original audio as AAC.
+The worker calls ``render_video`` and ``prepare_audio``. A render is two passes:
 
-Exactly ceil(duration x fps) frames are written and ``-shortest`` is not used:
-with it ffmpeg queues raw frames waiting for the audio to end (+440 MiB at 720p).
+1. decode the clip once, streaming, into compact features (render.analysis):
+   a file ffmpeg cannot read fails here as InvalidAudio, before any encoder runs;
+2. compose the static scene once (render.scene), then per frame copy it, paint
+   the moving parts (render.styles) and captions, and pipe the frame to ffmpeg as
+   raw yuv420p (render.encoder), which encodes H.264 and muxes the audio as AAC.
+
+Why a raw pipe and not moviepy's per-frame path: measured here, converting RGB
+frames inside ffmpeg cost more than the encode itself (render.canvas); moviepy
+hands ffmpeg RGB. Drawing straight in YUV keeps a render near the encode floor
+(bench/render.py).
 """
 
 from __future__ import annotations
@@ -21,38 +25,28 @@ from pathlib import Path
 
 import numpy as np
 
+from render.analysis import ANALYSIS_RATE, Analyzer
 from render.audio import (
-    ANALYSIS_RATE,
-    decode_mono,
+    decode_stream,
     ffmpeg_exe,
     ffmpeg_input,
     header_duration,
     path_aliases,
     require_audio_file,
 )
+from render.canvas import Planes
+from render.encoder import Encoder
 from render.errors import InvalidAudio, RenderFailed, StderrTail, blames_input
-from render.spec import RenderSpec
+from render.layout import compute_layout
+from render.scene import Captions, compose_static
+from render.spec import Assets, RenderSpec
+from render.styles import make_style
 
 ProgressCallback = Callable[[float], None]
 """Called with the fraction done, 0..1: monotonic, at most about once per percent."""
 
-#: Seconds of audio across the width of a "wave" frame, centred on the frame's time.
-WAVE_WINDOW_SECONDS = 1.0
-#: Share of the half-height the loudest peak of the clip reaches.
-WAVE_HEADROOM = 0.85
-#: The waveform's peaks are measured over this much audio...
-ENVELOPE_SPAN_SECONDS = 0.02
-#: ...every this often, and interpolated in between.
-ENVELOPE_HOP_SECONDS = 0.005
-#: Levels of anti-aliasing for the waveform's top and bottom edges.
-EDGE_LEVELS = 16
-#: Audio this much past a frame boundary does not get a frame of its own.
-FRAME_SLACK_SECONDS = 0.001
 #: Sample rate of prepared audio: what editors and the video encoder expect.
 PREPARED_RATE = 44100
-
-_X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p"]
-_AAC = ["-c:a", "aac", "-b:a", "160k", "-af", "aformat=channel_layouts=mono|stereo"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +58,7 @@ class RenderResult:
     height: int
     fps: int
     frames: int
+    loudest: float = 0.0  # seconds into the clip of its loudest moment (for thumbnails)
 
 
 @dataclass(frozen=True)
@@ -80,67 +75,82 @@ def render_video(
     out_path: Path,
     spec: RenderSpec,
     *,
+    assets: Assets | None = None,
     max_seconds: float | None = None,
     progress: ProgressCallback | None = None,
 ) -> RenderResult:
-    """Write an MP4 of ``spec``'s animation over the audio at ``audio_path``.
+    """Write an MP4 of ``spec``'s audiogram for the audio at ``audio_path``.
 
-    ``max_seconds`` keeps only the start of the audio (previews). The clip lasts
-    as long as the audio (or ``max_seconds``); the video track covers it with
-    whole frames, so the file can be up to one frame longer.
-    Raises InvalidAudio when the input is not usable audio, RenderFailed when
-    ffmpeg fails to encode; a failed render leaves no output file behind.
+    The clip is ``spec.start`` to ``spec.end`` (or the end of the audio), cut to
+    ``max_seconds`` if given; the video covers it with whole frames, so the file
+    can be up to one frame longer than the audio. ``assets`` holds local copies of
+    the images and captions the spec names. Raises InvalidAudio, InvalidImage or
+    InvalidCaptions for unusable input and RenderFailed when ffmpeg fails; a
+    failed render leaves no output file behind.
     """
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+    assets = assets or Assets()
     report = _Progress(progress)
-    decoded = decode_mono(Path(audio_path), sample_rate=ANALYSIS_RATE, duration=max_seconds)
-    # resampling to the analysis rate can add a sample: 2.5 s at 24 fps is 60 frames, not 61
-    frames = max(1, math.ceil((decoded.duration - FRAME_SLACK_SECONDS) * spec.fps))
-    wave_frames = WaveFrames(decoded.samples, ANALYSIS_RATE, spec)
+    length = spec.clip_seconds
+    if max_seconds is not None:
+        length = max_seconds if length is None else min(length, max_seconds)
+
+    # pass 1: decode once, streaming, into compact per-frame features
+    analyzer = Analyzer(spec.fps, trace=spec.style == "wave" and not spec.filled)
+    decode_stream(
+        Path(audio_path),
+        sample_rate=ANALYSIS_RATE,
+        start=spec.start,
+        duration=length,
+        sink=lambda block: analyzer.feed(np.frombuffer(block, np.float32)),
+    )
+    analysis = analyzer.finish()
+    if analysis.frames == 0:
+        if spec.start > 0:
+            raise InvalidAudio(
+                f"The clip starts at {spec.start:g} s, after the end of the audio. "
+                "Choose a start inside the audio."
+            )
+        raise InvalidAudio.empty()
+
+    # the static scene, once; then per frame only what moves
+    layout = compute_layout(
+        spec, has_artwork=assets.artwork is not None, has_captions=assets.captions is not None
+    )
+    style = make_style(spec, analysis, layout.viz)
+    background = compose_static(spec, assets, layout, style)
+    captions = Captions(assets.captions, spec, layout) if assets.captions else None
     report(0.0)
 
-    command = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{spec.width}x{spec.height}",
-        "-framerate", str(spec.fps), "-i", "pipe:0",
-        "-t", f"{decoded.duration:.6f}", "-i", ffmpeg_input(audio_path),
-        "-map", "0:v:0", "-map", "1:a:0", *_X264, *_AAC,
-        "-movflags", "+faststart", "-y", ffmpeg_input(out_path),
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    finished = False
-    try:
-        assert process.stdin is not None and process.stderr is not None
-        stderr = StderrTail(process.stderr)
-        broken = False
-        try:
-            for index in range(frames):
-                process.stdin.write(wave_frames.draw(index / spec.fps))
-                # 1.0 waits for ffmpeg to finish the file, so consumers can trust it
-                report(min((index + 1) / frames, 0.99))
-            process.stdin.close()
-        except BrokenPipeError:  # ffmpeg died; its stderr says why
-            broken = True
-        returncode = process.wait()
-        if broken or returncode != 0:
-            raise RenderFailed.from_ffmpeg(
-                "Encoding the video", stderr.lines(), path_aliases(audio_path, out_path)
-            )
-        finished = True
-    finally:
-        _reap(process)
-        if not finished:
-            Path(out_path).unlink(missing_ok=True)
-    report(1.0)
-    return RenderResult(
-        duration=decoded.duration,
+    encoder = Encoder(
+        out_path,
         width=spec.width,
         height=spec.height,
         fps=spec.fps,
-        frames=frames,
+        quality=spec.quality,
+        audio=Path(audio_path),
+        audio_start=spec.start,
+        audio_duration=analysis.duration,
+    )
+    with encoder:
+        frame = Planes.empty(spec.width, spec.height)
+        for index in range(analysis.frames):
+            frame.copy_from(background)
+            style.draw(frame, index)
+            if captions is not None:
+                captions.draw(frame, index / spec.fps)
+            encoder.write(frame.buffer)
+            # 1.0 waits for ffmpeg to finish the file, so consumers can trust it
+            report(min((index + 1) / analysis.frames, 0.99))
+    report(1.0)
+    return RenderResult(
+        duration=analysis.duration,
+        width=spec.width,
+        height=spec.height,
+        fps=spec.fps,
+        frames=analysis.frames,
+        loudest=analysis.loudest_frame / spec.fps,
     )
 
 
@@ -193,115 +203,6 @@ def prepare_audio(
             Path(out_path).unlink(missing_ok=True)
     report(1.0)
     return PreparedAudio(duration=count / rate, sample_rate=rate, channels=channels)
-
-
-class WaveFrames:
-    """The "wave" style: the min/max envelope of about a second of audio around
-    each frame's time, as a band centred on the canvas, scrolling right to left.
-
-    The envelope is computed once for the whole clip at one column per pixel, so a
-    frame is a slice of it; drawing is a few whole-array numpy operations into one
-    reused buffer (~2 ms at 720p; x264 takes most of a render's time). Colours go
-    through a small palette: 0 is the background, 1 the waveform, the rest blend
-    the two for the anti-aliased top and bottom pixel of each column.
-    """
-
-    def __init__(self, samples: np.ndarray, sample_rate: int, spec: RenderSpec) -> None:
-        width, height = spec.width, spec.height
-        self._width = width
-        self._column_seconds = WAVE_WINDOW_SECONDS / width
-        duration = samples.size / sample_rate
-        columns = math.ceil(duration / self._column_seconds)
-        high, low = _envelope(samples, sample_rate, columns, self._column_seconds)
-
-        peak = float(max(high.max(initial=0.0), -low.min(initial=0.0)))
-        centre = height / 2
-        scale = WAVE_HEADROOM * centre / peak if peak > 1e-4 else 0.0  # silence: a flat line
-        # pad a frame's width of silence on both sides: the first and last
-        # frames look past the ends of the audio
-        pad = np.zeros(width, np.float32)
-        high = np.concatenate([pad, high, pad])
-        low = np.concatenate([pad, low, pad])
-        # y grows downwards; keep at least a 2 px line through the centre
-        top = np.minimum(centre - high * scale, centre - 1.0)
-        bottom = np.maximum(centre - low * scale, centre + 1.0)
-
-        # rows fully covered are [ceil(top), floor(bottom)); the pixel above and the
-        # one below are partly covered, and get a blend in proportion
-        self._top = np.ceil(top).astype(np.int16)
-        self._bottom = np.floor(bottom).astype(np.int16)
-        self._top_edge = np.clip(self._top - 1, 0, height - 1)
-        self._bottom_edge = np.clip(self._bottom, 0, height - 1)
-        self._top_shade = _shade_index(self._top - top)
-        self._bottom_shade = _shade_index(bottom - self._bottom)
-        self._pad = width
-
-        background = np.array(spec.background_rgb, np.float32)
-        colour = np.array(spec.rgb, np.float32)
-        levels = np.arange(1, EDGE_LEVELS, dtype=np.float32)[:, None] / EDGE_LEVELS
-        blends = background + (colour - background) * levels
-        self._palette = np.rint(np.vstack([background, colour, blends])).astype(np.uint8)
-
-        self._rows = np.arange(height, dtype=np.int16)[:, None]
-        self._columns = np.arange(width)
-        self._inside = np.empty((height, width), np.bool_)
-        self._below = np.empty((height, width), np.bool_)
-        self._frame = np.empty((height, width, 3), np.uint8)
-
-    def draw(self, seconds: float) -> np.ndarray:
-        """The frame at ``seconds``: a view of the shared buffer, valid until the next call."""
-        first = self._pad + round(seconds / self._column_seconds) - self._width // 2
-        span = slice(first, first + self._width)
-        inside, below = self._inside, self._below
-        np.greater_equal(self._rows, self._top[span], out=inside)
-        np.less(self._rows, self._bottom[span], out=below)
-        np.logical_and(inside, below, out=inside)
-        index = inside.view(np.uint8)  # 1 (waveform) inside the band, 0 (background) outside
-        index[self._top_edge[span], self._columns] = self._top_shade[span]
-        index[self._bottom_edge[span], self._columns] = self._bottom_shade[span]
-        np.take(self._palette, index, axis=0, out=self._frame)
-        return self._frame
-
-
-def _envelope(
-    samples: np.ndarray, sample_rate: int, columns: int, column_seconds: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Highest and lowest level around each of ``columns`` columns, smooth between them.
-
-    One column is under a millisecond of audio: a bass note would draw as a comb of
-    one-sided spikes. So peaks are taken over ENVELOPE_SPAN_SECONDS (longer than
-    the period of the lowest notes, so the band fills above and below the centre),
-    every ENVELOPE_HOP_SECONDS, smoothed, and the columns interpolate between them.
-    """
-    hop = max(1, round(sample_rate * ENVELOPE_HOP_SECONDS))
-    span = max(1, round(ENVELOPE_SPAN_SECONDS / ENVELOPE_HOP_SECONDS))
-    hops = -(-samples.size // hop)
-    padded = np.zeros(hops * hop + (span - 1) * hop, np.float32)
-    shift = (span // 2) * hop  # centre each span on its hop
-    padded[shift : shift + samples.size] = samples
-    blocks = padded.reshape(-1, hop)
-    windows = np.lib.stride_tricks.sliding_window_view(blocks, (span, hop))[:, 0]
-    # the peak-hold steps would show as stairs; a Hann average of the same
-    # length rounds them into a curve and still reaches most of each peak
-    kernel = np.hanning(span + 2)[1:-1]
-    kernel /= kernel.sum()
-    high = np.convolve(windows.max(axis=(1, 2))[:hops], kernel, mode="same")
-    low = np.convolve(windows.min(axis=(1, 2))[:hops], kernel, mode="same")
-    hop_times = (np.arange(hops) + 0.5) * hop / sample_rate
-    column_times = (np.arange(columns) + 0.5) * column_seconds
-    return (
-        np.interp(column_times, hop_times, high, left=0.0, right=0.0).astype(np.float32),
-        np.interp(column_times, hop_times, low, left=0.0, right=0.0).astype(np.float32),
-    )
-
-
-def _shade_index(coverage: np.ndarray) -> np.ndarray:
-    """Palette index for a pixel ``coverage`` (0..1) of the waveform colour."""
-    level = np.rint(np.clip(coverage, 0.0, 1.0) * EDGE_LEVELS).astype(np.intp)
-    # level 0 is the background (index 0), EDGE_LEVELS the full colour (index 1),
-    # and level k in between is blend k, stored at index k + 1
-    lookup = np.concatenate([[0], np.arange(2, EDGE_LEVELS + 1), [1]]).astype(np.uint8)
-    return lookup[level]
 
 
 class _Progress:

@@ -4,6 +4,8 @@
 
     RenderError                  code "render_error"
     ├── InvalidAudio             code "invalid_audio": the input is not usable audio
+    ├── InvalidImage             code "invalid_image": a background or artwork is not an image
+    ├── InvalidCaptions          code "invalid_captions": (render.captions) with the line number
     └── RenderFailed             code "render_failed": ffmpeg failed while encoding
 
 The worker reports ``code`` and ``message`` to the API as they are, so a message
@@ -66,6 +68,12 @@ class InvalidAudio(RenderError):
             "The uploaded file contains no audio: it is empty or its audio lasts zero "
             f"seconds. Upload a {SUPPORTED_FORMATS} file with some sound in it."
         )
+
+
+class InvalidImage(RenderError):
+    """A background or artwork upload that is not a readable image."""
+
+    code = "invalid_image"
 
 
 class RenderFailed(RenderError):

@@ -2,13 +2,19 @@
 
 The API's job ``options`` are parsed straight into this model, so a bad value is
 refused at submit time with the field named, and the worker renders exactly what
-was accepted. Defaults are what most podcast clips want: 1280x720 at 30 fps.
+was accepted. Defaults are what most podcast clips want: 1280x720 at 30 fps, bars.
+
+Images and captions are named by object keys (``backgroundKey``, ``artworkKey``,
+``captionsKey``); the worker fetches them and hands the renderer local paths
+through `Assets`, so this package never touches storage.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -21,13 +27,28 @@ MIN_SIDE = 16
 #: Preview clips: this wide, this long.
 PREVIEW_WIDTH = 480
 PREVIEW_SECONDS = 15.0
+#: Canvas presets for the common social formats.
+PRESETS: dict[str, tuple[int, int]] = {
+    "square": (1080, 1080),
+    "portrait": (1080, 1920),
+    "landscape": (1920, 1080),
+}
+#: x264's constant rate factor: lower is better and bigger. 23 is x264's own default.
+DEFAULT_QUALITY = 23
 
-Style = Literal["wave"]
+Style = Literal["bars", "mirror", "wave", "circle", "progress"]
+#: Every style, in the order documentation and benchmarks show them.
+STYLES: tuple[str, ...] = get_args(Style)
+Layout = Literal["standard", "minimal"]
+LAYOUTS: tuple[str, ...] = get_args(Layout)
 
 _HEX = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_KEY = re.compile(r"^[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)*$")
+
+RGB = tuple[int, int, int]
 
 
-def parse_color(value: str) -> tuple[int, int, int]:
+def parse_color(value: str) -> RGB:
     """``#rgb`` or ``#rrggbb`` to an (r, g, b) tuple."""
     digits = value[1:]
     if len(digits) == 3:
@@ -35,17 +56,52 @@ def parse_color(value: str) -> tuple[int, int, int]:
     return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
 
 
+def _check_color(value: str) -> str:
+    if not _HEX.match(value):
+        raise ValueError("must be a hex colour like #1e90ff or #fff")
+    return value.lower()
+
+
 class RenderSpec(BaseModel):
-    """The look and size of a video. Unknown fields are an error, not ignored."""
+    """The look, size and clip window of a video. Unknown fields are an error.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Field names are the API's (camelCase aliases); Python code may use either.
+    """
 
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # canvas
+    preset: Literal["square", "portrait", "landscape"] | None = Field(
+        None, description="sets width and height; give either a preset or a size"
+    )
     width: int = Field(1280, ge=MIN_SIDE, le=MAX_WIDTH, description="even, pixels")
     height: int = Field(720, ge=MIN_SIDE, le=MAX_HEIGHT, description="even, pixels")
     fps: int = Field(30, description="one of 24, 25, 30, 50, 60")
-    style: Style = "wave"
-    color: str = Field("#f5f5f5", description="waveform colour, #rgb or #rrggbb")
-    background: str = Field("#14161f", description="background colour, #rgb or #rrggbb")
+    quality: int = Field(DEFAULT_QUALITY, ge=14, le=40, description="x264 crf; lower is better")
+
+    # the animation
+    style: Style = "bars"
+    color: str = Field("#f5f5f5", description="waveform colour")
+    color2: str | None = Field(None, description="second colour: a gradient along the bars")
+    rounded: bool = Field(True, description="bars: rounded ends")
+    filled: bool = Field(True, description="wave: filled waveform, or a line (oscilloscope)")
+
+    # the look
+    background: str = Field("#14161f", description="background colour")
+    background2: str | None = Field(None, description="second colour: a diagonal gradient")
+    background_key: str | None = Field(None, alias="backgroundKey", max_length=512)
+    background_blur: float = Field(0.0, alias="backgroundBlur", ge=0, le=100)
+    background_darken: float = Field(0.0, alias="backgroundDarken", ge=0, le=1)
+    artwork_key: str | None = Field(None, alias="artworkKey", max_length=512)
+    title: str | None = Field(None, max_length=200)
+    subtitle: str | None = Field(None, max_length=300)
+    text_color: str = Field("#ffffff", alias="textColor")
+    layout: Layout = "standard"
+
+    # captions and clip window
+    captions_key: str | None = Field(None, alias="captionsKey", max_length=512)
+    start: float = Field(0.0, ge=0, le=24 * 3600, description="seconds into the audio")
+    end: float | None = Field(None, gt=0, le=24 * 3600, description="seconds; None = the end")
 
     @field_validator("width", "height")
     @classmethod
@@ -61,30 +117,103 @@ class RenderSpec(BaseModel):
             raise ValueError(f"must be one of {', '.join(map(str, FRAME_RATES))}")
         return value
 
-    @field_validator("color", "background")
+    @field_validator("color", "background", "text_color")
     @classmethod
     def _color(cls, value: str) -> str:
-        if not _HEX.match(value):
-            raise ValueError("must be a hex colour like #1e90ff or #fff")
-        return value.lower()
+        return _check_color(value)
+
+    @field_validator("color2", "background2")
+    @classmethod
+    def _optional_color(cls, value: str | None) -> str | None:
+        return None if value is None else _check_color(value)
+
+    @field_validator("background_key", "artwork_key", "captions_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not _KEY.match(value) or any(p in (".", "..") for p in value.split("/"))
+        ):
+            raise ValueError("must be a key returned by POST /v1/uploads")
+        return value
+
+    @field_validator("title", "subtitle")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = "".join(ch for ch in value if ch == "\n" or ch.isprintable()).strip()
+        return value or None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            width, height = PRESETS[data["preset"]]
+            if data.get("width", width) != width or data.get("height", height) != height:
+                raise ValueError("give either preset or width/height, not both")
+            data = {**data, "width": width, "height": height}
+        return data
 
     @model_validator(mode="after")
-    def _pixels(self) -> RenderSpec:
+    def _consistent(self) -> RenderSpec:
         if self.width * self.height > MAX_WIDTH * MAX_HEIGHT:
             raise ValueError(f"canvas larger than {MAX_WIDTH}x{MAX_HEIGHT} pixels")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
         return self
 
     @property
-    def rgb(self) -> tuple[int, int, int]:
+    def rgb(self) -> RGB:
         return parse_color(self.color)
 
     @property
-    def background_rgb(self) -> tuple[int, int, int]:
+    def rgb2(self) -> RGB:
+        return parse_color(self.color2 or self.color)
+
+    @property
+    def background_rgb(self) -> RGB:
         return parse_color(self.background)
 
+    @property
+    def background2_rgb(self) -> RGB | None:
+        return parse_color(self.background2) if self.background2 else None
+
+    @property
+    def text_rgb(self) -> RGB:
+        return parse_color(self.text_color)
+
+    @property
+    def clip_seconds(self) -> float | None:
+        """Length of the clip window, or None for 'to the end of the audio'."""
+        return None if self.end is None else self.end - self.start
+
+    @property
+    def asset_keys(self) -> dict[str, str]:
+        """Object keys the worker must fetch before rendering, by role."""
+        keys = {
+            "background": self.background_key,
+            "artwork": self.artwork_key,
+            "captions": self.captions_key,
+        }
+        return {role: key for role, key in keys.items() if key}
+
     def for_preview(self) -> RenderSpec:
-        """The same look, PREVIEW_WIDTH wide, height scaled and kept even."""
-        if self.width <= PREVIEW_WIDTH:
-            return self
-        height = max(MIN_SIDE, round(self.height * PREVIEW_WIDTH / self.width / 2) * 2)
-        return self.model_copy(update={"width": PREVIEW_WIDTH, "height": height})
+        """The same look, PREVIEW_WIDTH wide (height scaled, kept even), the first
+        PREVIEW_SECONDS of the clip window."""
+        update: dict[str, object] = {}
+        if self.width > PREVIEW_WIDTH:
+            height = max(MIN_SIDE, round(self.height * PREVIEW_WIDTH / self.width / 2) * 2)
+            update.update(width=PREVIEW_WIDTH, height=height)
+        clip = self.clip_seconds
+        if clip is None or clip > PREVIEW_SECONDS:
+            update["end"] = self.start + PREVIEW_SECONDS
+        return self.model_copy(update=update)
+
+
+@dataclass(frozen=True)
+class Assets:
+    """Local copies of the files a spec names, fetched by the caller."""
+
+    background: Path | None = None
+    artwork: Path | None = None
+    captions: Path | None = None

@@ -1,0 +1,586 @@
+"""Render benchmark: soundreel's render against ffmpeg doing the same work.
+
+Run ``.venv/bin/python bench/render.py`` (``--help`` for the options). For each
+size and each style in ``render.spec.STYLES`` it times one render of synthetic
+audio and, in the same run, two baselines made by the same bundled ffmpeg with
+the renderer's own codec settings (imported from ``render.encoder``):
+
+- the encode floor: ffmpeg re-encoding soundreel's own output file, i.e. what
+  encoding those very frames costs with no Python in the loop;
+- ffmpeg's ``showwaves`` filter drawing a waveform at the same size from the audio.
+
+Then it compares the peak memory of a 60 s and a 60 min render. Every render runs
+in a fresh child process (this script again, with ``--_measure``) so its peak RSS
+and its ffmpeg children's are its own. Everything runs one at a time: the numbers
+are wall-clock times on a small machine, and two encoders at once would share it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+# This file is bench/render.py: with bench/ first on sys.path, ``import render``
+# would import this script instead of the package. Put the repository root there.
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != BENCH_DIR]
+sys.path.insert(0, str(ROOT))
+
+#: Generated audio and rendered videos; git-ignored with the rest of var/.
+CACHE = ROOT / "var" / "bench"
+FPS = 30
+SIZES = ((1280, 720), (1920, 1080))
+SHORT_SECONDS = 60.0
+LONG_SECONDS = 3600.0
+#: --quick: one size, short clips, and a long run just long enough to exercise the code.
+QUICK_SECONDS = 20.0
+QUICK_LONG_SECONDS = 120.0
+#: Size of the short-vs-long memory comparison.
+LONG_SIZE = (1280, 720)
+
+#: floor time / render time at or above this: soundreel adds little over the encoder.
+FLOOR_TARGET = 0.80
+#: showwaves time / render time above this: soundreel is faster than ffmpeg's own filter.
+SHOWWAVES_TARGET = 1.00
+#: Peak RSS of the long render over the short one's, at most.
+RSS_RATIO_TARGET = 1.20
+#: Peak RSS of the long render below this.
+LONG_RSS_LIMIT_MIB = 400.0
+
+#: Width of the printed report.
+WIDTH = 100
+QUIET = ["-hide_banner", "-nostdin", "-nostats", "-v", "error"]
+
+
+def ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def encoder_args(style: str, size: str) -> list[str]:
+    """The renderer's own video, audio and container arguments for this render, so the
+    baselines encode exactly as it does. If render/ moves or renames them, stop here
+    rather than benchmark against different settings."""
+    try:
+        from render.encoder import AUDIO_ARGS, CONTAINER_ARGS, video_args
+    except ImportError as exc:
+        raise SystemExit(
+            f"bench/render.py: {exc}. The baselines must use the renderer's own codec "
+            "settings: point encoder_args() at wherever render/ keeps them now."
+        ) from exc
+    args = [*video_args(make_spec(style, size).quality), *AUDIO_ARGS, *CONTAINER_ARGS]
+    if not all(isinstance(arg, str) for arg in args):
+        raise SystemExit(f"bench/render.py: render.encoder's arguments are not strings: {args}")
+    return args
+
+
+def make_spec(style: str, size: str) -> Any:
+    """The RenderSpec of every render here: its defaults but for style, size and fps."""
+    from render import RenderSpec
+
+    width, height = parse_size(size)
+    return RenderSpec(style=style, width=width, height=height, fps=FPS)
+
+
+# --- input audio ------------------------------------------------------------------------
+
+
+def audio_command(seconds: float, out: Path) -> list[str]:
+    """Stereo, 44.1 kHz, MP3 128k of something that moves like music, with no randomness
+    but a seeded noise source: a beeping tone on the left, a swelling one on the right,
+    pink-noise "hats" on every half second, all under a slow 3 s swell."""
+    d = f"{seconds:g}"
+    graph = (
+        f"sine=f=220:beep_factor=4:sample_rate=44100:duration={d}[left];"
+        f"sine=f=329.63:beep_factor=3:sample_rate=44100:duration={d},"
+        "volume='0.6+0.4*sin(2*PI*t/7)':eval=frame[right];"
+        f"anoisesrc=color=pink:amplitude=0.5:seed=20240611:sample_rate=44100:duration={d},"
+        "volume='if(lt(mod(t,0.5),0.06),1,0.08)':eval=frame[hats];"
+        "[left][right]amerge=inputs=2[tones];"
+        "[tones][hats]amix=inputs=2:normalize=0:weights='0.5 0.35',"
+        "volume='4*(0.55+0.45*sin(2*PI*t/3))':eval=frame[out]"
+    )
+    return [
+        ffmpeg(), *QUIET, "-filter_complex", graph, "-map", "[out]",
+        "-c:a", "libmp3lame", "-compression_level", "7", "-b:a", "128k", "-ar", "44100",
+        "-ac", "2", "-y", f"file:{out}",
+    ]  # fmt: skip
+
+
+def ensure_audio(seconds: float) -> Path:
+    """The cached input of ``seconds``; made once (the recipe's hash is in the name)."""
+    recipe = audio_command(seconds, Path("OUT"))
+    recipe[0] = Path(recipe[0]).name  # the ffmpeg build, not where it is installed
+    digest = hashlib.sha256("\0".join(recipe).encode()).hexdigest()[:10]
+    path = CACHE / f"audio-{seconds:g}s-{digest}.mp3"
+    if path.is_file():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + ".part.mp3")
+    note(f"generating {duration_label(seconds)} of audio: {path.relative_to(ROOT)}")
+    started = time.perf_counter()
+    run_ffmpeg(audio_command(seconds, partial), "generating the input audio")
+    partial.replace(path)
+    note(f"  done in {time.perf_counter() - started:.1f} s")
+    return path
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+@dataclass
+class Render:
+    """One soundreel render, measured by the child process that ran it."""
+
+    style: str
+    size: str
+    audio_seconds: float
+    wall_seconds: float
+    python_kib: int  # ru_maxrss of the render process
+    children_kib: int  # largest ru_maxrss among its ffmpeg children (decode, encode)
+    cpu_seconds: float  # user + system, its own and its children's: less noisy than wall
+
+    @property
+    def realtime(self) -> float:
+        return self.audio_seconds / self.wall_seconds
+
+    @property
+    def peak_mib(self) -> float:
+        """Upper bound: the two peaks may not have happened at the same moment."""
+        return (self.python_kib + self.children_kib) / 1024
+
+
+@dataclass
+class Encode:
+    """One ffmpeg run, timed and measured from here."""
+
+    wall_seconds: float
+    maxrss_kib: int
+    cpu_seconds: float
+
+
+Measured = TypeVar("Measured", Render, Encode)
+
+
+def fastest(times: int, measure: Callable[..., Measured], *args: Any) -> Measured:
+    """The quickest of ``times`` runs of ``measure(*args)``: on a shared machine, the one
+    least disturbed."""
+    return min((measure(*args) for _ in range(times)), key=lambda run: run.wall_seconds)
+
+
+def measure_child(argv: list[str]) -> int:
+    """Child side of --_measure: render once in-process and print the numbers as JSON."""
+    audio, out, style, size = argv
+    # everything imported and resolved before the clock starts
+    import imageio_ffmpeg
+
+    from render import render_video
+
+    imageio_ffmpeg.get_ffmpeg_exe()
+    spec = make_spec(style, size)
+    started = time.perf_counter()
+    result = render_video(Path(audio), Path(out), spec)
+    wall = time.perf_counter() - started
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    print(
+        json.dumps(
+            {
+                "audio_seconds": result.duration,
+                "wall_seconds": wall,
+                "python_kib": own.ru_maxrss,
+                "children_kib": children.ru_maxrss,
+                "cpu_seconds": cpu,
+            }
+        )
+    )
+    return 0
+
+
+def measure_render(audio: Path, out: Path, style: str, size: str) -> Render:
+    """Render in a fresh child of this script, so the peak RSS is this render's alone."""
+    command = [
+        sys.executable, str(Path(__file__).resolve()),
+        "--_measure", str(audio), str(out), style, size,
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(
+            f"bench/render.py: rendering {style} at {size} failed "
+            f"(exit {result.returncode}):\n{result.stderr.strip()}"
+        )
+    numbers = json.loads(result.stdout.strip().splitlines()[-1])
+    return Render(style=style, size=size, **numbers)
+
+
+def run_ffmpeg(command: list[str], what: str) -> Encode:
+    """Run one ffmpeg to the end; its wall time and its own peak RSS (from wait4)."""
+    with tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            stderr.seek(0)
+            tail = stderr.read().decode("utf-8", "replace").strip()[-2000:]
+            raise SystemExit(f"bench/render.py: ffmpeg failed {what}:\n{tail}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return Encode(wall_seconds=wall, maxrss_kib=usage.ru_maxrss, cpu_seconds=cpu)
+
+
+def encode_floor(rendered: Path, out: Path, encoder: list[str]) -> Encode:
+    """Re-encode soundreel's own output with its codec settings: the same frames, no Python."""
+    command = [
+        ffmpeg(), *QUIET, "-i", f"file:{rendered}", "-map", "0:v:0", "-map", "0:a:0",
+        *encoder, "-y", f"file:{out}",
+    ]  # fmt: skip
+    return run_ffmpeg(command, f"re-encoding {rendered.name}")
+
+
+def showwaves(audio: Path, out: Path, size: str, encoder: list[str]) -> Encode:
+    """ffmpeg's own waveform video at ``size``, with the renderer's codec settings."""
+    graph = f"[0:a]showwaves=s={size}:mode=line:rate={FPS},format=yuv420p[v]"
+    command = [
+        ffmpeg(), *QUIET, "-i", f"file:{audio}", "-filter_complex", graph,
+        "-map", "[v]", "-map", "0:a", *encoder, "-y", f"file:{out}",
+    ]  # fmt: skip
+    return run_ffmpeg(command, f"drawing showwaves at {size}")
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+def note(message: str) -> None:
+    """Progress goes to stderr; stdout is the table alone."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def emit(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def labelled(label: str, text: str) -> None:
+    emit(
+        textwrap.fill(
+            text,
+            width=WIDTH,
+            initial_indent=f"{label:<11}",
+            subsequent_indent=" " * 11,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+    )
+
+
+def footnote(text: str) -> None:
+    emit(textwrap.fill(text, width=WIDTH, subsequent_indent="  "))
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)[xX](\d+)", value.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1280x720, got {value!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def duration_label(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 120 else f"{seconds:g} s"
+
+
+def verdict(value: float, target: float, *, strictly: bool = False) -> str:
+    """Judged on the value as printed (2 decimals), so "0.80" never reads as a failure."""
+    shown = round(value, 2)
+    return "pass" if (shown > target if strictly else shown >= target) else "FAIL"
+
+
+def machine() -> dict[str, Any]:
+    exe = ffmpeg()
+    version = subprocess.run(
+        [exe, "-version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "ffmpeg": version[0].split(" Copyright")[0] if version else "unknown",
+        "ffmpeg_path": exe,
+        "soundreel": git_state(),
+        "load_average": [f"{x:.2f}" for x in os.getloadavg()],
+    }
+
+
+def git_state() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "render")
+    return f"git {commit}" + (" + uncommitted changes in render/" if dirty else "")
+
+
+ROW = "{:<10} {:<9} {:>8} {:>5} {:>8} | {:>7} {:>12} | {:>7} {:>12}"
+
+
+def table_header() -> None:
+    emit(
+        ROW.format(
+            "size", "style", "render s", "x rt", "peak MiB",
+            "floor s", "floor/render", "waves s", "waves/render",
+        )
+    )  # fmt: skip
+    emit("-" * len(ROW.format(*[""] * 9)))
+
+
+def table_row(render: Render, floor: Encode, waves: Encode) -> dict[str, Any]:
+    floor_ratio = floor.wall_seconds / render.wall_seconds
+    waves_ratio = waves.wall_seconds / render.wall_seconds
+    floor_mark = verdict(floor_ratio, FLOOR_TARGET)
+    waves_mark = verdict(waves_ratio, SHOWWAVES_TARGET, strictly=True)
+    emit(
+        ROW.format(
+            render.size, render.style,
+            f"{render.wall_seconds:.1f}", f"{render.realtime:.2f}", f"{render.peak_mib:.0f}",
+            f"{floor.wall_seconds:.1f}", f"{floor_ratio:.2f} {floor_mark}",
+            f"{waves.wall_seconds:.1f}", f"{waves_ratio:.2f} {waves_mark}",
+        )
+    )  # fmt: skip
+    return {
+        "render": {**asdict(render), "realtime": render.realtime, "peak_mib": render.peak_mib},
+        "floor": asdict(floor),
+        "floor_ratio": floor_ratio,
+        "floor_pass": floor_mark == "pass",
+        "showwaves": asdict(waves),
+        "showwaves_ratio": waves_ratio,
+        "showwaves_pass": waves_mark == "pass",
+    }
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench/render.py",
+        description="Time soundreel's render against ffmpeg's encode floor and showwaves.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke test: 1280x720 only, {QUICK_SECONDS:g} s clips, "
+        f"{duration_label(QUICK_LONG_SECONDS)} instead of 60 min for the memory comparison",
+    )
+    parser.add_argument(
+        "--sizes", default=None, help="comma-separated WxH (default 1280x720,1920x1080)"
+    )
+    parser.add_argument("--styles", default=None, help="comma-separated (default: all styles)")
+    parser.add_argument("--skip-long", action="store_true", help="skip the 60 min peak-RSS render")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each short measurement N times and keep the fastest (default 1)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--_measure", nargs=4, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args._measure:
+        return measure_child(args._measure)
+
+    from render.spec import STYLES
+
+    if args.sizes:
+        try:
+            sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+        except argparse.ArgumentTypeError as exc:
+            parser.error(str(exc))
+    else:
+        sizes = list(SIZES[:1] if args.quick else SIZES)
+    styles = [s.strip() for s in args.styles.split(",")] if args.styles else list(STYLES)
+    unknown = [s for s in styles if s not in STYLES]
+    if unknown:
+        parser.error(f"unknown style(s) {', '.join(unknown)}; render.spec.STYLES = {STYLES}")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    repeat = args.repeat
+    short = QUICK_SECONDS if args.quick else SHORT_SECONDS
+    long = QUICK_LONG_SECONDS if args.quick else LONG_SECONDS
+    long_style = "wave" if "wave" in STYLES else STYLES[0]
+    # before anything slow: stop at once if the renderer's codec settings moved
+    encoder = encoder_args(long_style, "{}x{}".format(*LONG_SIZE))
+
+    short_audio = ensure_audio(short)
+    long_audio = None if args.skip_long else ensure_audio(long)
+    out_dir = CACHE / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    info = machine()
+    cpu = f" ({info['cpu_model']})" if info["cpu_model"] else ""
+    emit(f"soundreel render benchmark, {info['date']}")
+    labelled("machine:", f"{info['cpus']} CPUs{cpu}, {info['system']}, Python {info['python']}")
+    labelled("ffmpeg:", f"{info['ffmpeg']} (imageio-ffmpeg)")
+    labelled("soundreel:", f"{info['soundreel']}; styles {', '.join(STYLES)}")
+    labelled("encoder:", " ".join(encoder))
+    best = f"; each time the best of {repeat} runs" if repeat > 1 else ""
+    labelled(
+        "input:", f"{duration_label(short)} synthetic stereo 44.1 kHz MP3 128k, {FPS} fps{best}"
+    )
+    labelled("load:", f"{' '.join(info['load_average'])} at start (1, 5, 15 min averages)")
+    emit()
+    table_header()
+
+    rows: list[dict[str, Any]] = []
+    shorts: dict[tuple[str, str], Render] = {}
+    for width, height in sizes:
+        size = f"{width}x{height}"
+        note(f"showwaves {size}")
+        waves_out = out_dir / f"showwaves-{size}.mp4"
+        waves_args = encoder_args(styles[0], size)
+        waves = fastest(repeat, showwaves, short_audio, waves_out, size, waves_args)
+        for style in styles:
+            rendered = out_dir / f"render-{style}-{size}.mp4"
+            note(f"render {style} {size}")
+            render = fastest(repeat, measure_render, short_audio, rendered, style, size)
+            shorts[style, size] = render
+            note(f"floor {style} {size}")
+            floor_out = out_dir / f"floor-{style}-{size}.mp4"
+            floor_args = encoder_args(style, size)
+            floor = fastest(repeat, encode_floor, rendered, floor_out, floor_args)
+            rows.append(table_row(render, floor, waves))
+    emit()
+    footnote(
+        "x rt: audio seconds per wall second. peak MiB: the render process's peak RSS plus the "
+        "largest of its ffmpeg children's (an upper bound: the two peaks need not coincide)."
+    )
+    footnote(
+        f"floor: ffmpeg re-encoding soundreel's output with the same codec settings; "
+        f"floor/render >= {FLOOR_TARGET:.2f} passes. waves: ffmpeg's showwaves filter at the "
+        f"same size and settings, run once per size; waves/render > {SHOWWAVES_TARGET:.2f} "
+        "passes (soundreel is faster)."
+    )
+
+    memory: dict[str, Any] | None = None
+    if long_audio is not None:
+        size = "{}x{}".format(*LONG_SIZE)
+        emit()
+        emit(f"Peak RSS against audio length ({size}, style {long_style}, {FPS} fps)")
+        base = shorts.get((long_style, size))
+        if base is None:
+            note(f"render {long_style} {size} ({duration_label(short)})")
+            base = measure_render(
+                short_audio, out_dir / f"render-{long_style}-{size}.mp4", long_style, size
+            )
+        note(f"render {long_style} {size} ({duration_label(long)}), the long one")
+        long_out = out_dir / f"render-{long_style}-{size}-long.mp4"
+        try:
+            stretched = measure_render(long_audio, long_out, long_style, size)
+        finally:
+            long_out.unlink(missing_ok=True)  # hundreds of MB, and nobody watches it
+        line = "{:<8} {:>9} {:>6} {:>11} {:>11} {:>9}"
+        emit(line.format("audio", "render s", "x rt", "python MiB", "ffmpeg MiB", "peak MiB"))
+        emit("-" * len(line.format(*[""] * 6)))
+        for render, seconds in ((base, short), (stretched, long)):
+            emit(
+                line.format(
+                    duration_label(seconds), f"{render.wall_seconds:.1f}",
+                    f"{render.realtime:.2f}", f"{render.python_kib / 1024:.0f}",
+                    f"{render.children_kib / 1024:.0f}", f"{render.peak_mib:.0f}",
+                )
+            )  # fmt: skip
+        ratio = stretched.peak_mib / base.peak_mib
+        ratio_mark = "pass" if round(ratio, 2) <= RSS_RATIO_TARGET else "FAIL"
+        limit_mark = "pass" if stretched.peak_mib < LONG_RSS_LIMIT_MIB else "FAIL"
+        emit(
+            f"{duration_label(long)} / {duration_label(short)} peak: {ratio:.2f} "
+            f"(target <= {RSS_RATIO_TARGET:.2f}) {ratio_mark}"
+        )
+        emit(
+            f"{duration_label(long)} peak: {stretched.peak_mib:.0f} MiB "
+            f"(target < {LONG_RSS_LIMIT_MIB:.0f} MiB) {limit_mark}"
+        )
+        memory = {
+            "style": long_style,
+            "size": size,
+            "short": {**asdict(base), "peak_mib": base.peak_mib, "realtime": base.realtime},
+            "long": {
+                **asdict(stretched),
+                "peak_mib": stretched.peak_mib,
+                "realtime": stretched.realtime,
+            },
+            "ratio": ratio,
+            "ratio_pass": ratio_mark == "pass",
+            "long_pass": limit_mark == "pass",
+        }
+
+    finished = [f"{x:.2f}" for x in os.getloadavg()]
+    emit()
+    footnote(
+        f"load average at the end: {' '.join(finished)}. x264 keeps every core busy, so about "
+        f"{info['cpus']} is this run alone; more means something else ran too and the times "
+        "are noisier."
+    )
+    if args.json:
+        info["load_average_end"] = finished
+        results = {
+            "machine": info,
+            "settings": {
+                "fps": FPS,
+                "repeat": repeat,
+                "short_seconds": short,
+                "long_seconds": None if long_audio is None else long,
+                "encoder": encoder,
+                "targets": {
+                    "floor_ratio_min": FLOOR_TARGET,
+                    "showwaves_ratio_over": SHOWWAVES_TARGET,
+                    "rss_ratio_max": RSS_RATIO_TARGET,
+                    "long_rss_max_mib": LONG_RSS_LIMIT_MIB,
+                },
+            },
+            "rows": rows,
+            "memory": memory,
+        }
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        note(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

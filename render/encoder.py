@@ -1,0 +1,128 @@
+"""The ffmpeg encoder at the end of the pipe: raw yuv420p frames in, MP4 out.
+
+Settings are module constants so the benchmark's encode floor uses exactly the
+same ones. Exactly ceil(duration x fps) frames are written and ``-shortest`` is
+not used: with it ffmpeg queues raw frames waiting for the audio (+440 MiB at
+720p, DESIGN.md). ffmpeg's stderr is drained on a thread, so a chatty ffmpeg
+never blocks and a failure surfaces as RenderFailed with ffmpeg's own words.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from types import TracebackType
+
+from render.audio import ffmpeg_exe, ffmpeg_input, path_aliases
+from render.errors import RenderFailed, StderrTail
+
+PRESET = "veryfast"
+#: H.264 for every browser and social app; BT.709 tags match how frames are drawn.
+VIDEO_ARGS = [
+    "-c:v", "libx264", "-preset", PRESET, "-pix_fmt", "yuv420p",
+    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+    "-color_range", "tv",
+]  # fmt: skip
+AUDIO_ARGS = ["-c:a", "aac", "-b:a", "160k", "-af", "aformat=channel_layouts=mono|stereo"]
+#: The index at the front, so browsers start playing before the download ends.
+CONTAINER_ARGS = ["-movflags", "+faststart"]
+
+
+def video_args(quality: int) -> list[str]:
+    return [*VIDEO_ARGS, "-crf", str(quality)]
+
+
+class Encoder:
+    """``with Encoder(...) as enc: enc.write(frame_bytes)``; the file is complete on exit.
+
+    On any exception the ffmpeg child is killed and the partial file removed.
+    """
+
+    def __init__(
+        self,
+        out_path: Path,
+        *,
+        width: int,
+        height: int,
+        fps: int,
+        quality: int,
+        audio: Path,
+        audio_start: float,
+        audio_duration: float,
+    ) -> None:
+        self.out_path = Path(out_path)
+        self._aliases = path_aliases(audio, out_path)
+        window = ["-ss", f"{audio_start:.6f}"] if audio_start > 0 else []
+        self.command = [
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}",
+            "-framerate", str(fps), "-i", "pipe:0",
+            *window, "-t", f"{audio_duration:.6f}", "-i", ffmpeg_input(audio),
+            "-map", "0:v:0", "-map", "1:a:0", *video_args(quality), *AUDIO_ARGS,
+            *CONTAINER_ARGS, "-y", ffmpeg_input(out_path),
+        ]  # fmt: skip
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: StderrTail | None = None
+
+    def __enter__(self) -> Encoder:
+        self._process = subprocess.Popen(  # noqa: S603
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        assert self._process.stderr is not None
+        self._stderr = StderrTail(self._process.stderr)
+        return self
+
+    def write(self, frame: memoryview | bytes | object) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(frame)  # type: ignore[arg-type]
+        except BrokenPipeError:  # ffmpeg died; its stderr says why
+            self._fail()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        process = self._process
+        assert process is not None and process.stdin is not None
+        finished = False
+        try:
+            if exc_type is None:
+                try:
+                    process.stdin.close()
+                except BrokenPipeError:
+                    self._fail()
+                if process.wait() != 0:
+                    self._fail()
+                finished = True
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            if not process.stdin.closed:
+                try:
+                    process.stdin.close()
+                except BrokenPipeError:
+                    pass
+            if not finished:
+                self.out_path.unlink(missing_ok=True)
+
+    def _fail(self) -> None:
+        assert self._stderr is not None and self._process is not None
+        self._process.wait()
+        raise RenderFailed.from_ffmpeg("Encoding the video", self._stderr.lines(), self._aliases)
+
+
+def extract_frame(video: Path, seconds: float, out_path: Path, *, quality: int = 3) -> None:
+    """One frame of ``video`` as a JPEG (preview thumbnails)."""
+    command = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error",
+        "-ss", f"{max(seconds, 0.0):.3f}", "-i", ffmpeg_input(video),
+        "-frames:v", "1", "-q:v", str(quality), "-y", ffmpeg_input(out_path),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, timeout=120, check=False)  # noqa: S603
+    if result.returncode != 0 or not Path(out_path).exists():
+        lines = result.stderr.decode("utf-8", "replace").splitlines()
+        raise RenderFailed.from_ffmpeg("Extracting the thumbnail", lines, path_aliases(video))

@@ -1,0 +1,153 @@
+"""The static layers, composed once per render, and the captions track.
+
+Background (colour, gradient or a cover-fitted image, blurred and darkened),
+artwork, title and subtitle never change during a video: they are drawn once in
+RGB with Pillow, together with a style's static parts, and converted to YUV once.
+Captions change once per cue: each cue's text block is drawn and converted when
+it first shows, then blended into the frames it covers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
+
+from render.canvas import Planes, YuvaLayer
+from render.captions import Cue, active_cue, parse_captions, shift_cues
+from render.errors import InvalidImage
+from render.layout import Layout
+from render.spec import Assets, RenderSpec
+from render.styles import Rect, StyleDrawer
+from render.text import composite, render_text_block
+
+#: Largest image we open: 50 megapixels (a decompression bomb is refused, not rendered).
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def load_image(path: Path, role: str) -> Image.Image:
+    """Open an uploaded image or fail with ``invalid_image`` naming its role."""
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return ImageOps.exif_transpose(image).convert("RGB")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+        raise InvalidImage(
+            f"The {role} image could not be read ({type(exc).__name__}). "
+            "Upload a PNG, JPEG or WebP image of at most 50 megapixels."
+        ) from None
+
+
+def cover(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Scale to cover ``width`` x ``height`` and crop the overflow, centred."""
+    return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
+
+
+def background_image(spec: RenderSpec, assets: Assets) -> np.ndarray:
+    w, h = spec.width, spec.height
+    if assets.background is not None:
+        image = cover(load_image(assets.background, "background"), w, h)
+        if spec.background_blur > 0:
+            image = image.filter(ImageFilter.GaussianBlur(spec.background_blur * min(w, h) / 1080))
+        rgb = np.asarray(image, np.float32)
+        if spec.background_darken > 0:
+            rgb *= 1.0 - spec.background_darken
+        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    first = np.array(spec.background_rgb, np.float32)
+    if spec.background2_rgb is None:
+        return np.broadcast_to(first.astype(np.uint8), (h, w, 3)).copy()
+    second = np.array(spec.background2_rgb, np.float32)
+    # a diagonal gradient, top left to bottom right
+    t = (np.arange(w)[None, :] / max(w - 1, 1) + np.arange(h)[:, None] / max(h - 1, 1)) / 2
+    rgb = first + (second - first) * t[..., None].astype(np.float32)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def _paste_artwork(rgb: np.ndarray, artwork: Image.Image, rect: Rect, *, round_: bool) -> None:
+    size = (rect.w, rect.h)
+    art = cover(artwork, *size)
+    mask = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(mask)
+    if round_:
+        draw.ellipse((0, 0, size[0] - 1, size[1] - 1), fill=255)
+    else:
+        draw.rounded_rectangle((0, 0, size[0] - 1, size[1] - 1), radius=size[0] // 24, fill=255)
+    base = Image.fromarray(rgb[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w])
+    base.paste(art, (0, 0), mask)
+    rgb[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w] = np.asarray(base)
+
+
+def compose_static(
+    spec: RenderSpec, assets: Assets, layout: Layout, style: StyleDrawer
+) -> Planes:
+    """The background every frame starts from, in YUV."""
+    rgb = background_image(spec, assets)
+    if assets.artwork is not None:
+        artwork = load_image(assets.artwork, "artwork")
+        if spec.style == "circle":
+            viz = layout.viz
+            side = round(min(viz.w, viz.h) * 0.27 * 2 * 0.92) // 2 * 2
+            rect = Rect(viz.x + (viz.w - side) // 2, viz.y + (viz.h - side) // 2, side, side)
+            _paste_artwork(rgb, artwork, rect, round_=True)
+        elif layout.artwork is not None:
+            _paste_artwork(rgb, artwork, layout.artwork, round_=False)
+    if layout.title is not None:
+        y = layout.title.y
+        for text, size, bold in (
+            (spec.title, layout.title_size, True),
+            (spec.subtitle, layout.subtitle_size, False),
+        ):
+            if not text:
+                continue
+            block = render_text_block(
+                text,
+                font_size=size,
+                color=spec.text_rgb,
+                max_width=layout.title.w,
+                align=layout.text_align,
+                bold=bold,
+                max_lines=2 if bold else 2,
+            )
+            x = layout.title.x
+            if layout.text_align == "center":
+                x += (layout.title.w - block.shape[1]) // 2
+            composite(rgb, block, x, y)
+            y += block.shape[0] + size // 5
+    style.static(rgb)
+    return Planes.from_rgb(rgb)
+
+
+class Captions:
+    """Burned-in captions: the cue showing at each frame, drawn once per cue."""
+
+    def __init__(self, path: Path, spec: RenderSpec, layout: Layout) -> None:
+        assert layout.captions is not None
+        cues = parse_captions(path.read_bytes(), name=path.name)
+        self.cues: list[Cue] = shift_cues(cues, spec.start, spec.end)
+        self.spec, self.box, self.size = spec, layout.captions, layout.caption_size
+        self._layers: dict[int, tuple[YuvaLayer, int, int]] = {}
+
+    def draw(self, planes: Planes, seconds: float) -> None:
+        cue = active_cue(self.cues, seconds)
+        if cue is None:
+            return
+        key = id(cue)
+        if key not in self._layers:
+            if len(self._layers) > 8:
+                self._layers.clear()
+            block = render_text_block(
+                cue.text,
+                font_size=self.size,
+                color=self.spec.text_rgb,
+                max_width=self.box.w,
+                align="center",
+                box=(0, 0, 0, 150),
+                max_lines=2,
+            )
+            x = self.box.x + (self.box.w - block.shape[1]) // 2
+            y = self.box.y + self.box.h - block.shape[0]
+            self._layers[key] = (YuvaLayer.from_rgba(block), x, y)
+        layer, x, y = self._layers[key]
+        layer.blend(planes, x, y)

@@ -1,0 +1,444 @@
+"""The five styles: how each frame's moving part is painted.
+
+Every style gets its rectangle of the canvas, draws its static parts once into
+the background (``static``), and per frame paints only what moves (``draw``) into
+a frame that already holds the background. All painting is whole-array numpy on
+the YUV planes; no Python loop runs per pixel or per bar.
+
+- ``bars``: spectrum bars on a baseline, log-frequency, rounded or square.
+- ``mirror``: the same bars, mirrored about the centre line.
+- ``wave``: a filled scrolling waveform (about a second across), or with
+  ``filled=false`` an oscilloscope line of the last 40 ms.
+- ``circle``: bars radiating from a ring around the artwork.
+- ``progress``: the whole clip's waveform, played part in colour, with a playhead.
+
+Motion is smoothed between frames (fast attack, slow decay) on dB levels scaled
+to the clip's own loudness, so bars rise with a beat and fall back without flicker.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from render.analysis import BANDS, DB_FLOOR, DB_STEP, ENVELOPE_HOP_SECONDS, Analysis
+from render.canvas import Paint, Planes, color_yuv, rgb_to_yuv, subsample
+from render.spec import RGB, RenderSpec
+
+#: Seconds for a bar to rise most of the way, and to fall back.
+ATTACK_SECONDS = 0.03
+DECAY_SECONDS = 0.25
+#: Seconds of audio across the "wave" style's width.
+WAVE_WINDOW_SECONDS = 1.0
+#: Envelope hops (5 ms each) averaged for the filled waveform's outline.
+ENVELOPE_SMOOTHING = 5
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class StyleDrawer(Protocol):
+    def static(self, rgb: np.ndarray) -> None:
+        """Draw what never moves into the background image (RGB, full canvas)."""
+
+    def draw(self, planes: Planes, frame: int) -> None:
+        """Paint frame ``frame``'s moving parts over the background in ``planes``."""
+
+
+def make_style(spec: RenderSpec, analysis: Analysis, rect: Rect) -> StyleDrawer:
+    if spec.style == "bars":
+        return Bars(spec, analysis, rect, mirror=False)
+    if spec.style == "mirror":
+        return Bars(spec, analysis, rect, mirror=True)
+    if spec.style == "wave":
+        return Wave(spec, analysis, rect)
+    if spec.style == "circle":
+        return Circle(spec, analysis, rect)
+    if spec.style == "progress":
+        return Progress(spec, analysis, rect)
+    raise ValueError(f"unknown style {spec.style!r}")
+
+
+# --- shared machinery -------------------------------------------------------------
+
+
+class Levels:
+    """Per-frame band levels in 0..1, resampled to ``count`` bars and smoothed.
+
+    Frames are normally asked for in order; asking out of order replays the two
+    seconds before, so a single frame (a test, a thumbnail) looks as in the video.
+    """
+
+    def __init__(self, analysis: Analysis, count: int) -> None:
+        self._analysis = analysis
+        quiet, loud = analysis.band_range()
+        self._quiet, self._span = quiet, max(loud - quiet, 1e-3)
+        positions = np.linspace(0, BANDS - 1, count)
+        self._lo = np.floor(positions).astype(np.intp)
+        self._hi = np.minimum(self._lo + 1, BANDS - 1)
+        self._t = (positions - self._lo).astype(np.float32)
+        fps = analysis.fps
+        self._attack = 1.0 - math.exp(-1.0 / (ATTACK_SECONDS * fps))
+        self._decay = 1.0 - math.exp(-1.0 / (DECAY_SECONDS * fps))
+        self._state = np.zeros(count, np.float32)
+        self._last = -1
+
+    def raw(self, frame: int) -> np.ndarray:
+        if frame >= self._analysis.frames or frame < 0:
+            return np.zeros_like(self._state)
+        db = DB_FLOOR + self._analysis.bands[frame].astype(np.float32) * DB_STEP
+        db = db[self._lo] * (1 - self._t) + db[self._hi] * self._t
+        return np.clip((db - self._quiet) / self._span, 0.0, 1.0)
+
+    def at(self, frame: int) -> np.ndarray:
+        if frame != self._last + 1:
+            self._state[:] = 0.0
+            self._last = max(-1, frame - 2 * self._analysis.fps - 1)
+            while self._last < frame - 1:
+                self._step(self._last + 1)
+        self._step(frame)
+        return self._state
+
+    def _step(self, frame: int) -> None:
+        target = self.raw(frame)
+        rate = np.where(target > self._state, self._attack, self._decay).astype(np.float32)
+        self._state += (target - self._state) * rate
+        self._last = frame
+
+
+class ColumnPainter:
+    """Fills, in each column of a rectangle, the rows from ``top`` to ``bottom``.
+
+    ``top`` and ``bottom`` are float rows (relative to the rectangle), one per
+    column; the partly covered pixel at each end is blended in proportion, so
+    edges are smooth without supersampling. Chroma (half resolution) takes the
+    hard-edged mask of every second column.
+    """
+
+    def __init__(self, rect: Rect, paint: Paint) -> None:
+        self.rect = rect
+        self.paint = paint
+        self._y8 = np.rint(paint.y).astype(np.uint8)
+        self._u8 = np.rint(paint.u).astype(np.uint8)
+        self._v8 = np.rint(paint.v).astype(np.uint8)
+        self._rows = np.arange(rect.h, dtype=np.float32)[:, None]
+        self._rows_half = np.arange(rect.h // 2, dtype=np.float32)[:, None]
+        self._cols = np.arange(rect.w)
+        self._mask = np.empty((rect.h, rect.w), np.bool_)
+        self._below = np.empty((rect.h, rect.w), np.bool_)
+        self._mask_half = np.empty((rect.h // 2, rect.w // 2), np.bool_)
+        self._below_half = np.empty((rect.h // 2, rect.w // 2), np.bool_)
+
+    def fill(self, planes: Planes, top: np.ndarray, bottom: np.ndarray) -> None:
+        r = self.rect
+        top = np.clip(top, 0, r.h).astype(np.float32)
+        bottom = np.clip(bottom, 0, r.h).astype(np.float32)
+        y = planes.y[r.y : r.y + r.h, r.x : r.x + r.w]
+        first = np.ceil(top)
+        last = np.floor(bottom)
+        np.greater_equal(self._rows, first, out=self._mask)
+        np.less(self._rows, last, out=self._below)
+        self._mask &= self._below
+        np.copyto(y, self._y8, where=self._mask)
+        self._edge(y, first - 1, first - top, last >= first)
+        self._edge(y, last, bottom - last, last >= first)
+        # chroma: every second column, rows halved
+        half = slice(0, r.w - 1, 2)
+        np.greater_equal(self._rows_half, np.rint(top[half] / 2), out=self._mask_half)
+        np.less(self._rows_half, np.rint(bottom[half] / 2), out=self._below_half)
+        self._mask_half &= self._below_half
+        for plane, src in ((planes.u, self._u8), (planes.v, self._v8)):
+            region = plane[r.y // 2 : (r.y + r.h) // 2, r.x // 2 : (r.x + r.w) // 2]
+            np.copyto(region, src, where=self._mask_half)
+
+    def _edge(self, y: np.ndarray, rows: np.ndarray, coverage: np.ndarray, ok: np.ndarray):
+        rows = rows.astype(np.intp)
+        keep = ok & (rows >= 0) & (rows < self.rect.h) & (coverage > 0.02)
+        cols = self._cols[keep]
+        rows = rows[keep]
+        cover = coverage[keep]
+        current = y[rows, cols].astype(np.float32)
+        y[rows, cols] = np.rint(current + (self.paint.y[rows, cols] - current) * cover)
+
+
+def mix(a: RGB, b: RGB, t: float) -> RGB:
+    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+
+
+# --- bars and mirror --------------------------------------------------------------
+
+
+class Bars:
+    def __init__(self, spec: RenderSpec, analysis: Analysis, rect: Rect, mirror: bool) -> None:
+        self.rect, self.mirror = rect, mirror
+        count = int(np.clip(rect.w // max(12, rect.w // 64), 16, 64))
+        pitch = rect.w / count
+        bar_w = max(2.0, pitch * 0.62)
+        self.radius = bar_w / 2 if spec.rounded else 0.0
+        self.levels = Levels(analysis, count)
+        cols = np.arange(rect.w) + 0.5
+        bar = np.floor(cols / pitch).astype(np.intp)
+        dx = cols - (bar + 0.5) * pitch  # from the bar's centre
+        self.inside = np.abs(dx) <= bar_w / 2
+        self.bar = np.minimum(bar, count - 1)
+        if self.radius:
+            ratio = np.clip(np.abs(dx) / self.radius, 0.0, 1.0)
+            self.cap = (self.radius * (1.0 - np.sqrt(1.0 - ratio**2))).astype(np.float32)
+        else:
+            self.cap = np.zeros(rect.w, np.float32)
+        self.min_h = max(2.0, 2 * self.radius)
+        gradient = (spec.rgb2, spec.rgb) if not mirror else (spec.rgb, spec.rgb)
+        paint = Paint.vertical_gradient(*gradient, rect.w, rect.h)
+        if mirror and spec.color2:
+            paint = _mirror_gradient(spec.rgb, spec.rgb2, rect.w, rect.h)
+        self.painter = ColumnPainter(rect, paint)
+
+    def static(self, rgb: np.ndarray) -> None:
+        return None
+
+    def draw(self, planes: Planes, frame: int) -> None:
+        h = self.rect.h
+        heights = self.min_h + self.levels.at(frame) * (h - self.min_h)
+        col_h = heights[self.bar]
+        if self.mirror:
+            centre = h / 2
+            top = centre - col_h / 2 + self.cap
+            bottom = centre + col_h / 2 - self.cap
+        else:
+            top = h - col_h + self.cap
+            bottom = np.full(self.rect.w, float(h), np.float32)
+        top = np.where(self.inside, top, 0.0)
+        bottom = np.where(self.inside, bottom, 0.0)
+        self.painter.fill(planes, top, bottom)
+
+
+def _mirror_gradient(edge: RGB, centre: RGB, width: int, height: int) -> Paint:
+    """``centre`` colour on the centre line, ``edge`` at the top and bottom."""
+    half = Paint.vertical_gradient(edge, centre, width, height // 2)
+    y = np.vstack([half.y, half.y[::-1]])
+    if y.shape[0] < height:
+        y = np.vstack([y, y[-1:]])
+    u = np.vstack([half.u, half.u[::-1]])
+    v = np.vstack([half.v, half.v[::-1]])
+    pad = height // 2 - u.shape[0]
+    if pad > 0:
+        u, v = np.vstack([u, u[-pad:]]), np.vstack([v, v[-pad:]])
+    return Paint(y, u[: height // 2], v[: height // 2])
+
+
+# --- wave -------------------------------------------------------------------------
+
+
+class Wave:
+    def __init__(self, spec: RenderSpec, analysis: Analysis, rect: Rect) -> None:
+        self.rect, self.analysis, self.filled = rect, analysis, spec.filled
+        self.fps = analysis.fps
+        env = analysis.envelope.astype(np.float32)
+        if len(env) > ENVELOPE_SMOOTHING:
+            # peak-hold steps every 5 ms read as a comb; a short Hann average rounds
+            # them into a curve and still reaches most of each peak
+            kernel = np.hanning(ENVELOPE_SMOOTHING + 2)[1:-1].astype(np.float32)
+            kernel /= kernel.sum()
+            env = np.stack(
+                [np.convolve(env[:, i], kernel, mode="same") for i in (0, 1)], axis=1
+            )
+        peak = float(np.abs(env).max(initial=0.0)) if env.size else 0.0
+        self.scale = 0.92 * (rect.h / 2) / peak if peak > 1e-4 else 0.0
+        self.env = env if len(env) else np.zeros((1, 2), np.float32)
+        self.hop_index = np.arange(len(self.env), dtype=np.float32)
+        self.hop = ENVELOPE_HOP_SECONDS
+        self.thickness = max(2.0, rect.h / 90)
+        self.painter = ColumnPainter(
+            rect, Paint.vertical_gradient(spec.rgb, spec.rgb2, rect.w, rect.h)
+        )
+        self.column_hops = (np.arange(rect.w) + 0.5) / rect.w * (WAVE_WINDOW_SECONDS / self.hop)
+        if not self.filled and analysis.trace is not None:
+            trace = analysis.trace.astype(np.float32) / 127.0
+            tpeak = float(np.abs(trace).max(initial=0.0))
+            self.trace_scale = 0.9 * (rect.h / 2) / tpeak if tpeak > 1e-3 else 0.0
+            self.trace_x = np.linspace(0, trace.shape[1] - 1, rect.w)
+
+    def static(self, rgb: np.ndarray) -> None:
+        return None
+
+    def draw(self, planes: Planes, frame: int) -> None:
+        centre = self.rect.h / 2
+        if self.filled or self.analysis.trace is None:
+            t = (frame + 0.5) / self.fps - WAVE_WINDOW_SECONDS / 2
+            pos = self.column_hops + t / self.hop
+            low = np.interp(pos, self.hop_index, self.env[:, 0], left=0.0, right=0.0)
+            high = np.interp(pos, self.hop_index, self.env[:, 1], left=0.0, right=0.0)
+            half_line = self.thickness / 2
+            top = np.minimum(centre - high * self.scale, centre - half_line)
+            bottom = np.maximum(centre - low * self.scale, centre + half_line)
+        else:
+            row = self.analysis.trace[min(frame, self.analysis.frames - 1)].astype(np.float32)
+            ys = centre - np.interp(self.trace_x, np.arange(row.size), row / 127.0) * (
+                self.trace_scale
+            )
+            nxt = np.append(ys[1:], ys[-1])
+            half_line = self.thickness / 2
+            top = np.minimum(ys, nxt) - half_line
+            bottom = np.maximum(ys, nxt) + half_line
+        self.painter.fill(planes, top, bottom)
+
+
+# --- circle -----------------------------------------------------------------------
+
+
+class Circle:
+    """Bars around a ring. The geometry (which pixel belongs to which bar, at what
+    radius, how much of it the bar covers sideways) is computed once; a frame only
+    compares each ring pixel's radius with its bar's length."""
+
+    def __init__(self, spec: RenderSpec, analysis: Analysis, rect: Rect) -> None:
+        self.rect = rect
+        side = min(rect.w, rect.h)
+        self.cx, self.cy = rect.x + rect.w / 2, rect.y + rect.h / 2
+        self.inner = side * 0.27
+        self.max_len = side * 0.5 - self.inner - 2
+        count = 48
+        self.levels = Levels(analysis, count // 2)  # mirrored left and right
+        self.min_len = max(2.0, side / 200)
+        bar_half = max(1.0, math.pi * 2 * self.inner / count * 0.32)
+        color, color2 = spec.rgb, spec.rgb2
+        self.full = self._geometry(1, count, bar_half, color, color2)
+        self.half = self._geometry(2, count, bar_half, color, color2)
+
+    def _geometry(self, scale: int, count: int, bar_half: float, c1: RGB, c2: RGB) -> dict:
+        r = self.rect
+        x0, y0 = r.x // scale, r.y // scale
+        xs = (np.arange(x0, (r.x + r.w) // scale) + 0.5) * scale - self.cx
+        ys = (np.arange(y0, (r.y + r.h) // scale) + 0.5) * scale - self.cy
+        gx, gy = np.meshgrid(xs, ys)
+        radius = np.hypot(gx, gy)
+        angle = np.mod(np.arctan2(gx, -gy), 2 * np.pi)  # 0 at the top, clockwise
+        step = 2 * np.pi / count
+        bar = np.floor(angle / step + 0.5).astype(np.intp) % count
+        off = (angle - bar * step + np.pi) % (2 * np.pi) - np.pi
+        across = np.abs(off) * radius
+        side = np.clip(bar_half - across + 0.5 * scale, 0.0, scale) / scale
+        ring = (radius >= self.inner - scale) & (radius <= self.inner + self.max_len + scale)
+        keep = ring & (side > 0)
+        rows, cols = np.nonzero(keep)
+        width = (r.x + r.w) // scale - x0
+        full_w = self.rect.w if scale == 1 else None
+        del full_w
+        # bars on the right mirror those on the left: bar k and count - k share a level
+        mirrored = np.minimum(bar[keep], (count - bar[keep]) % count)
+        t = np.clip((radius[keep] - self.inner) / max(self.max_len, 1), 0, 1)[:, None]
+        colors = np.array(c1, np.float32) * (1 - t) + np.array(c2, np.float32) * t
+        cy_, cu, cv = rgb_to_yuv(colors)
+        return {
+            "rows": rows + y0,
+            "cols": cols + x0,
+            "width": width,
+            "radius": radius[keep].astype(np.float32),
+            "side": side[keep].astype(np.float32),
+            "bar": np.minimum(mirrored, count // 2 - 1),
+            "paint": (cy_, cu, cv),
+            "scale": scale,
+        }
+
+    def static(self, rgb: np.ndarray) -> None:
+        return None
+
+    def draw(self, planes: Planes, frame: int) -> None:
+        lengths = self.min_len + self.levels.at(frame) * (self.max_len - self.min_len)
+        for geo, targets in (
+            (self.full, (planes.y,)),
+            (self.half, (planes.u, planes.v)),
+        ):
+            outer = self.inner + lengths[geo["bar"]]
+            scale = geo["scale"]
+            cover = np.clip((outer - geo["radius"]) / scale + 0.5, 0, 1)
+            cover *= np.clip((geo["radius"] - self.inner) / scale + 0.5, 0, 1)
+            cover *= geo["side"]
+            on = cover > 0.01
+            rows, cols, a = geo["rows"][on], geo["cols"][on], cover[on]
+            paints = geo["paint"][:1] if scale == 1 else geo["paint"][1:]
+            for plane, paint in zip(targets, paints, strict=True):
+                current = plane[rows, cols].astype(np.float32)
+                plane[rows, cols] = np.rint(current + (paint[on] - current) * a)
+
+
+# --- progress ---------------------------------------------------------------------
+
+
+class Progress:
+    """The whole clip's waveform as thin bars; the played part in colour."""
+
+    def __init__(self, spec: RenderSpec, analysis: Analysis, rect: Rect) -> None:
+        self.spec, self.rect, self.analysis = spec, rect, analysis
+        self.played: Planes | None = None
+        self.head_w = max(2, rect.w // 400) * 2 // 2 * 2
+        self.head_yuv = color_yuv(spec.text_rgb)
+
+    def _shape(self) -> np.ndarray:
+        """(h, w) bool: where the overview bars are."""
+        r = self.rect
+        pitch = max(3, r.w // 200)
+        columns = r.w // pitch
+        overview = self.analysis.overview(columns)
+        peak = float(np.abs(overview).max(initial=0.0)) or 1.0
+        amp = np.maximum(np.abs(overview).max(axis=1) / peak, 0.02)
+        heights = np.repeat(amp * r.h * 0.95, pitch)[: r.w]
+        heights = np.pad(heights, (0, r.w - heights.size))
+        gap = (np.arange(r.w) % pitch) >= pitch - max(1, pitch // 3)
+        rows = np.abs(np.arange(r.h)[:, None] + 0.5 - r.h / 2)
+        return (rows <= heights[None, :] / 2) & ~gap[None, :]
+
+    def static(self, rgb: np.ndarray) -> None:
+        r = self.rect
+        shape = self._shape()
+        region = rgb[r.y : r.y + r.h, r.x : r.x + r.w]
+        dim = mix(self.spec.background_rgb, self.spec.rgb, 0.35)
+        region[shape] = dim
+        played = rgb.copy()
+        gradient = Paint.vertical_gradient(self.spec.rgb, self.spec.rgb2, r.w, r.h)
+        del gradient
+        t = np.linspace(0, 1, r.h, dtype=np.float32)[:, None, None]
+        colors = np.array(self.spec.rgb, np.float32) * (1 - t) + np.array(
+            self.spec.rgb2, np.float32
+        ) * t
+        colors = np.broadcast_to(colors, (r.h, r.w, 3))
+        played_region = played[r.y : r.y + r.h, r.x : r.x + r.w]
+        played_region[shape] = np.rint(colors[shape]).astype(np.uint8)
+        self.played = Planes.from_rgb(played)
+
+    def draw(self, planes: Planes, frame: int) -> None:
+        r, played = self.rect, self.played
+        assert played is not None, "static() draws the played layer first"
+        duration = max(self.analysis.duration, 1e-6)
+        x = int(round(min(frame / self.analysis.fps / duration, 1.0) * r.w))
+        x -= x % 2
+        if x > 0:
+            planes.y[r.y : r.y + r.h, r.x : r.x + x] = played.y[r.y : r.y + r.h, r.x : r.x + x]
+            ys, xs = slice(r.y // 2, (r.y + r.h) // 2), slice(r.x // 2, (r.x + x) // 2)
+            planes.u[ys, xs] = played.u[ys, xs]
+            planes.v[ys, xs] = played.v[ys, xs]
+        head = slice(r.x + min(x, r.w - self.head_w), r.x + min(x, r.w - self.head_w)
+                     + self.head_w)
+        y, u, v = self.head_yuv
+        planes.y[r.y : r.y + r.h, head] = round(y)
+        hh = slice(head.start // 2, head.stop // 2)
+        planes.u[r.y // 2 : (r.y + r.h) // 2, hh] = round(u)
+        planes.v[r.y // 2 : (r.y + r.h) // 2, hh] = round(v)
+
+    def playhead_x(self, frame: int) -> int:
+        """Canvas x of the playhead's left edge at ``frame`` (for tests)."""
+        duration = max(self.analysis.duration, 1e-6)
+        x = int(round(min(frame / self.analysis.fps / duration, 1.0) * self.rect.w))
+        x -= x % 2
+        return self.rect.x + min(x, self.rect.w - self.head_w)
+
+
+__all__ = ["Rect", "StyleDrawer", "make_style", "subsample"]
