@@ -20,6 +20,5 @@ RUN pip install . \
 
 # Least privilege: no root at run time.
 USER soundreel
-ENV STORAGE_DIR=/data/storage
 EXPOSE 8000 5555
 CMD ["gunicorn", "--bind", "0.0.0.0:8000", "api:create_app()"]

@@ -77,12 +77,13 @@ def main(argv: list[str]) -> int:
     if command == "setup":
         setup(for_tests=True)
         return 0
-    if command == "demo":
-        setup(for_tests=False)
-        return subprocess.call([str(PYTHON), "-m", "scripts.demo", *rest], cwd=ROOT)  # noqa: S603
-    if command == "test":
-        setup(for_tests=True)
-        return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)  # noqa: S603
+    if command in ("demo", "test"):
+        setup(for_tests=command == "test")
+        module = "scripts.demo" if command == "demo" else "pytest"
+        # Replace this process, so Ctrl-C reaches the demo or pytest directly and
+        # they stop the services they started.
+        os.chdir(ROOT)
+        os.execv(PYTHON, [str(PYTHON), "-m", module, *rest])  # noqa: S606
     print(__doc__)
     return 0 if command in ("help", "-h", "--help") else 2
 

@@ -4,6 +4,7 @@
     ├── BadRequest              400 invalid_request / invalid_json (names the field)
     ├── Unauthorized            401 unauthorized
     ├── NotFound                404 not_found
+    ├── Conflict                409 (e.g. output_key_taken)
     ├── PayloadTooLarge         413 payload_too_large
     ├── UnsupportedMediaType    415 unsupported_media_type
     └── ServiceUnavailable      503 service_unavailable
@@ -56,6 +57,10 @@ class NotFound(ApiError):
     status, code = 404, "not_found"
 
 
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
@@ -79,9 +84,10 @@ _HTTP_CODES = {
 }
 
 
-def _respond(error: ApiError) -> Any:
+def _respond(error: ApiError, headers: dict[str, str] | None = None) -> Any:
     response = jsonify(error.body())
     response.status_code = error.status
+    response.headers.update(headers or {})
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="soundreel"'
     if error.status == 503:
@@ -115,7 +121,9 @@ def register_error_handlers(app: Flask) -> None:
             message = "The upload is larger than the limit (MAX_UPLOAD_BYTES)."
         result = ApiError(message, code=code)
         result.status = status
-        return _respond(result)
+        # keep Allow (405), WWW-Authenticate and the like; the body is ours
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        return _respond(result, headers)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Any:

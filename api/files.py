@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, request, send_file
 
 from api.errors import NotFound
-from api.v1 import service
+from api.service import service
 from storage import LocalObjectStore, ObjectNotFound
 from storage.objects import LOCAL_FILES_PATH
 

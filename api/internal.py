@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, request
 
 from api.auth import require_worker
 from api.schemas import ProgressReport, WorkerReport, parse
-from api.v1 import service
+from api.service import service
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from api.errors import BadRequest
 from render.spec import RenderSpec
 from storage import InvalidKey
-from storage.constants import PREPARE, RESERVED_PREFIXES, UPLOADS_PREFIX
+from storage.constants import PREPARE, RESERVED_PREFIXES, upload_id_of
 from storage.objects import check_key
 
 M = TypeVar("M", bound=BaseModel)
@@ -37,7 +37,7 @@ class JobRequest(Strict):
             raise ValueError(
                 "is not a valid key; use the audioKey POST /v1/uploads returned"
             ) from None
-        if not value.startswith(UPLOADS_PREFIX) or value.count("/") != 2:
+        if upload_id_of(value) is None:
             raise ValueError("must be an audioKey returned by POST /v1/uploads")
         return value
 
@@ -65,9 +65,12 @@ class JobRequest(Strict):
             raise ValueError("a prepare job takes no options")
         return self
 
-    @property
-    def upload_id(self) -> str:
-        return self.audio_key.split("/")[1]
+    def upload_keys(self) -> dict[str, str]:
+        """Every uploaded file the job reads, by request field: all must be the tenant's."""
+        keys = {"audioKey": self.audio_key}
+        for role, key in self.options.asset_keys.items():
+            keys[f"options.{role}Key"] = key
+        return keys
 
 
 class ProgressReport(Strict):

@@ -12,40 +12,56 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 from celery import Celery
+from flask import current_app
 from werkzeug.utils import secure_filename
 
-from api.errors import BadRequest, UnsupportedMediaType
+from api.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
 from api.schemas import JobRequest, ProgressReport, WorkerReport
 from storage import Event, Job, JobNotFound, JobStore, ObjectStore, Settings
 from storage.constants import (
+    COMPLETE,
     OTHER_URL_TTL,
     RESULT_KEY_FIELDS,
     VIDEO_URL_TTL,
     default_output_key,
+    expected_result_keys,
+    upload_id_of,
     upload_key,
 )
 from tasks.constants import RENDER_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK
 
 log = logging.getLogger(__name__)
 
-#: File name endings accepted on upload; the content is checked when decoded.
-AUDIO_EXTENSIONS = frozenset(
+#: File name endings accepted on upload: audio, images (background, artwork) and
+#: captions. The content is checked when the worker uses the file.
+UPLOAD_EXTENSIONS = frozenset(
     {".wav", ".mp3", ".m4a", ".aac", ".mp4", ".ogg", ".oga", ".opus", ".flac", ".aif", ".aiff",
-     ".webm", ".wma"}
+     ".webm", ".wma", ".png", ".jpg", ".jpeg", ".webp", ".srt", ".vtt"}
 )
 
 
 class CountingReader:
-    """Counts the bytes a stream gives while the store reads it."""
+    """Counts the bytes a stream gives while the store reads it, and stops the
+    upload with 413 the moment it passes ``limit`` (the store then discards it)."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
         self._stream = stream
+        self._limit = limit
         self.count = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
         self.count += len(data)
+        if self.count > self._limit:
+            raise PayloadTooLarge(
+                f"The upload is larger than the limit of {self._limit} bytes (MAX_UPLOAD_BYTES)."
+            )
         return data
+
+
+def service() -> Service:
+    """The current app's `Service`."""
+    return current_app.extensions["soundreel"]
 
 
 class Service:
@@ -62,16 +78,16 @@ class Service:
     def upload(self, tenant: str, filename: str, stream: BinaryIO, content_type: str | None):
         name = secure_filename(filename or "")[-120:].lstrip(".")
         extension = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
-        if extension not in AUDIO_EXTENSIONS:
+        if extension not in UPLOAD_EXTENSIONS:
             raise UnsupportedMediaType(
-                f"Upload an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))}); "
+                f"Upload audio, an image or captions ({', '.join(sorted(UPLOAD_EXTENSIONS))}); "
                 f"got {filename!r}."
             )
         upload_id = uuid.uuid4().hex
         key = upload_key(upload_id, name)
         # The owner first: if Redis is down, nothing is stored.
         self.jobs.record_upload(upload_id, tenant)
-        reader = CountingReader(stream)
+        reader = CountingReader(stream, self.settings.max_upload_bytes)
         try:
             self.objects.put(key, reader, content_type or "application/octet-stream")
         except BaseException:
@@ -83,12 +99,20 @@ class Service:
     # --- jobs --------------------------------------------------------------
 
     def submit(self, tenant: str, request: JobRequest) -> Job:
-        if self.jobs.upload_owner(request.upload_id) != tenant:
-            raise BadRequest(
-                f"audioKey: {request.audio_key!r} is not one of your uploads; "
-                "upload the file with POST /v1/uploads first.",
-                code="unknown_audio",
-                field="audioKey",
+        for field, key in request.upload_keys().items():
+            upload_id = upload_id_of(key)
+            if upload_id is None or self.jobs.upload_owner(upload_id) != tenant:
+                raise BadRequest(
+                    f"{field}: {key!r} is not one of your uploads; "
+                    "upload the file with POST /v1/uploads first.",
+                    code="unknown_audio" if field == "audioKey" else "unknown_upload",
+                    field=field,
+                )
+        if request.output_key and not self.jobs.claim_output(request.output_key, tenant):
+            raise Conflict(
+                f"outputKey: {request.output_key!r} belongs to another account; choose another.",
+                code="output_key_taken",
+                field="outputKey",
             )
         job_id = uuid.uuid4().hex
         job = Job(
@@ -146,6 +170,20 @@ class Service:
             "downloadUrlExpiresAt": expires_at,
         }
 
+    def _trusted_result(self, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        """The worker's result, with object keys only where this job may write.
+
+        A leaked worker token must not turn into presigned links to any object:
+        each ``*Key`` field must be the key the API chose for this job.
+        """
+        job = self.jobs.get(job_id)
+        allowed = expected_result_keys(job.kind, job.job_id, job.output_key)
+        return {
+            name: value
+            for name, value in result.items()
+            if not name.endswith("Key") or allowed.get(name) == value
+        }
+
     def _download_link(self, job: Job) -> tuple[str | None, str | None]:
         """A fresh presigned URL for videoKey > previewKey > preparedKey."""
         result = job.result or {}
@@ -164,12 +202,12 @@ class Service:
 
     def finish(self, report: WorkerReport) -> tuple[Job, bool]:
         if report.status == "complete":
-            event = Event.completed(report.result or {})
+            event = Event.completed(self._trusted_result(report.job_id, report.result or {}))
         else:
             assert report.error is not None
             event = Event.failed(report.error.code, report.error.message)
         job, applied = self.jobs.report(report.job_id, event)
-        if applied and job.status == "complete":
+        if applied and job.status == COMPLETE:
             keys = {name: job.result[name] for name in RESULT_KEY_FIELDS if name in job.result}
             log.info("job %s complete: %s", job.job_id, keys)
         elif applied:

@@ -10,15 +10,11 @@ from flask import Blueprint, current_app, g, request
 from api.auth import require_tenant
 from api.errors import BadRequest, NotFound
 from api.schemas import JobRequest, parse
-from api.service import Service
+from api.service import service
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def service() -> Service:
-    return current_app.extensions["soundreel"]
 
 
 @bp.before_request

@@ -6,6 +6,8 @@ callback, so the hot path can be tested and benchmarked on its own. The CLI is
 ``python -m render``.
 """
 
+from render.captions import InvalidCaptions
+from render.encoder import extract_frame
 from render.engine import (
     PreparedAudio,
     ProgressCallback,
@@ -13,18 +15,25 @@ from render.engine import (
     prepare_audio,
     render_video,
 )
-from render.errors import InvalidAudio, RenderError, RenderFailed
-from render.spec import PREVIEW_SECONDS, RenderSpec
+from render.errors import InvalidAudio, InvalidImage, RenderError, RenderFailed
+from render.peaks import write_peaks
+from render.spec import PREVIEW_SECONDS, STYLES, Assets, RenderSpec
 
 __all__ = [
     "PREVIEW_SECONDS",
+    "STYLES",
+    "Assets",
     "InvalidAudio",
+    "InvalidCaptions",
+    "InvalidImage",
     "PreparedAudio",
     "ProgressCallback",
     "RenderError",
     "RenderFailed",
     "RenderResult",
     "RenderSpec",
+    "extract_frame",
     "prepare_audio",
     "render_video",
+    "write_peaks",
 ]

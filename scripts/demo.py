@@ -53,7 +53,7 @@ def run_demo(running: Stack, audio: Path, kind: str, size: str) -> int:
         if line != shown:  # on a terminal redraw one line; in a log, one line per change
             print(f"\r{line}" if sys.stdout.isatty() else line, end="", flush=True)
             if not sys.stdout.isatty():
-                print()
+                print(flush=True)
             shown = line
         if job["status"] in TERMINAL:
             break
@@ -72,7 +72,8 @@ def run_demo(running: Stack, audio: Path, kind: str, size: str) -> int:
           f"{job['result']['duration']:.2f} s of {job['result']['format']}")
     print(f"path: {path}")
     print(f"url:  {job['downloadUrl']}")
-    print(f"      (expires {job['downloadUrlExpiresAt']}; served by the API while it runs)")
+    print(f"      (expires {job['downloadUrlExpiresAt']}; served by the API while it runs:"
+          " add --keep to keep it running)", flush=True)
     return 0
 
 

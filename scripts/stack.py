@@ -180,7 +180,8 @@ def base_env(redis_url: str, base_url: str, workdir: Path, storage: dict[str, st
 @contextmanager
 def api_server(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
-           "--threads", "4", "--timeout", "120", "--access-logfile", "-", "api:create_app()"]
+           "--threads", "4", "--timeout", "120", "--access-logfile", "-", "--no-control-socket",
+           "api:create_app()"]
     with process(cmd, log, env) as proc:
         wait_until(
             lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, 30, "API", log

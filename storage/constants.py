@@ -19,7 +19,20 @@ COMPLETE: Final = "complete"
 FAILED: Final = "failed"
 
 STATES: Final = (QUEUED, RUNNING, COMPLETE, FAILED)
-TERMINAL_STATES: Final = frozenset({COMPLETE, FAILED})
+
+# --- stages, in the order a job goes through them ------------------------------
+
+#: What a job is doing, shown to clients. A report never moves a job to an
+#: earlier stage (a late PATCH cannot turn "uploading" back into "rendering").
+STAGE_QUEUED: Final = "queued"
+STAGE_DOWNLOADING: Final = "downloading"
+STAGE_DECODING: Final = "decoding"  # prepare jobs
+STAGE_RENDERING: Final = "rendering"  # render and preview jobs
+STAGE_UPLOADING: Final = "uploading"
+STAGE_DONE: Final = "done"
+STAGES: Final = (
+    STAGE_QUEUED, STAGE_DOWNLOADING, STAGE_DECODING, STAGE_RENDERING, STAGE_UPLOADING, STAGE_DONE
+)
 
 # --- job kinds ---------------------------------------------------------------
 
@@ -32,6 +45,9 @@ PREPARE: Final = "prepare"
 
 KINDS: Final = (RENDER, PREVIEW, PREPARE)
 
+#: How long job records (and upload and output ownership) are kept in Redis.
+RECORD_TTL_SECONDS: Final = 30 * 24 * 3600
+
 # --- Redis keys ----------------------------------------------------------------
 
 REDIS_PREFIX: Final = "soundreel:"
@@ -42,8 +58,13 @@ def job_redis_key(job_id: str) -> str:
 
 
 def upload_redis_key(upload_id: str) -> str:
-    """Who owns an upload: a job may only read audio its own tenant uploaded."""
+    """Who owns an upload: a job may only read files its own tenant uploaded."""
     return f"{REDIS_PREFIX}upload:{upload_id}"
+
+
+def output_redis_key(output_key: str) -> str:
+    """Who owns a client-chosen ``outputKey``: no tenant can overwrite another's."""
+    return f"{REDIS_PREFIX}output:{output_key}"
 
 
 # --- object keys ---------------------------------------------------------------
@@ -60,6 +81,14 @@ def upload_key(upload_id: str, name: str) -> str:
     return f"{UPLOADS_PREFIX}{upload_id}/{name}"
 
 
+def upload_id_of(key: str) -> str | None:
+    """The upload id in an ``uploads/{id}/{name}`` key, or None if it is not one."""
+    parts = key.split("/")
+    if len(parts) != 3 or f"{parts[0]}/" != UPLOADS_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1]
+
+
 def default_output_key(kind: str, job_id: str) -> str:
     """Where a job's output goes unless the job names an ``outputKey``."""
     if kind == RENDER:
@@ -69,6 +98,26 @@ def default_output_key(kind: str, job_id: str) -> str:
     if kind == PREPARE:
         return f"{PREPARED_PREFIX}{job_id}/audio.wav"
     raise ValueError(f"unknown job kind {kind!r}")
+
+
+def thumbnail_key(job_id: str) -> str:
+    """A preview's JPEG of its loudest moment."""
+    return f"{PREVIEWS_PREFIX}{job_id}/thumbnail.jpg"
+
+
+def peaks_key(job_id: str) -> str:
+    """A prepared audio's peaks (audiowaveform JSON)."""
+    return f"{PREPARED_PREFIX}{job_id}/peaks.json"
+
+
+def expected_result_keys(kind: str, job_id: str, output_key: str) -> dict[str, str]:
+    """Every object key a job's result may name, by result field."""
+    keys = {RESULT_KEY_FIELD_BY_KIND[kind]: output_key}
+    if kind == PREVIEW:
+        keys["thumbnailKey"] = thumbnail_key(job_id)
+    if kind == PREPARE:
+        keys["peaksKey"] = peaks_key(job_id)
+    return keys
 
 
 #: The result field that names each kind's output, in the order the poll

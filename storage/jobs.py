@@ -27,8 +27,13 @@ from storage.constants import (
     COMPLETE,
     FAILED,
     QUEUED,
+    RECORD_TTL_SECONDS,
     RUNNING,
+    STAGE_DONE,
+    STAGE_QUEUED,
+    STAGES,
     job_redis_key,
+    output_redis_key,
     upload_redis_key,
 )
 from storage.errors import JobNotFound, StorageUnavailable
@@ -45,8 +50,6 @@ TRANSITIONS: dict[tuple[str, EventKind], str] = {
     (RUNNING, "fail"): FAILED,
 }
 
-#: The stage a record shows once its output is stored.
-DONE_STAGE = "done"
 
 
 def utcnow() -> str:
@@ -64,7 +67,7 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)
     status: str = QUEUED
     progress: float = 0.0
-    stage: str | None = "queued"
+    stage: str | None = STAGE_QUEUED
     created_at: str = field(default_factory=utcnow)
     updated_at: str = ""
     result: dict[str, Any] | None = None
@@ -123,15 +126,22 @@ def apply(job: Job, event: Event, now: str | None = None) -> Job | None:
         if reported < job.progress:
             return None
         stage = event.stage if event.stage is not None else job.stage
+        if _stage_rank(stage) < _stage_rank(job.stage):
+            return None  # a late report from an earlier stage
         if job.status == target and reported == job.progress and stage == job.stage:
             return None  # a duplicate: nothing to write
         return replace(job, status=target, progress=reported, stage=stage, updated_at=now)
     if event.kind == "complete":
         return replace(
-            job, status=COMPLETE, progress=1.0, stage=DONE_STAGE, result=event.result,
+            job, status=COMPLETE, progress=1.0, stage=STAGE_DONE, result=event.result,
             updated_at=now,
         )
     return replace(job, status=FAILED, error=event.error, updated_at=now)
+
+
+def _stage_rank(stage: str | None) -> int:
+    """Known stages in their order; an unknown one ranks with the one before it."""
+    return STAGES.index(stage) if stage in STAGES else -1
 
 
 class JobStore:
@@ -150,7 +160,8 @@ class JobStore:
 
     def create(self, job: Job) -> None:
         with _unavailable_on_connection_error():
-            if not self.redis.set(job_redis_key(job.job_id), job.to_json(), nx=True):
+            key = job_redis_key(job.job_id)
+            if not self.redis.set(key, job.to_json(), nx=True, ex=RECORD_TTL_SECONDS):
                 raise ValueError(f"job {job.job_id} exists")
 
     def delete(self, job_id: str) -> None:
@@ -178,7 +189,7 @@ class JobStore:
             changed = apply(job, event)
             pipe.multi()
             if changed is not None:
-                pipe.set(key, changed.to_json())
+                pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)
             outcome[:] = [(changed or job, changed is not None)]
 
         with _unavailable_on_connection_error():
@@ -189,7 +200,7 @@ class JobStore:
 
     def record_upload(self, upload_id: str, tenant: str) -> None:
         with _unavailable_on_connection_error():
-            self.redis.set(upload_redis_key(upload_id), tenant)
+            self.redis.set(upload_redis_key(upload_id), tenant, ex=RECORD_TTL_SECONDS)
 
     def forget_upload(self, upload_id: str) -> None:
         with _unavailable_on_connection_error():
@@ -200,9 +211,13 @@ class JobStore:
             owner = self.redis.get(upload_redis_key(upload_id))
         return owner.decode() if owner is not None else None
 
-    def ping(self) -> None:
+    def claim_output(self, output_key: str, tenant: str) -> bool:
+        """Whether ``tenant`` may write ``output_key``: first come, owner forever after."""
+        key = output_redis_key(output_key)
         with _unavailable_on_connection_error():
-            self.redis.ping()
+            self.redis.set(key, tenant, nx=True, ex=RECORD_TTL_SECONDS)
+            owner = self.redis.get(key)
+        return owner is not None and owner.decode() == tenant
 
 
 @contextmanager
@@ -212,3 +227,8 @@ def _unavailable_on_connection_error() -> Iterator[None]:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise StorageUnavailable(f"Redis is unreachable: {exc}") from exc
+    except redis.ResponseError as exc:
+        # a full (noeviction) or read-only replica Redis: not the client's fault
+        if str(exc).startswith(("OOM", "READONLY", "MISCONF")):
+            raise StorageUnavailable(f"Redis refused the write: {exc}") from exc
+        raise

@@ -17,6 +17,8 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import quote, urlencode
@@ -132,7 +134,7 @@ class LocalObjectStore:
             deadline = int(expires)
         except (InvalidKey, ValueError):
             raise ObjectNotFound(key) from None
-        good = hmac.compare_digest(self._sign(key, deadline), signature)
+        good = hmac.compare_digest(self._sign(key, deadline).encode(), signature.encode())
         if not good or deadline < time.time():
             raise ObjectNotFound(key)
         path = self.path(key)
@@ -149,6 +151,20 @@ class LocalObjectStore:
     def _sign(self, key: str, expires: int) -> str:
         message = f"{key}\n{expires}".encode()
         return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
+
+
+@contextmanager
+def _unavailable_on_s3_trouble() -> Iterator[None]:
+    """Network errors and 5xx answers from S3 become `StorageUnavailable` (503)."""
+    try:
+        yield
+    except BotoCoreError as exc:
+        raise StorageUnavailable(f"object store unreachable: {type(exc).__name__}") from exc
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status >= 500:
+            raise StorageUnavailable(f"object store answered {status}") from exc
+        raise
 
 
 class S3ObjectStore:
@@ -175,15 +191,18 @@ class S3ObjectStore:
 
     def put(self, key: str, data: BinaryIO, content_type: str | None = None) -> None:
         extra = {"ContentType": content_type} if content_type else None
-        self._client.upload_fileobj(data, self.bucket, check_key(key), ExtraArgs=extra)
+        with _unavailable_on_s3_trouble():
+            self._client.upload_fileobj(data, self.bucket, check_key(key), ExtraArgs=extra)
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
         extra = {"ContentType": content_type} if content_type else None
-        self._client.upload_file(str(path), self.bucket, check_key(key), ExtraArgs=extra)
+        with _unavailable_on_s3_trouble():
+            self._client.upload_file(str(path), self.bucket, check_key(key), ExtraArgs=extra)
 
     def get_file(self, key: str, dest: Path) -> None:
         try:
-            self._client.download_file(self.bucket, check_key(key), str(dest))
+            with _unavailable_on_s3_trouble():
+                self._client.download_file(self.bucket, check_key(key), str(dest))
         except ClientError as exc:
             if _is_not_found(exc):
                 raise ObjectNotFound(key) from None
@@ -198,7 +217,8 @@ class S3ObjectStore:
 
     def size(self, key: str) -> int:
         try:
-            head = self._client.head_object(Bucket=self.bucket, Key=check_key(key))
+            with _unavailable_on_s3_trouble():
+                head = self._client.head_object(Bucket=self.bucket, Key=check_key(key))
         except ClientError as exc:
             if _is_not_found(exc):
                 raise ObjectNotFound(key) from None
@@ -206,7 +226,8 @@ class S3ObjectStore:
         return int(head["ContentLength"])
 
     def delete(self, key: str) -> None:
-        self._client.delete_object(Bucket=self.bucket, Key=check_key(key))
+        with _unavailable_on_s3_trouble():
+            self._client.delete_object(Bucket=self.bucket, Key=check_key(key))
 
     def presigned_url(self, key: str, expires_in: int) -> str:
         return self._client.generate_presigned_url(

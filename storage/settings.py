@@ -50,7 +50,7 @@ class S3Storage:
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)  # may carry a password
     public_base_url: str = DEFAULT_PUBLIC_BASE_URL
     #: Where workers reach the API (callbacks, local-store downloads); defaults to
     #: the public URL. Set it when clients and workers see the API under different

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.app import SoundreelCelery, create_celery
+from tasks.celeryapp import SoundreelCelery, create_celery
 
 __all__ = ["SoundreelCelery", "create_celery"]
 

@@ -13,26 +13,28 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from tasks.constants import JOB_SOFT_TIME_LIMIT, REPORT_FAILURE_TASK, REPORT_RESULT_TASK
 from tasks.errors import JobFailed
 from tasks.reports import WebhookRejected, WebhookUnavailable
 
 if TYPE_CHECKING:
-    from tasks.app import SoundreelCelery
+    from tasks.celeryapp import SoundreelCelery
 
 log = logging.getLogger(__name__)
 
-#: Retries of the webhook: 1 s, 2 s, 4 s ... capped at 10 min, for about 3 hours.
-WEBHOOK_MAX_RETRIES = 25
+#: Retries of the webhook: backoff 1 s, 2 s, 4 s ... capped at 10 min (with full
+#: jitter), about 500 tries: the API has days to come back before a report is
+#: dropped. Duplicates are harmless: the state machine ignores them.
+WEBHOOK_MAX_RETRIES = 500
 
 
 def failure_payload(job_id: str, exc: BaseException) -> dict[str, Any]:
     """The webhook body for a failed job; unexpected errors say little on purpose."""
     if isinstance(exc, JobFailed):
         error = {"code": exc.code, "message": exc.message}
-    elif isinstance(exc, SoftTimeLimitExceeded):
+    elif isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
         error = {
             "code": "time_limit_exceeded",
             "message": f"The job ran longer than {JOB_SOFT_TIME_LIMIT} s and was stopped. "

@@ -5,21 +5,43 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 
-from render import PREVIEW_SECONDS, RenderError, RenderSpec, prepare_audio, render_video
+from render import (
+    Assets,
+    RenderError,
+    RenderSpec,
+    extract_frame,
+    prepare_audio,
+    render_video,
+    write_peaks,
+)
 from storage import ObjectStore
-from storage.constants import AUDIO_URL_TTL, PREPARE, PREVIEW, RENDER, RESULT_KEY_FIELD_BY_KIND
+from storage.constants import (
+    AUDIO_URL_TTL,
+    PREPARE,
+    PREVIEW,
+    RENDER,
+    RESULT_KEY_FIELD_BY_KIND,
+    STAGE_DECODING,
+    STAGE_DOWNLOADING,
+    STAGE_RENDERING,
+    STAGE_UPLOADING,
+    peaks_key,
+    thumbnail_key,
+)
 from tasks.constants import RENDER_TASK
 from tasks.download import download
 from tasks.errors import JobFailed, UploadFailed
 from tasks.reports import ProgressReporter
 
 if TYPE_CHECKING:
-    from tasks.app import SoundreelCelery
+    from tasks.celeryapp import SoundreelCelery
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +51,20 @@ Report = Callable[[float, str], None]
 DOWNLOAD_END = 0.05
 PRODUCE_END = 0.95
 
-CONTENT_TYPES = {"mp4": "video/mp4", "wav": "audio/wav"}
+
+@dataclass(frozen=True)
+class Output:
+    """A file the job produced and where it goes."""
+
+    key: str
+    path: Path
+    content_type: str
 
 
 def run_job(
     store: ObjectStore,
     *,
+    job_id: str,
     kind: str,
     audio_key: str,
     output_key: str,
@@ -53,47 +83,94 @@ def run_job(
         raise JobFailed(f"Invalid render options: {exc}", "invalid_options") from None
     with tempfile.TemporaryDirectory(prefix="soundreel-") as tmp:
         workdir = Path(tmp)
-        report(0.0, "downloading")
+        report(0.0, STAGE_DOWNLOADING)
         source = workdir / "input"
         download(store.presigned_url(audio_key, AUDIO_URL_TTL), source, max_bytes=max_bytes)
-        stage = "decoding" if kind == PREPARE else "rendering"
+        assets = Assets(
+            **{
+                role: _fetch(store, key, workdir / f"asset-{role}", max_bytes)
+                for role, key in spec.asset_keys.items()
+            }
+        )
+        stage = STAGE_DECODING if kind == PREPARE else STAGE_RENDERING
         report(DOWNLOAD_END, stage)
 
         def produced(fraction: float) -> None:
             report(DOWNLOAD_END + (PRODUCE_END - DOWNLOAD_END) * fraction, stage)
 
         try:
-            fmt, duration, output = _produce(kind, source, workdir, spec, produced)
+            result, outputs = _produce(
+                kind, job_id, output_key, source, workdir, spec, assets, produced
+            )
         except RenderError as exc:
             raise JobFailed(exc.message, exc.code) from None
-        report(PRODUCE_END, "uploading")
-        try:
-            store.put_file(output_key, output, CONTENT_TYPES[fmt])
-        except Exception as exc:
-            log.exception("upload of %s failed", output_key)
-            raise UploadFailed(
-                f"The output could not be stored ({type(exc).__name__}); resubmit the job."
-            ) from None
-    return {RESULT_KEY_FIELD_BY_KIND[kind]: output_key, "format": fmt, "duration": duration}
+        report(PRODUCE_END, STAGE_UPLOADING)
+        for output in outputs:
+            try:
+                store.put_file(output.key, output.path, output.content_type)
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception as exc:
+                log.exception("upload of %s failed", output.key)
+                raise UploadFailed(
+                    f"The output could not be stored ({type(exc).__name__}); resubmit the job."
+                ) from None
+    return result
+
+
+def _fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:
+    download(store.presigned_url(key, AUDIO_URL_TTL), dest, max_bytes=max_bytes)
+    return dest
 
 
 def _produce(
-    kind: str, source: Path, workdir: Path, spec: RenderSpec, progress: Callable[[float], None]
-) -> tuple[str, float, Path]:
+    kind: str,
+    job_id: str,
+    output_key: str,
+    source: Path,
+    workdir: Path,
+    spec: RenderSpec,
+    assets: Assets,
+    progress: Callable[[float], None],
+) -> tuple[dict[str, Any], list[Output]]:
+    field = RESULT_KEY_FIELD_BY_KIND[kind]
     if kind == RENDER:
-        output = workdir / "output.mp4"
-        result = render_video(source, output, spec, progress=progress)
-        return "mp4", round(result.duration, 3), output
+        video = workdir / "output.mp4"
+        rendered = render_video(source, video, spec, assets=assets, progress=progress)
+        result = {field: output_key, "format": "mp4", "duration": round(rendered.duration, 3)}
+        return result, [Output(output_key, video, "video/mp4")]
     if kind == PREVIEW:
-        output = workdir / "preview.mp4"
-        result = render_video(
-            source, output, spec.for_preview(), max_seconds=PREVIEW_SECONDS, progress=progress
+        video, thumbnail = workdir / "preview.mp4", workdir / "thumbnail.jpg"
+        rendered = render_video(
+            source, video, spec.for_preview(), assets=assets, progress=progress
         )
-        return "mp4", round(result.duration, 3), output
+        extract_frame(video, rendered.loudest, thumbnail)
+        result = {
+            field: output_key,
+            "thumbnailKey": thumbnail_key(job_id),
+            "format": "mp4",
+            "duration": round(rendered.duration, 3),
+        }
+        return result, [
+            Output(output_key, video, "video/mp4"),
+            Output(thumbnail_key(job_id), thumbnail, "image/jpeg"),
+        ]
     if kind == PREPARE:
-        output = workdir / "audio.wav"
-        prepared = prepare_audio(source, output, progress=progress)
-        return "wav", round(prepared.duration, 3), output
+        wav, peaks = workdir / "audio.wav", workdir / "peaks.json"
+        prepared = prepare_audio(source, wav, progress=progress)
+        write_peaks(wav, peaks)
+        result = {
+            field: output_key,
+            "peaksKey": peaks_key(job_id),
+            "format": "wav",
+            "duration": round(prepared.duration, 3),
+            "sampleRate": prepared.sample_rate,
+            "channels": prepared.channels,
+        }
+        return result, [
+            Output(output_key, wav, "audio/wav"),
+            Output(peaks_key(job_id), peaks, "application/json"),
+        ]
     raise JobFailed(f"Unknown job kind {kind!r}.", "invalid_options")
 
 
@@ -107,6 +184,7 @@ def register(app: SoundreelCelery) -> None:
         with ProgressReporter(app.api, job_id) as progress:
             result = run_job(
                 app.object_store,
+                job_id=job_id,
                 kind=kind,
                 audio_key=audio_key,
                 output_key=output_key,

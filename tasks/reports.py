@@ -23,7 +23,7 @@ PROGRESS_INTERVAL = 0.5
 
 
 class WebhookRejected(Exception):
-    """The API refused the report for good (4xx other than 429): retrying will not help."""
+    """The API refused the report for good (a 4xx other than 401, 403, 429)."""
 
 
 class WebhookUnavailable(Exception):
@@ -61,7 +61,8 @@ class ApiClient:
             )
         except requests.RequestException as exc:
             raise WebhookUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
+        # 401/403: a token being rotated on one side first; retry until both agree
+        if response.status_code in (401, 403, 429) or response.status_code >= 500:
             raise WebhookUnavailable(f"API answered {response.status_code}")
         if response.status_code >= 400:
             raise WebhookRejected(f"API answered {response.status_code}: {response.text[:200]}")
@@ -108,17 +109,19 @@ class ProgressReporter:
         last_send = 0.0
         while True:
             with self._wake:
-                wait = max(0.0, last_send + self._interval - time.monotonic())
-                self._wake.wait(timeout=wait if self._latest != self._sent else None)
-                latest, closed = self._latest, self._closed
-                stage_changed = (
-                    latest is not None and self._sent is not None and latest[1] != self._sent[1]
-                )
-                due = time.monotonic() >= last_send + self._interval or stage_changed or closed
-                if latest is None or latest == self._sent or not due:
-                    if closed:
-                        return
-                    continue
-                self._sent = latest
+                while True:
+                    pending = self._latest is not None and self._latest != self._sent
+                    if not pending:
+                        if self._closed:
+                            return
+                        self._wake.wait()
+                        continue
+                    assert self._latest is not None
+                    stage_changed = self._sent is None or self._latest[1] != self._sent[1]
+                    remaining = last_send + self._interval - time.monotonic()
+                    if remaining <= 0 or stage_changed or self._closed:
+                        break
+                    self._wake.wait(timeout=remaining)
+                latest = self._sent = self._latest
             self._client.patch_progress(self._job_id, *latest)
             last_send = time.monotonic()

@@ -4,6 +4,7 @@ real stack (gunicorn + redis-server + worker) unless a test needs its own settin
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import requests
@@ -117,23 +118,84 @@ def test_unknown_job_and_unknown_route_are_json_404(local_stack):
         assert response.status_code == 404 and error_of(response)["code"] == "not_found"
 
 
-def test_upload_past_the_limit_is_413(tmp_path):
+def test_upload_limit_is_exact(tmp_path, redis_url):
     port = free_port()
     settings = settings_for({"STORAGE_DIR": str(tmp_path), "MAX_UPLOAD_BYTES": "1000",
-                             "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"})
+                             "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+                             "REDIS_URL": redis_url})
     served = ServedApp(create_app(settings), port)
-    try:
-        response = requests.post(
+
+    def post(size: int) -> requests.Response:
+        return requests.post(
             f"http://127.0.0.1:{port}/v1/uploads",
             headers={"Authorization": "Bearer sk_test_acme_1"},
-            files={"file": ("big.wav", io.BytesIO(b"\0" * 200_000))},
+            files={"file": (f"f{size}.wav", io.BytesIO(b"\0" * size))},
             timeout=10,
         )
-        assert response.status_code == 413
-        assert error_of(response)["code"] == "payload_too_large"
-        assert not any(tmp_path.rglob("*.wav"))
+
+    try:
+        assert post(1000).status_code == 201
+        for size in (1001, 60_000, 200_000):  # past the limit, within and past the slack
+            response = post(size)
+            assert response.status_code == 413
+            assert error_of(response)["code"] == "payload_too_large"
+            assert not any(tmp_path.rglob(f"f{size}.wav"))
     finally:
         served.close()
+
+
+def test_errors_flask_raises_itself_are_json_with_their_headers(local_stack):
+    response = requests.put(local_stack.url("/healthz"), timeout=10)
+    assert response.status_code == 405 and error_of(response)["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
+def test_unexpected_errors_are_json_500(tmp_path):
+    port = free_port()
+    app = create_app(settings_for({"STORAGE_DIR": str(tmp_path),
+                                   "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}))
+
+    def boom():
+        raise RuntimeError("a bug")
+
+    app.add_url_rule("/boom", view_func=boom)
+    served = ServedApp(app, port)
+    try:
+        response = requests.get(f"http://127.0.0.1:{port}/boom", timeout=10)
+        assert response.status_code == 500 and error_of(response)["code"] == "internal_error"
+        assert "a bug" not in response.text
+    finally:
+        served.close()
+
+
+def test_output_key_of_another_tenant_is_409(local_stack):
+    key = "clips/shared-name/teaser.mp4"
+    body = {"kind": "render", "outputKey": key}
+    mine = local_stack.client().post(
+        local_stack.url(JOB), json={**body, "audioKey": upload(local_stack, SAMPLE)}, timeout=10
+    )
+    assert mine.status_code == 202
+    again = local_stack.client().post(
+        local_stack.url(JOB), json={**body, "audioKey": upload(local_stack, SAMPLE)}, timeout=10
+    )
+    assert again.status_code == 202  # the owner may write it again
+    other = local_stack.client(local_stack.other_api_key)
+    key_b = other.post(local_stack.url("/v1/uploads"), timeout=10,
+                       files={"file": ("b.mp3", SAMPLE.read_bytes())}).json()["audioKey"]
+    theirs = other.post(local_stack.url(JOB), json={**body, "audioKey": key_b}, timeout=10)
+    assert theirs.status_code == 409
+    assert error_of(theirs)["code"] == "output_key_taken"
+    poll(local_stack, mine.json()["jobId"])
+    poll(local_stack, again.json()["jobId"])
+
+
+def test_files_route_refuses_odd_signatures_with_404(local_stack):
+    for signature in ("%C3%A9", "", "0" * 64):
+        response = requests.get(
+            local_stack.url(f"/files/renders/x/output.mp4?expires=99999999999&signature={signature}"),
+            timeout=10,
+        )
+        assert response.status_code == 404 and error_of(response)["code"] == "not_found"
 
 
 def test_redis_down_is_503_and_nothing_is_stored(tmp_path):
@@ -178,6 +240,18 @@ def test_late_and_duplicate_reports_are_accepted_and_ignored(local_stack):
     after = local_stack.client().get(local_stack.url(f"{JOB}/{job['jobId']}"), timeout=10).json()
     assert after["status"] == "complete" and after["progress"] == 1.0
     assert after["result"] == done["result"] and after["error"] is None
+
+
+def test_a_complete_report_cannot_point_the_download_at_another_object(local_stack):
+    job = submit(local_stack, {"kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
+    worker = requests.Session()
+    worker.headers["Authorization"] = f"Bearer {local_stack.worker_token}"
+    # a forged report races the real one; whichever lands, no foreign key survives
+    forged = {"preparedKey": "uploads/someone-else/secret.wav", "format": "wav", "duration": 1}
+    worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10,
+                json={"jobId": job["jobId"], "status": "complete", "result": forged})
+    done, _ = poll(local_stack, job["jobId"])
+    assert "uploads/someone-else" not in json.dumps(done)
 
 
 def test_reports_about_unknown_jobs_are_404_and_bad_reports_400(local_stack):

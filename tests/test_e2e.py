@@ -62,6 +62,7 @@ def test_preview_is_the_first_15_seconds_480_wide(stack, tmp_path):
     assert job["status"] == "complete", job["error"]
     assert_monotonic(seen)
     assert job["result"]["previewKey"] == f"previews/{job['jobId']}/preview.mp4"
+    assert job["result"]["thumbnailKey"] == f"previews/{job['jobId']}/thumbnail.jpg"
     assert "videoKey" not in job["result"]
     assert timedelta(minutes=59) < expires_in(job) <= timedelta(hours=1)
     info = probe(download(job, tmp_path / "preview.mp4"))
@@ -76,7 +77,8 @@ def test_prepare_stores_a_44100_hz_wav_with_its_duration(stack, tmp_path, sample
     assert job["status"] == "complete", job["error"]
     assert_monotonic(seen)
     assert job["result"]["preparedKey"] == f"prepared/{job['jobId']}/audio.wav"
-    assert job["result"]["format"] == "wav"
+    assert job["result"]["peaksKey"] == f"prepared/{job['jobId']}/peaks.json"
+    assert job["result"]["format"] == "wav" and job["result"]["sampleRate"] == 44100
     assert abs(job["result"]["duration"] - sample_duration) < 0.1
     info = probe(download(job, tmp_path / "audio.wav"))
     (audio,) = streams(info, "audio")
@@ -127,9 +129,9 @@ def test_failure_reaches_the_api_through_the_failure_webhook(local_stack, tmp_pa
     assert job["status"] == "failed"
     api_log = (local_stack.workdir / "api.log").read_text()
     worker_log = (local_stack.workdir / "worker.log").read_text()
-    assert "soundreel.report_result[" in worker_log
-    assert f"job {job['jobId']} failed: invalid_audio" in worker_log
-    assert "POST /internal/webhooks/worker" in api_log
+    assert f"job {job['jobId']} failed: invalid_audio" in worker_log  # the errback ran
+    assert f"job {job['jobId']}: reported failed" in worker_log  # report_result posted it
+    assert f"job {job['jobId']} failed: " in api_log  # and the API applied it
 
 
 def test_worker_removes_its_temp_files_after_success_and_failure(local_stack, tmp_path):

@@ -63,6 +63,13 @@ def test_progress_never_goes_backwards():
     assert later is not None and later.progress == 0.7 and later.stage == "rendering"
 
 
+def test_a_late_report_from_an_earlier_stage_is_ignored():
+    job = make_job(status=RUNNING, progress=0.95, stage="uploading")
+    assert apply(job, Event.progressed(0.95, "rendering")) is None
+    assert apply(job, Event.progressed(0.97, "rendering")) is None
+    assert apply(job, Event.progressed(0.97, "uploading")).progress == 0.97
+
+
 def test_duplicate_progress_report_is_ignored():
     job = make_job(status=RUNNING, progress=0.5, stage="rendering")
     assert apply(job, Event.progressed(0.5, "rendering")) is None

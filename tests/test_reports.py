@@ -1,0 +1,64 @@
+"""The worker's progress reporter: coalesces, never blocks the render, always
+sends the last value, and stops promptly."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tasks.reports import ProgressReporter
+
+
+class SlowClient:
+    """Records PATCHes; each takes ``delay`` seconds, like a slow API."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.sent: list[tuple[float, str]] = []
+        self.lock = threading.Lock()
+
+    def patch_progress(self, job_id: str, progress: float, stage: str) -> None:
+        time.sleep(self.delay)
+        with self.lock:
+            self.sent.append((progress, stage))
+
+
+def test_close_sends_the_last_value_and_returns_promptly_even_mid_patch():
+    client = SlowClient(delay=0.3)
+    reporter = ProgressReporter(client, "job", interval=0.05)  # type: ignore[arg-type]
+    reporter.update(0.1, "rendering")
+    time.sleep(0.05)  # the first PATCH is in flight
+    reporter.update(0.7, "rendering")
+    started = time.monotonic()
+    reporter.close()
+    assert time.monotonic() - started < 1.0
+    assert not reporter._thread.is_alive()
+    assert client.sent[-1] == (0.7, "rendering")
+
+
+def test_many_updates_are_coalesced_and_in_order():
+    client = SlowClient()
+    with ProgressReporter(client, "job", interval=0.05) as reporter:  # type: ignore[arg-type]
+        for step in range(1, 501):
+            reporter.update(step / 500, "rendering")
+            time.sleep(0.0005)
+    progress = [value for value, _ in client.sent]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert len(progress) < 100
+
+
+def test_a_stage_change_is_sent_at_once():
+    client = SlowClient()
+    with ProgressReporter(client, "job", interval=10.0) as reporter:  # type: ignore[arg-type]
+        reporter.update(0.0, "downloading")
+        time.sleep(0.1)
+        reporter.update(0.05, "rendering")
+        time.sleep(0.1)
+        assert [stage for _, stage in client.sent] == ["downloading", "rendering"]
+
+
+def test_close_with_nothing_reported_sends_nothing():
+    client = SlowClient()
+    reporter = ProgressReporter(client, "job")  # type: ignore[arg-type]
+    reporter.close()
+    assert client.sent == [] and not reporter._thread.is_alive()
