@@ -13,6 +13,7 @@ from render.engine import (
     ProgressCallback,
     RenderResult,
     prepare_audio,
+    render_frames,
     render_video,
 )
 from render.errors import InvalidAudio, InvalidImage, RenderError, RenderFailed
@@ -34,6 +35,7 @@ __all__ = [
     "RenderSpec",
     "extract_frame",
     "prepare_audio",
+    "render_frames",
     "render_video",
     "write_peaks",
 ]

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from render.engine import prepare_audio, render_video
 from render.errors import RenderError
-from render.spec import RenderSpec, Style
+from render.spec import Assets, RenderSpec
 
 BAR_WIDTH = 30
 
@@ -30,34 +30,74 @@ def parse_size(value: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+#: Spec fields the CLI takes as files instead of storage keys, and its flag for each.
+ASSET_FLAGS = {"background_key": "background-image", "artwork_key": "artwork",
+               "captions_key": "captions"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Every RenderSpec field is a flag (``--color2``, ``--background-blur`` ...), so
+    the CLI and the API always offer the same options."""
     parser = argparse.ArgumentParser(
         prog="python -m render", description="Render an audiogram video from an audio file."
     )
     parser.add_argument("input", type=Path, help="audio file (WAV, MP3, M4A, OGG, FLAC, ...)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="MP4 (or WAV) to write")
-    parser.add_argument("--style", choices=get_args(Style), default="wave")
     parser.add_argument("--size", type=parse_size, default=None, help="WIDTHxHEIGHT, 1280x720")
-    parser.add_argument("--fps", type=int, default=None, help="frames per second, 30")
-    parser.add_argument("--color", default=None, help="waveform colour, #rgb or #rrggbb")
-    parser.add_argument("--background", default=None, help="background colour")
     parser.add_argument("--max-seconds", type=float, default=None, help="render only the start")
     parser.add_argument(
         "--prepare", action="store_true", help="write a 44.1 kHz 16-bit WAV instead of a video"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    for flag in ASSET_FLAGS.values():
+        parser.add_argument(f"--{flag}", type=Path, default=None, help=f"{flag} file")
+    for name, field in RenderSpec.model_fields.items():
+        if name in ASSET_FLAGS or name in ("width", "height"):
+            continue
+        kind = field.annotation
+        options = [
+            inner for option in get_args(kind) for inner in (get_args(option) or (option,))
+        ]
+        help_text = field.description or ""
+        if kind is bool:
+            parser.add_argument(_flag(name), action=argparse.BooleanOptionalAction,
+                                default=None, help=help_text)
+            continue
+        literal = [o for o in options if isinstance(o, str)]
+        number = next((t for t in (int, float) if t is kind or t in options), None)
+        parser.add_argument(
+            _flag(name),
+            type=number or str,
+            choices=literal or None,
+            default=None,
+            help=help_text,
+        )
     return parser
 
 
 def spec_options(args: argparse.Namespace) -> dict[str, object]:
     """Only the options given, so RenderSpec's defaults stay the one source of defaults."""
-    options: dict[str, object] = {"style": args.style}
+    options: dict[str, object] = {}
     if args.size is not None:
         options["width"], options["height"] = args.size
-    for name in ("fps", "color", "background"):
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
+    for name in RenderSpec.model_fields:
+        value = getattr(args, name, None)
+        if value is not None and name not in ASSET_FLAGS:
+            options[name] = value
+    for name, flag in ASSET_FLAGS.items():
+        if getattr(args, flag.replace("-", "_")) is not None:
+            options[name] = f"local/{flag}"  # a placeholder key: the file is given directly
     return options
+
+
+def assets_of(args: argparse.Namespace) -> Assets:
+    return Assets(
+        background=args.background_image, artwork=args.artwork, captions=args.captions
+    )
 
 
 class ProgressBar:
@@ -113,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             result = render_video(
-                args.input, args.output, spec, max_seconds=args.max_seconds, progress=bar
+                args.input, args.output, spec, assets=assets_of(args),
+                max_seconds=args.max_seconds, progress=bar,
             )
             summary = (
                 f"{result.duration:.2f} s, {result.width}x{result.height} "

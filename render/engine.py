@@ -70,6 +70,63 @@ class PreparedAudio:
     channels: int
 
 
+class Scene:
+    """A clip ready to draw: its analysis, static background, style and captions.
+
+    Building one decodes the clip (pass 1) and composes the static layers; then
+    `draw` paints any frame. Used by `render_video` and, without an encoder, by
+    `render_frames` (golden-frame tests, documentation pictures).
+    """
+
+    def __init__(
+        self,
+        audio_path: Path,
+        spec: RenderSpec,
+        assets: Assets | None = None,
+        max_seconds: float | None = None,
+    ) -> None:
+        if max_seconds is not None and not max_seconds > 0:
+            raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+        self.spec = spec
+        assets = assets or Assets()
+        length = spec.clip_seconds
+        if max_seconds is not None:
+            length = max_seconds if length is None else min(length, max_seconds)
+        analyzer = Analyzer(spec.fps, trace=spec.style == "wave" and not spec.filled)
+        decode_stream(
+            Path(audio_path),
+            sample_rate=ANALYSIS_RATE,
+            start=spec.start,
+            duration=length,
+            sink=lambda block: analyzer.feed(np.frombuffer(block, np.float32)),
+        )
+        self.analysis = analyzer.finish()
+        if self.analysis.frames == 0:
+            if spec.start > 0:
+                raise InvalidAudio(
+                    f"The clip starts at {spec.start:g} s, after the end of the audio. "
+                    "Choose a start inside the audio."
+                )
+            raise InvalidAudio.empty()
+        layout = compute_layout(
+            spec, has_artwork=assets.artwork is not None, has_captions=assets.captions is not None
+        )
+        self.layout = layout
+        self.style = make_style(spec, self.analysis, layout.viz)
+        self.background = compose_static(spec, assets, layout, self.style)
+        self.captions = Captions(assets.captions, spec, layout) if assets.captions else None
+
+    @property
+    def frames(self) -> int:
+        return self.analysis.frames
+
+    def draw(self, planes: Planes, index: int) -> None:
+        planes.copy_from(self.background)
+        self.style.draw(planes, index)
+        if self.captions is not None:
+            self.captions.draw(planes, index / self.spec.fps)
+
+
 def render_video(
     audio_path: Path,
     out_path: Path,
@@ -88,41 +145,10 @@ def render_video(
     InvalidCaptions for unusable input and RenderFailed when ffmpeg fails; a
     failed render leaves no output file behind.
     """
-    if max_seconds is not None and not max_seconds > 0:
-        raise ValueError(f"max_seconds must be positive, got {max_seconds}")
-    assets = assets or Assets()
     report = _Progress(progress)
-    length = spec.clip_seconds
-    if max_seconds is not None:
-        length = max_seconds if length is None else min(length, max_seconds)
-
-    # pass 1: decode once, streaming, into compact per-frame features
-    analyzer = Analyzer(spec.fps, trace=spec.style == "wave" and not spec.filled)
-    decode_stream(
-        Path(audio_path),
-        sample_rate=ANALYSIS_RATE,
-        start=spec.start,
-        duration=length,
-        sink=lambda block: analyzer.feed(np.frombuffer(block, np.float32)),
-    )
-    analysis = analyzer.finish()
-    if analysis.frames == 0:
-        if spec.start > 0:
-            raise InvalidAudio(
-                f"The clip starts at {spec.start:g} s, after the end of the audio. "
-                "Choose a start inside the audio."
-            )
-        raise InvalidAudio.empty()
-
-    # the static scene, once; then per frame only what moves
-    layout = compute_layout(
-        spec, has_artwork=assets.artwork is not None, has_captions=assets.captions is not None
-    )
-    style = make_style(spec, analysis, layout.viz)
-    background = compose_static(spec, assets, layout, style)
-    captions = Captions(assets.captions, spec, layout) if assets.captions else None
+    scene = Scene(audio_path, spec, assets, max_seconds)
+    analysis = scene.analysis
     report(0.0)
-
     encoder = Encoder(
         out_path,
         width=spec.width,
@@ -136,10 +162,7 @@ def render_video(
     with encoder:
         frame = Planes.empty(spec.width, spec.height)
         for index in range(analysis.frames):
-            frame.copy_from(background)
-            style.draw(frame, index)
-            if captions is not None:
-                captions.draw(frame, index / spec.fps)
+            scene.draw(frame, index)
             encoder.write(frame.buffer)
             # 1.0 waits for ffmpeg to finish the file, so consumers can trust it
             report(min((index + 1) / analysis.frames, 0.99))
@@ -152,6 +175,21 @@ def render_video(
         frames=analysis.frames,
         loudest=analysis.loudest_frame / spec.fps,
     )
+
+
+def render_frames(
+    audio_path: Path, spec: RenderSpec, times: list[float], *, assets: Assets | None = None
+) -> list[np.ndarray]:
+    """The frames shown at ``times`` (seconds into the clip) as (H, W, 3) RGB arrays,
+    drawn exactly as in a video but without encoding (so without x264's losses)."""
+    scene = Scene(audio_path, spec, assets)
+    planes = Planes.empty(spec.width, spec.height)
+    frames = []
+    for seconds in times:
+        index = min(max(int(seconds * spec.fps), 0), scene.frames - 1)
+        scene.draw(planes, index)
+        frames.append(planes.to_rgb())
+    return frames
 
 
 def prepare_audio(

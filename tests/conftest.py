@@ -14,7 +14,10 @@ from werkzeug.serving import make_server
 from scripts import stack as stack_mod
 from storage import Settings
 
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp3"
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLE = SAMPLES / "sample.mp3"
+ARTWORK = SAMPLES / "artwork.png"
+CAPTIONS = SAMPLES / "sample.srt"
 
 
 @pytest.fixture(scope="session")

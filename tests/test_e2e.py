@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import SAMPLE
+from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
 from tests.e2e import download, poll, run, submit, upload
 from tests.media import probe
 
@@ -142,3 +142,45 @@ def test_worker_removes_its_temp_files_after_success_and_failure(local_stack, tm
     assert (ok["status"], bad["status"]) == ("complete", "failed")
     # (billiard keeps its own pymp-* directory there for the pool's life)
     assert list((local_stack.workdir / "tmp").glob("soundreel-*")) == []
+
+
+def test_render_with_artwork_captions_title_and_clip_window(local_stack, tmp_path):
+    art, srt = upload(local_stack, ARTWORK), upload(local_stack, CAPTIONS)
+    job, _ = run(local_stack, SAMPLE, {"kind": "render", "options": {
+        "preset": "square", "style": "circle", "artworkKey": art, "captionsKey": srt,
+        "title": "Episode 1", "subtitle": "A test", "start": 2.0, "end": 7.0, "quality": 30,
+    }})
+    assert job["status"] == "complete", job["error"]
+    assert abs(job["result"]["duration"] - 5.0) < 0.05
+    info = probe(download(job, tmp_path / "clip.mp4"))
+    (video,) = streams(info, "video")
+    assert (video["width"], video["height"]) == (1080, 1080)
+    assert abs(float(info["format"]["duration"]) - 5.0) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "content", "code"),
+    [
+        ("captionsKey", "bad.srt", b"1\n00:00:01,000 -> nope\nhello\n", "invalid_captions"),
+        ("artworkKey", "cover.png", b"this is not a png", "invalid_image"),
+    ],
+)
+def test_bad_assets_fail_the_job_with_their_code(local_stack, tmp_path, role, name, content,
+                                                 code):
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    job, _ = run(local_stack, SAMPLE, {"kind": "preview",
+                                       "options": {role: upload(local_stack, bad)}})
+    assert job["status"] == "failed" and job["error"]["code"] == code, job["error"]
+
+
+def test_assets_of_another_tenant_are_refused(local_stack):
+    art = upload(local_stack, ARTWORK)
+    other = local_stack.client(local_stack.other_api_key)
+    audio = other.post(local_stack.url("/v1/uploads"), timeout=10,
+                       files={"file": ("a.mp3", SAMPLE.read_bytes())}).json()["audioKey"]
+    response = other.post(local_stack.url("/v1/jobs"), timeout=10,
+                          json={"audioKey": audio, "options": {"artworkKey": art}})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_upload"
+    assert response.json()["error"]["field"] == "options.artworkKey"

@@ -1,0 +1,74 @@
+"""Pictures for the README: one frame of each style, and a contact sheet.
+
+    python -m scripts.docs_images
+
+Writes ``samples/artwork.png`` (a synthesised cover, if missing),
+``docs/styles/<style>.png`` and ``docs/contact-sheet.png``, all drawn by
+``render.render_frames`` from ``samples/sample.mp3`` exactly as a video would be.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from render import STYLES, Assets, RenderSpec, render_frames
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+DOCS = ROOT / "docs"
+ARTWORK = SAMPLES / "artwork.png"
+#: Per style, a look that shows what it can do.
+LOOKS: dict[str, dict[str, object]] = {
+    "bars": {"color": "#ffd166", "color2": "#ef476f", "background": "#1b1f3a",
+             "background2": "#3a1c4a"},
+    "mirror": {"color": "#06d6a0", "color2": "#118ab2", "background": "#0b1320"},
+    "wave": {"color": "#f1faee", "color2": "#a8dadc", "background": "#1d3557",
+             "background2": "#457b9d"},
+    "circle": {"color": "#ffafcc", "color2": "#cdb4db", "background": "#22223b",
+               "background2": "#4a4e69"},
+    "progress": {"color": "#ff7f50", "background": "#121212"},
+}
+MOMENT = 6.3  # seconds: a busy moment of the sample, with a caption showing
+
+
+def make_artwork(path: Path, size: int = 800) -> None:
+    """A deterministic abstract cover: a gradient with soft circles."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    rgb = np.stack([0.95 - 0.5 * y, 0.35 + 0.4 * x * y, 0.55 + 0.4 * (1 - x)], axis=-1)
+    for cx, cy, r, tint in ((0.3, 0.35, 0.22, (1.0, 0.8, 0.3)), (0.7, 0.65, 0.3, (0.2, 0.9, 0.8))):
+        d = np.hypot(x - cx, y - cy)
+        a = np.clip((r - d) / 0.03, 0, 1)[..., None] * 0.7
+        rgb = rgb * (1 - a) + np.array(tint, np.float32) * a
+    Image.fromarray(np.clip(rgb * 255, 0, 255).astype(np.uint8)).save(path)
+
+
+def main() -> None:
+    if not ARTWORK.exists():
+        make_artwork(ARTWORK)
+    (DOCS / "styles").mkdir(parents=True, exist_ok=True)
+    assets = Assets(artwork=ARTWORK, captions=SAMPLES / "sample.srt")
+    tiles = []
+    for style in STYLES:
+        spec = RenderSpec.model_validate(
+            {"style": style, "width": 1280, "height": 720, "title": "The soundreel sample",
+             "subtitle": f"Episode 1 · style: {style}", "artworkKey": "local/artwork",
+             "captionsKey": "local/captions", **LOOKS[style]}
+        )
+        (frame,) = render_frames(SAMPLES / "sample.mp3", spec, [MOMENT], assets=assets)
+        image = Image.fromarray(frame)
+        image.save(DOCS / "styles" / f"{style}.png", optimize=True)
+        tiles.append(image.resize((640, 360), Image.Resampling.LANCZOS))
+    columns = 2
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (640 * columns, 360 * rows), (0, 0, 0))
+    for index, tile in enumerate(tiles):
+        sheet.paste(tile, ((index % columns) * 640, (index // columns) * 360))
+    sheet.save(DOCS / "contact-sheet.png", optimize=True)
+    print(f"wrote {DOCS / 'contact-sheet.png'} and {len(tiles)} style pictures")
+
+
+if __name__ == "__main__":
+    main()
