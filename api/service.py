@@ -32,6 +32,9 @@ from tasks.constants import RENDER_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK
 
 log = logging.getLogger(__name__)
 
+#: Result files besides the main output, and the link field each gets in a job view.
+EXTRA_LINKS = {"thumbnailKey": "thumbnailUrl", "peaksKey": "peaksUrl"}
+
 #: File name endings accepted on upload: audio, images (background, artwork) and
 #: captions. The content is checked when the worker uses the file.
 UPLOAD_EXTENSIONS = frozenset(
@@ -168,6 +171,7 @@ class Service:
             "error": job.error,
             "downloadUrl": url,
             "downloadUrlExpiresAt": expires_at,
+            **self._extra_links(job),
         }
 
     def _trusted_result(self, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -194,6 +198,15 @@ class Service:
                 url = self.objects.presigned_url(result[name], ttl)
                 return url, expires.isoformat(timespec="seconds").replace("+00:00", "Z")
         return None, None
+
+    def _extra_links(self, job: Job) -> dict[str, str]:
+        """``thumbnailUrl`` and ``peaksUrl`` (1 hour) when the result has those files."""
+        result = job.result or {}
+        return {
+            link: self.objects.presigned_url(result[name], OTHER_URL_TTL)
+            for name, link in EXTRA_LINKS.items()
+            if result.get(name)
+        }
 
     # --- worker reports ----------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
 from tests.e2e import download, poll, run, submit, upload
@@ -68,6 +69,8 @@ def test_preview_is_the_first_15_seconds_480_wide(stack, tmp_path):
     info = probe(download(job, tmp_path / "preview.mp4"))
     (video,) = streams(info, "video")
     assert (video["width"], video["height"]) == (480, 270)
+    thumbnail = requests.get(job["thumbnailUrl"], timeout=30)
+    assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"  # JPEG
     assert streams(info, "audio")[0]["codec_name"] == "aac"
     assert abs(float(info["format"]["duration"]) - 15.0) < 0.1
 
@@ -80,6 +83,10 @@ def test_prepare_stores_a_44100_hz_wav_with_its_duration(stack, tmp_path, sample
     assert job["result"]["peaksKey"] == f"prepared/{job['jobId']}/peaks.json"
     assert job["result"]["format"] == "wav" and job["result"]["sampleRate"] == 44100
     assert abs(job["result"]["duration"] - sample_duration) < 0.1
+    peaks = requests.get(job["peaksUrl"], timeout=30).json()
+    assert peaks["version"] == 2 and peaks["bits"] == 8 and peaks["sample_rate"] == 44100
+    assert peaks["length"] == -(-round(job["result"]["duration"] * 44100) // 512)
+    assert len(peaks["data"]) == 2 * peaks["length"] and max(peaks["data"]) > 20
     info = probe(download(job, tmp_path / "audio.wav"))
     (audio,) = streams(info, "audio")
     assert audio["codec_name"] == "pcm_s16le" and audio["sample_rate"] == "44100"
