@@ -82,10 +82,50 @@ class Analysis:
         return out
 
 
-class Analyzer:
-    """Feed blocks of mono float32 samples; `finish` returns the `Analysis`."""
+class _Rows:
+    """An append-only array, allocated once for the expected length.
 
-    def __init__(self, fps: int, *, sample_rate: int = ANALYSIS_RATE, trace: bool = False):
+    Thousands of small per-block arrays joined at the end would hold the data
+    twice at the peak, and freed small blocks are not returned to the system;
+    one buffer (doubled in the rare case the estimate was short) keeps an hour's
+    render within a few MB of a minute's.
+    """
+
+    def __init__(self, tail: tuple[int, ...], dtype: type, capacity: int) -> None:
+        self._data = np.empty((max(capacity, 16), *tail), dtype)
+        self.size = 0
+
+    def extend(self, rows: np.ndarray) -> None:
+        need = self.size + len(rows)
+        if need > len(self._data):
+            grown = np.empty((max(need, 2 * len(self._data)), *self._data.shape[1:]),
+                             self._data.dtype)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : need] = rows
+        self.size = need
+
+    def array(self) -> np.ndarray:
+        return self._data[: self.size]
+
+
+class Analyzer:
+    """Feed blocks of mono float32 samples; `finish` returns the `Analysis`.
+
+    ``expected_seconds`` (from the clip window or the file's header) sizes the
+    buffers up front; ``envelope`` and ``trace`` are only kept for the styles
+    that draw them.
+    """
+
+    def __init__(
+        self,
+        fps: int,
+        *,
+        sample_rate: int = ANALYSIS_RATE,
+        expected_seconds: float | None = None,
+        envelope: bool = True,
+        trace: bool = False,
+    ):
         self.fps = fps
         self.rate = sample_rate
         self._window = np.hanning(FFT_SIZE).astype(np.float32)
@@ -99,10 +139,13 @@ class Analyzer:
         self._samples = 0
         self._frame = 0
         self._env_done = 0  # samples of real audio already reduced into the envelope
-        self._band_parts: list[np.ndarray] = []
-        self._loud_parts: list[np.ndarray] = []
-        self._env_parts: list[np.ndarray] = []
-        self._trace_parts: list[np.ndarray] = []
+        frames = math.ceil((expected_seconds or 60.0) * fps) + fps
+        hops = math.ceil((expected_seconds or 60.0) / ENVELOPE_HOP_SECONDS) + 200
+        self._keep_envelope = envelope
+        self._bands_out = _Rows((BANDS,), np.uint8, frames)
+        self._loud_out = _Rows((), np.float32, frames)
+        self._env_out = _Rows((2,), np.float16, hops if envelope else 0)
+        self._trace_out = _Rows((128,), np.int8, frames if trace else 0)
 
     def feed(self, samples: np.ndarray) -> None:
         self._samples += samples.size
@@ -114,17 +157,14 @@ class Analyzer:
         self._buffer = np.concatenate([self._buffer, np.zeros(FFT_SIZE, np.float32)])
         self._run(final=True)
         frames = _frame_count(duration, self.fps)
-        bands = _join(self._band_parts, (0, BANDS), np.uint8)[:frames]
-        loudness = _join(self._loud_parts, (0,), np.float32)[:frames]
-        trace = _join(self._trace_parts, (0, 128), np.int8)[:frames] if self._trace_len else None
         return Analysis(
             fps=self.fps,
             duration=duration,
             frames=frames,
-            bands=bands,
-            loudness=loudness,
-            envelope=_join(self._env_parts, (0, 2), np.float16),
-            trace=trace,
+            bands=self._bands_out.array()[:frames],
+            loudness=self._loud_out.array()[:frames],
+            envelope=self._env_out.array(),
+            trace=self._trace_out.array()[:frames] if self._trace_len else None,
         )
 
     def _centre(self, frame: int) -> int:
@@ -157,10 +197,11 @@ class Analyzer:
             chunk = self._buffer[first : first + hops * self._hop]
             if chunk.size < hops * self._hop:
                 chunk = np.pad(chunk, (0, hops * self._hop - chunk.size))
-            blocks = chunk.reshape(hops, self._hop)
-            self._env_parts.append(
-                np.stack([blocks.min(axis=1), blocks.max(axis=1)], axis=1).astype(np.float16)
-            )
+            if self._keep_envelope:
+                blocks = chunk.reshape(hops, self._hop)
+                self._env_out.extend(
+                    np.stack([blocks.min(axis=1), blocks.max(axis=1)], axis=1)
+                )
             self._env_done += hops * self._hop
         # drop what no later frame or hop needs
         keep_from = min(self._centre(self._frame), self._env_done + FFT_SIZE // 2)
@@ -175,19 +216,15 @@ class Analyzer:
         power = (spectrum.real**2 + spectrum.imag**2) / (FFT_SIZE / 4) ** 2
         band_power = power @ self._bands
         db = 10.0 * np.log10(band_power + 1e-12)
-        self._band_parts.append(
-            np.clip(np.rint((db - DB_FLOOR) / DB_STEP), 0, 255).astype(np.uint8)
-        )
+        self._bands_out.extend(np.clip(np.rint((db - DB_FLOOR) / DB_STEP), 0, 255))
         centre = windows[:, FFT_SIZE // 4 : 3 * FFT_SIZE // 4]
         rms = np.sqrt(np.mean(centre * centre, axis=1) + 1e-12)
-        self._loud_parts.append((20.0 * np.log10(rms)).astype(np.float32))
+        self._loud_out.extend(20.0 * np.log10(rms))
         if self._trace_len:
             mid = FFT_SIZE // 2
             span = windows[:, mid - self._trace_len // 2 : mid + self._trace_len // 2]
             points = np.linspace(0, span.shape[1] - 1, 128).astype(np.intp)
-            self._trace_parts.append(
-                np.clip(np.rint(span[:, points] * 127), -127, 127).astype(np.int8)
-            )
+            self._trace_out.extend(np.clip(np.rint(span[:, points] * 127), -127, 127))
 
 
 def _frame_count(duration: float, fps: int) -> int:
@@ -214,9 +251,3 @@ def _band_matrix(rate: int) -> np.ndarray:
         tilt = 10 ** (0.3 * math.log2(math.sqrt(edges[band] * edges[band + 1]) / 1000.0))
         matrix[inside, band] = tilt / inside.size
     return matrix
-
-
-def _join(parts: list[np.ndarray], empty_shape: tuple[int, ...], dtype: type) -> np.ndarray:
-    if not parts:
-        return np.zeros(empty_shape, dtype)
-    return np.concatenate(parts).astype(dtype, copy=False)

@@ -112,15 +112,6 @@ class Paint:
         )
 
 
-def blend_rgba(planes: Planes, rgba: np.ndarray, x: int, y: int) -> None:
-    """Alpha-blend an (h, w, 4) straight-alpha RGBA layer into the frame at (x, y).
-
-    ``x`` and ``y`` are rounded down to even so chroma lines up. Used for captions,
-    which change once per cue, not every frame: convert with `YuvaLayer` for those.
-    """
-    YuvaLayer.from_rgba(rgba).blend(planes, x, y)
-
-
 @dataclass
 class YuvaLayer:
     """An RGBA layer converted once to Y/U/V plus alpha at both resolutions."""

@@ -92,7 +92,17 @@ class Scene:
         length = spec.clip_seconds
         if max_seconds is not None:
             length = max_seconds if length is None else min(length, max_seconds)
-        analyzer = Analyzer(spec.fps, trace=spec.style == "wave" and not spec.filled)
+        if length is None:
+            header = header_duration(Path(audio_path))
+            expected = None if header is None else max(header - spec.start, 0.0)
+        else:
+            expected = length
+        analyzer = Analyzer(
+            spec.fps,
+            expected_seconds=expected,
+            envelope=spec.style in ("wave", "progress"),
+            trace=spec.style == "wave" and not spec.filled,
+        )
         decode_stream(
             Path(audio_path),
             sample_rate=ANALYSIS_RATE,

@@ -42,10 +42,21 @@ def _rect(x: float, y: float, w: float, h: float) -> Rect:
     return Rect(_even(x), _even(y), max(2, _even(w)), max(2, _even(h)))
 
 
+#: Below this shorter side, text would be unreadable and crowd out the animation:
+#: title, subtitle and captions are left out.
+MIN_TEXT_SIDE = 180
+
+
 def compute_layout(spec: RenderSpec, *, has_artwork: bool, has_captions: bool) -> Layout:
     x0, y0, x1, y1 = safe_area(spec.width, spec.height)
-    safe = _rect(x0, y0, x1 - x0, y1 - y0)
+    # round inwards to even coordinates, so every box stays inside the safe area
+    x0, y0 = x0 + x0 % 2, y0 + y0 % 2
+    x1, y1 = x1 - x1 % 2, y1 - y1 % 2
+    safe = Rect(x0, y0, x1 - x0, y1 - y0)
     short = min(spec.width, spec.height)
+    if short < MIN_TEXT_SIDE:
+        spec = spec.model_copy(update={"title": None, "subtitle": None})
+        has_captions = False
     landscape = spec.width >= spec.height * 1.2
     title_size = max(10, round(short * 0.058))
     subtitle_size = max(8, round(short * 0.036))

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 #: Frame rates the encoder settings are tuned for (film, PAL, NTSC-ish, and double).
 FRAME_RATES = (24, 25, 30, 50, 60)
-#: Largest canvas: 4K UHD.
-MAX_WIDTH, MAX_HEIGHT = 3840, 2160
+#: Largest canvas: 4K UHD, in either orientation (3840x2160 or 2160x3840).
+MAX_SIDE = 3840
+MAX_PIXELS = 3840 * 2160
 #: Smallest canvas side; below this x264 and players misbehave.
 MIN_SIDE = 16
 #: Preview clips: this wide, this long.
@@ -74,8 +75,8 @@ class RenderSpec(BaseModel):
     preset: Literal["square", "portrait", "landscape"] | None = Field(
         None, description="sets width and height; give either a preset or a size"
     )
-    width: int = Field(1280, ge=MIN_SIDE, le=MAX_WIDTH, description="even, pixels")
-    height: int = Field(720, ge=MIN_SIDE, le=MAX_HEIGHT, description="even, pixels")
+    width: int = Field(1280, ge=MIN_SIDE, le=MAX_SIDE, description="even, pixels")
+    height: int = Field(720, ge=MIN_SIDE, le=MAX_SIDE, description="even, pixels")
     fps: int = Field(30, description="one of 24, 25, 30, 50, 60")
     quality: int = Field(DEFAULT_QUALITY, ge=14, le=40, description="x264 crf; lower is better")
 
@@ -156,8 +157,8 @@ class RenderSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> RenderSpec:
-        if self.width * self.height > MAX_WIDTH * MAX_HEIGHT:
-            raise ValueError(f"canvas larger than {MAX_WIDTH}x{MAX_HEIGHT} pixels")
+        if self.width * self.height > MAX_PIXELS:
+            raise ValueError("canvas larger than 3840x2160 (or 2160x3840) pixels")
         if self.end is not None and self.end <= self.start:
             raise ValueError("end must be after start")
         return self

@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from render.analysis import BANDS, DB_FLOOR, DB_STEP, ENVELOPE_HOP_SECONDS, Analysis
-from render.canvas import Paint, Planes, color_yuv, rgb_to_yuv, subsample
+from render.canvas import Paint, Planes, color_yuv, rgb_to_yuv
 from render.spec import RGB, RenderSpec
 
 #: Seconds for a bar to rise most of the way, and to fall back.
@@ -141,23 +141,32 @@ class ColumnPainter:
         r = self.rect
         top = np.clip(top, 0, r.h).astype(np.float32)
         bottom = np.clip(bottom, 0, r.h).astype(np.float32)
-        y = planes.y[r.y : r.y + r.h, r.x : r.x + r.w]
         first = np.ceil(top)
         last = np.floor(bottom)
-        np.greater_equal(self._rows, first, out=self._mask)
-        np.less(self._rows, last, out=self._below)
-        self._mask &= self._below
-        np.copyto(y, self._y8, where=self._mask)
+        drawn = last > first
+        if not drawn.any():
+            return
+        # only the band of rows some column reaches this frame: quiet frames cost less
+        r0 = int(first[drawn].min()) // 2 * 2
+        r1 = min(r.h, -(-int(last[drawn].max()) // 2) * 2)
+        y = planes.y[r.y : r.y + r.h, r.x : r.x + r.w]
+        mask, below = self._mask[r0:r1], self._below[r0:r1]
+        np.greater_equal(self._rows[r0:r1], first, out=mask)
+        np.less(self._rows[r0:r1], last, out=below)
+        mask &= below
+        np.copyto(y[r0:r1], self._y8[r0:r1], where=mask)
         self._edge(y, first - 1, first - top, last >= first)
         self._edge(y, last, bottom - last, last >= first)
         # chroma: every second column, rows halved
         half = slice(0, r.w - 1, 2)
-        np.greater_equal(self._rows_half, np.rint(top[half] / 2), out=self._mask_half)
-        np.less(self._rows_half, np.rint(bottom[half] / 2), out=self._below_half)
-        self._mask_half &= self._below_half
+        h0, h1 = r0 // 2, r1 // 2
+        mask_half, below_half = self._mask_half[h0:h1], self._below_half[h0:h1]
+        np.greater_equal(self._rows_half[h0:h1], np.rint(top[half] / 2), out=mask_half)
+        np.less(self._rows_half[h0:h1], np.rint(bottom[half] / 2), out=below_half)
+        mask_half &= below_half
         for plane, src in ((planes.u, self._u8), (planes.v, self._v8)):
-            region = plane[r.y // 2 : (r.y + r.h) // 2, r.x // 2 : (r.x + r.w) // 2]
-            np.copyto(region, src, where=self._mask_half)
+            region = plane[r.y // 2 + h0 : r.y // 2 + h1, r.x // 2 : (r.x + r.w) // 2]
+            np.copyto(region, src[h0:h1], where=mask_half)
 
     def _edge(self, y: np.ndarray, rows: np.ndarray, coverage: np.ndarray, ok: np.ndarray):
         rows = rows.astype(np.intp)
@@ -241,42 +250,55 @@ class Wave:
     def __init__(self, spec: RenderSpec, analysis: Analysis, rect: Rect) -> None:
         self.rect, self.analysis, self.filled = rect, analysis, spec.filled
         self.fps = analysis.fps
-        env = analysis.envelope.astype(np.float32)
+        env = analysis.envelope
         if len(env) > ENVELOPE_SMOOTHING:
             # peak-hold steps every 5 ms read as a comb; a short Hann average rounds
-            # them into a curve and still reaches most of each peak
+            # them into a curve and still reaches most of each peak (kept as float16:
+            # an hour is 3 MB)
             kernel = np.hanning(ENVELOPE_SMOOTHING + 2)[1:-1].astype(np.float32)
             kernel /= kernel.sum()
-            env = np.stack(
-                [np.convolve(env[:, i], kernel, mode="same") for i in (0, 1)], axis=1
-            )
+            smooth = np.empty(env.shape, np.float16)
+            for i in (0, 1):
+                smooth[:, i] = np.convolve(env[:, i].astype(np.float32), kernel, mode="same")
+            env = smooth
         peak = float(np.abs(env).max(initial=0.0)) if env.size else 0.0
         self.scale = 0.92 * (rect.h / 2) / peak if peak > 1e-4 else 0.0
-        self.env = env if len(env) else np.zeros((1, 2), np.float32)
-        self.hop_index = np.arange(len(self.env), dtype=np.float32)
+        self.env = env if len(env) else np.zeros((1, 2), np.float16)
         self.hop = ENVELOPE_HOP_SECONDS
+        self.span = WAVE_WINDOW_SECONDS / self.hop  # hops across the width
         self.thickness = max(2.0, rect.h / 90)
         self.painter = ColumnPainter(
             rect, Paint.vertical_gradient(spec.rgb, spec.rgb2, rect.w, rect.h)
         )
-        self.column_hops = (np.arange(rect.w) + 0.5) / rect.w * (WAVE_WINDOW_SECONDS / self.hop)
+        self.column_hops = (np.arange(rect.w) + 0.5) / rect.w * self.span
         if not self.filled and analysis.trace is not None:
-            trace = analysis.trace.astype(np.float32) / 127.0
-            tpeak = float(np.abs(trace).max(initial=0.0))
+            tpeak = float(np.abs(analysis.trace.astype(np.int16)).max(initial=0)) / 127.0
             self.trace_scale = 0.9 * (rect.h / 2) / tpeak if tpeak > 1e-3 else 0.0
-            self.trace_x = np.linspace(0, trace.shape[1] - 1, rect.w)
+            self.trace_x = np.linspace(0, analysis.trace.shape[1] - 1, rect.w)
 
     def static(self, rgb: np.ndarray) -> None:
         return None
 
+    def _envelope_at(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) per column for the window centred on ``frame``'s time."""
+        start = ((frame + 0.5) / self.fps - WAVE_WINDOW_SECONDS / 2) / self.hop
+        first = max(int(start) - 1, 0)
+        last = min(int(start + self.span) + 2, len(self.env))
+        if last <= first:
+            zeros = np.zeros(self.rect.w, np.float32)
+            return zeros, zeros
+        window = self.env[first:last].astype(np.float32)
+        xp = np.arange(first, last, dtype=np.float32)
+        pos = self.column_hops + start
+        low = np.interp(pos, xp, window[:, 0], left=0.0, right=0.0)
+        high = np.interp(pos, xp, window[:, 1], left=0.0, right=0.0)
+        return low, high
+
     def draw(self, planes: Planes, frame: int) -> None:
         centre = self.rect.h / 2
+        half_line = self.thickness / 2
         if self.filled or self.analysis.trace is None:
-            t = (frame + 0.5) / self.fps - WAVE_WINDOW_SECONDS / 2
-            pos = self.column_hops + t / self.hop
-            low = np.interp(pos, self.hop_index, self.env[:, 0], left=0.0, right=0.0)
-            high = np.interp(pos, self.hop_index, self.env[:, 1], left=0.0, right=0.0)
-            half_line = self.thickness / 2
+            low, high = self._envelope_at(frame)
             top = np.minimum(centre - high * self.scale, centre - half_line)
             bottom = np.maximum(centre - low * self.scale, centre + half_line)
         else:
@@ -285,7 +307,6 @@ class Wave:
                 self.trace_scale
             )
             nxt = np.append(ys[1:], ys[-1])
-            half_line = self.thickness / 2
             top = np.minimum(ys, nxt) - half_line
             bottom = np.maximum(ys, nxt) + half_line
         self.painter.fill(planes, top, bottom)
@@ -296,8 +317,9 @@ class Wave:
 
 class Circle:
     """Bars around a ring. The geometry (which pixel belongs to which bar, at what
-    radius, how much of it the bar covers sideways) is computed once; a frame only
-    compares each ring pixel's radius with its bar's length."""
+    radius, how much of it the bar covers sideways) is computed once, with each
+    bar's pixels sorted by radius: a frame then only finds, per bar, how far out
+    its pixels are lit (a binary search) and blends just those."""
 
     def __init__(self, spec: RenderSpec, analysis: Analysis, rect: Rect) -> None:
         self.rect = rect
@@ -306,12 +328,12 @@ class Circle:
         self.inner = side * 0.27
         self.max_len = side * 0.5 - self.inner - 2
         count = 48
-        self.levels = Levels(analysis, count // 2)  # mirrored left and right
+        self.bars = count // 2  # mirrored left and right
+        self.levels = Levels(analysis, self.bars)
         self.min_len = max(2.0, side / 200)
         bar_half = max(1.0, math.pi * 2 * self.inner / count * 0.32)
-        color, color2 = spec.rgb, spec.rgb2
-        self.full = self._geometry(1, count, bar_half, color, color2)
-        self.half = self._geometry(2, count, bar_half, color, color2)
+        self.full = self._geometry(1, count, bar_half, spec.rgb, spec.rgb2)
+        self.half = self._geometry(2, count, bar_half, spec.rgb, spec.rgb2)
 
     def _geometry(self, scale: int, count: int, bar_half: float, c1: RGB, c2: RGB) -> dict:
         r = self.rect
@@ -326,25 +348,26 @@ class Circle:
         off = (angle - bar * step + np.pi) % (2 * np.pi) - np.pi
         across = np.abs(off) * radius
         side = np.clip(bar_half - across + 0.5 * scale, 0.0, scale) / scale
+        inner = np.clip((radius - self.inner) / scale + 0.5, 0.0, 1.0)
         ring = (radius >= self.inner - scale) & (radius <= self.inner + self.max_len + scale)
         keep = ring & (side > 0)
         rows, cols = np.nonzero(keep)
-        width = (r.x + r.w) // scale - x0
-        full_w = self.rect.w if scale == 1 else None
-        del full_w
         # bars on the right mirror those on the left: bar k and count - k share a level
-        mirrored = np.minimum(bar[keep], (count - bar[keep]) % count)
-        t = np.clip((radius[keep] - self.inner) / max(self.max_len, 1), 0, 1)[:, None]
+        level = np.minimum(bar[keep], (count - bar[keep]) % count)
+        level = np.minimum(level, self.bars - 1)
+        rad = radius[keep].astype(np.float32)
+        order = np.lexsort((rad, level))
+        t = np.clip((rad - self.inner) / max(self.max_len, 1), 0, 1)[:, None]
         colors = np.array(c1, np.float32) * (1 - t) + np.array(c2, np.float32) * t
-        cy_, cu, cv = rgb_to_yuv(colors)
+        paint_y, paint_u, paint_v = rgb_to_yuv(colors)
+        level = level[order]
         return {
-            "rows": rows + y0,
-            "cols": cols + x0,
-            "width": width,
-            "radius": radius[keep].astype(np.float32),
-            "side": side[keep].astype(np.float32),
-            "bar": np.minimum(mirrored, count // 2 - 1),
-            "paint": (cy_, cu, cv),
+            "rows": (rows + y0)[order],
+            "cols": (cols + x0)[order],
+            "radius": rad[order],
+            "static": (side[keep] * inner[keep]).astype(np.float32)[order],
+            "starts": np.searchsorted(level, np.arange(self.bars + 1)),
+            "paint": (paint_y[order], paint_u[order], paint_v[order]),
             "scale": scale,
         }
 
@@ -353,21 +376,26 @@ class Circle:
 
     def draw(self, planes: Planes, frame: int) -> None:
         lengths = self.min_len + self.levels.at(frame) * (self.max_len - self.min_len)
-        for geo, targets in (
-            (self.full, (planes.y,)),
-            (self.half, (planes.u, planes.v)),
+        outer = self.inner + lengths
+        for geo, targets, paints in (
+            (self.full, (planes.y,), (0,)),
+            (self.half, (planes.u, planes.v), (1, 2)),
         ):
-            outer = self.inner + lengths[geo["bar"]]
-            scale = geo["scale"]
-            cover = np.clip((outer - geo["radius"]) / scale + 0.5, 0, 1)
-            cover *= np.clip((geo["radius"] - self.inner) / scale + 0.5, 0, 1)
-            cover *= geo["side"]
-            on = cover > 0.01
-            rows, cols, a = geo["rows"][on], geo["cols"][on], cover[on]
-            paints = geo["paint"][:1] if scale == 1 else geo["paint"][1:]
-            for plane, paint in zip(targets, paints, strict=True):
+            scale, starts, radius = geo["scale"], geo["starts"], geo["radius"]
+            lit = []
+            for bar in range(self.bars):
+                lo, hi = starts[bar], starts[bar + 1]
+                n = np.searchsorted(radius[lo:hi], outer[bar] + 0.5 * scale)
+                lit.append(np.arange(lo, lo + n))
+            index = np.concatenate(lit)
+            bar_of = np.repeat(np.arange(self.bars), [len(x) for x in lit])
+            cover = np.clip((outer[bar_of] - radius[index]) / scale + 0.5, 0.0, 1.0)
+            cover *= geo["static"][index]
+            rows, cols = geo["rows"][index], geo["cols"][index]
+            for plane, which in zip(targets, paints, strict=True):
+                paint = geo["paint"][which][index]
                 current = plane[rows, cols].astype(np.float32)
-                plane[rows, cols] = np.rint(current + (paint[on] - current) * a)
+                plane[rows, cols] = np.rint(current + (paint - current) * cover)
 
 
 # --- progress ---------------------------------------------------------------------
@@ -379,20 +407,22 @@ class Progress:
     def __init__(self, spec: RenderSpec, analysis: Analysis, rect: Rect) -> None:
         self.spec, self.rect, self.analysis = spec, rect, analysis
         self.played: Planes | None = None
-        self.head_w = max(2, rect.w // 400) * 2 // 2 * 2
+        self.head_w = max(2, round(rect.w / 300) // 2 * 2)
         self.head_yuv = color_yuv(spec.text_rgb)
 
     def _shape(self) -> np.ndarray:
         """(h, w) bool: where the overview bars are."""
         r = self.rect
-        pitch = max(3, r.w // 200)
+        # even pitch and even bar width: bars line up with 4:2:0 chroma pairs, so
+        # every bar keeps its colour
+        pitch = max(4, r.w // 180 // 2 * 2)
         columns = r.w // pitch
         overview = self.analysis.overview(columns)
         peak = float(np.abs(overview).max(initial=0.0)) or 1.0
         amp = np.maximum(np.abs(overview).max(axis=1) / peak, 0.02)
         heights = np.repeat(amp * r.h * 0.95, pitch)[: r.w]
         heights = np.pad(heights, (0, r.w - heights.size))
-        gap = (np.arange(r.w) % pitch) >= pitch - max(1, pitch // 3)
+        gap = (np.arange(r.w) % pitch) >= pitch - max(2, pitch // 3 // 2 * 2)
         rows = np.abs(np.arange(r.h)[:, None] + 0.5 - r.h / 2)
         return (rows <= heights[None, :] / 2) & ~gap[None, :]
 
@@ -403,8 +433,6 @@ class Progress:
         dim = mix(self.spec.background_rgb, self.spec.rgb, 0.35)
         region[shape] = dim
         played = rgb.copy()
-        gradient = Paint.vertical_gradient(self.spec.rgb, self.spec.rgb2, r.w, r.h)
-        del gradient
         t = np.linspace(0, 1, r.h, dtype=np.float32)[:, None, None]
         colors = np.array(self.spec.rgb, np.float32) * (1 - t) + np.array(
             self.spec.rgb2, np.float32
@@ -414,19 +442,23 @@ class Progress:
         played_region[shape] = np.rint(colors[shape]).astype(np.uint8)
         self.played = Planes.from_rgb(played)
 
+    def _played_width(self, frame: int) -> int:
+        """Columns of the rectangle played at ``frame`` (even, for chroma)."""
+        duration = max(self.analysis.duration, 1e-6)
+        x = int(round(min(frame / self.analysis.fps / duration, 1.0) * self.rect.w))
+        return x - x % 2
+
     def draw(self, planes: Planes, frame: int) -> None:
         r, played = self.rect, self.played
         assert played is not None, "static() draws the played layer first"
-        duration = max(self.analysis.duration, 1e-6)
-        x = int(round(min(frame / self.analysis.fps / duration, 1.0) * r.w))
-        x -= x % 2
+        x = self._played_width(frame)
         if x > 0:
             planes.y[r.y : r.y + r.h, r.x : r.x + x] = played.y[r.y : r.y + r.h, r.x : r.x + x]
             ys, xs = slice(r.y // 2, (r.y + r.h) // 2), slice(r.x // 2, (r.x + x) // 2)
             planes.u[ys, xs] = played.u[ys, xs]
             planes.v[ys, xs] = played.v[ys, xs]
-        head = slice(r.x + min(x, r.w - self.head_w), r.x + min(x, r.w - self.head_w)
-                     + self.head_w)
+        left = self.playhead_x(frame)
+        head = slice(left, left + self.head_w)
         y, u, v = self.head_yuv
         planes.y[r.y : r.y + r.h, head] = round(y)
         hh = slice(head.start // 2, head.stop // 2)
@@ -435,10 +467,6 @@ class Progress:
 
     def playhead_x(self, frame: int) -> int:
         """Canvas x of the playhead's left edge at ``frame`` (for tests)."""
-        duration = max(self.analysis.duration, 1e-6)
-        x = int(round(min(frame / self.analysis.fps / duration, 1.0) * self.rect.w))
-        x -= x % 2
-        return self.rect.x + min(x, self.rect.w - self.head_w)
+        return self.rect.x + min(self._played_width(frame), self.rect.w - self.head_w)
 
 
-__all__ = ["Rect", "StyleDrawer", "make_style", "subsample"]

@@ -1,0 +1,145 @@
+"""Regenerate the golden frames in ``tests/golden`` on purpose, after a change to the look.
+
+    .venv/bin/python -m scripts.golden
+
+For every case in ``CASES`` (each style in ``render.spec.STYLES``, plus an
+oscilloscope ``wave-line``) it renders the frames at ``TIMES`` of a synthetic
+signal and writes them as ``tests/golden/<case>-<t>.png``. ``tests/test_styles.py``
+renders the same frames and compares them with these files, so a change that
+moves a bar or shifts a colour fails there until someone looks at the new
+pictures and reruns this script. Review the PNGs before committing them.
+
+The signal is synthesised here with numpy, without randomness, and written as a
+16-bit WAV, so the script and the test draw from the same bytes on every machine.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from render.engine import render_frames
+from render.spec import STYLES, RenderSpec
+
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "tests" / "golden"
+#: Seconds into the signal at which every case is drawn: in the first section, just
+#: after a beat of the second, and in the third after the silent gap.
+TIMES = (0.5, 1.7, 3.2)
+RATE = 44100
+SECONDS = 4.0
+#: The silent gap, in seconds: the wave and progress styles show it.
+GAP = (2.4, 2.8)
+
+#: What every case shares: small, so the PNGs stay a few KiB.
+BASE = {"width": 320, "height": 180, "fps": 30, "background": "#14161f"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One golden: a name for its files and the spec drawn."""
+
+    name: str
+    spec: RenderSpec
+
+    def path(self, seconds: float) -> Path:
+        return GOLDEN_DIR / f"{self.name}-{seconds:.1f}.png"
+
+
+def _cases() -> tuple[Case, ...]:
+    options: dict[str, dict[str, object]] = {
+        # a vertical gradient, rounded ends (the default)
+        "bars": {"color": "#ffb020", "color2": "#ff3060"},
+        # square ends, one colour
+        "mirror": {"color": "#40d0ff", "rounded": False},
+        # the filled waveform with a gradient
+        "wave": {"color": "#80ff90", "color2": "#2080ff"},
+        "circle": {"color": "#f5f5f5"},
+        "progress": {"color": "#ff7040"},
+    }
+    cases = [Case(style, RenderSpec(**BASE, style=style, **options[style])) for style in STYLES]
+    cases.append(Case("wave-line", RenderSpec(**BASE, style="wave", filled=False, color="#ffe040")))
+    return tuple(cases)
+
+
+CASES = _cases()
+
+
+def signal() -> np.ndarray:
+    """The golden signal as float mono in [-1, 1]: three sections that light up different bars.
+
+    0-1.2 s: a low chord (110, 220, 330 Hz) pulsing four times a second;
+    1.2-2.4 s: a high chord (1.5, 3, 6 kHz) with a kick-like sweep every half second;
+    2.4-2.8 s: silence; 2.8-4 s: a rising sweep (200 Hz to 4 kHz) over a 5 Hz tremolo.
+    """
+    t = np.arange(round(RATE * SECONDS)) / RATE
+    out = np.zeros_like(t)
+
+    first = t < 1.2
+    chord = sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate((110, 220, 330), start=1))
+    pulse = 0.2 + 0.8 * np.abs(np.sin(np.pi * 4 * t)) ** 3  # four swells a second
+    out += np.where(first, 0.45 * chord * pulse, 0.0)
+
+    second = (t >= 1.2) & (t < GAP[0])
+    high = sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate((1500, 3000, 6000), start=1))
+    since_beat = np.mod(t - 1.2, 0.5)
+    kick = np.sin(2 * np.pi * (50 * since_beat + 60 * (1 - np.exp(-25 * since_beat))))
+    kick *= np.exp(-8 * since_beat)
+    out += np.where(second, 0.3 * high * (0.4 + 0.6 * np.exp(-6 * since_beat)) + 0.5 * kick, 0.0)
+
+    third = t >= GAP[1]
+    local = t - GAP[1]
+    length = SECONDS - GAP[1]
+    # instantaneous frequency rises exponentially from 200 Hz to 4 kHz over the section
+    growth = np.log(4000 / 200) / length
+    phase = 2 * np.pi * 200 * (np.exp(growth * local) - 1) / growth
+    tremolo = 0.55 + 0.45 * np.sin(2 * np.pi * 5 * local)
+    out += np.where(third, 0.6 * np.sin(phase) * tremolo, 0.0)
+
+    # 5 ms fades at every section edge, so no click lights up every band
+    fade = np.ones_like(t)
+    for edge in (1.2, GAP[0], GAP[1]):
+        fade = np.minimum(fade, np.clip(np.abs(t - edge) / 0.005, 0.0, 1.0))
+    return np.clip(out * fade, -1.0, 1.0)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
+    """``samples`` (float mono, [-1, 1]) as a 16-bit PCM WAV."""
+    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+def synth_signal(directory: Path) -> Path:
+    """Write the golden signal as ``golden.wav`` in ``directory`` and return its path."""
+    return write_wav(Path(directory) / "golden.wav", signal())
+
+
+def render_case(case: Case, wav: Path) -> list[np.ndarray]:
+    """The case's frames at ``TIMES``, as (H, W, 3) RGB arrays."""
+    return render_frames(wav, case.spec, list(TIMES))
+
+
+def main() -> int:
+    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = synth_signal(Path(tmp))
+        for case in CASES:
+            for seconds, frame in zip(TIMES, render_case(case, wav), strict=True):
+                path = case.path(seconds)
+                Image.fromarray(frame).save(path, optimize=True)
+                print(f"wrote {path.relative_to(GOLDEN_DIR.parents[1])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
