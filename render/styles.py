@@ -188,7 +188,9 @@ def mix(a: RGB, b: RGB, t: float) -> RGB:
 class Bars:
     def __init__(self, spec: RenderSpec, analysis: Analysis, rect: Rect, mirror: bool) -> None:
         self.rect, self.mirror = rect, mirror
-        count = int(np.clip(rect.w // max(12, rect.w // 64), 16, 64))
+        # one bar per ~36 px, 16 to 48: wide enough to read on a phone, and fewer
+        # moving edges for x264 to encode (bars are its dearest content)
+        count = int(np.clip(rect.w // 36, 16, 48))
         pitch = rect.w / count
         bar_w = max(2.0, pitch * 0.62)
         self.radius = bar_w / 2 if spec.rounded else 0.0
