@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from render import (
     RenderSpec,
     prepare_audio,
     render_video,
+    write_peaks,
 )
 from render.audio import ANALYSIS_RATE, audio_duration, decode_mono, ffmpeg_exe
 from tests.media import probe, stream
@@ -403,3 +405,30 @@ def test_cli_exits_2_with_the_error_code_on_invalid_audio(corrupt: Path, tmp_pat
     done = run_cli(corrupt, "-o", tmp_path / "x.mp4")
     assert done.returncode == 2
     assert "error invalid_audio: The uploaded file could not be decoded" in done.stderr
+
+
+def test_loudest_moment_is_found_for_the_thumbnail(tmp_path: Path) -> None:
+    """A quiet tone with a loud burst from 3.0 to 3.5 s: the thumbnail time is in the burst."""
+    audio = make_audio(
+        tmp_path / "burst.wav",
+        "sine=frequency=330:duration=6",
+        "-af",
+        "volume='if(between(t,3,3.5),1.0,0.05)':eval=frame",
+    )
+    result = render_video(audio, tmp_path / "out.mp4", SMALL)
+    assert 3.0 <= result.loudest <= 3.5
+
+
+def test_peaks_file_is_audiowaveform_json_of_min_max_pairs(tmp_path: Path) -> None:
+    audio = make_audio(tmp_path / "tone.wav", "sine=frequency=440:duration=2")
+    wav, peaks = tmp_path / "prepared.wav", tmp_path / "peaks.json"
+    prepare_audio(audio, wav)
+    pairs = write_peaks(wav, peaks, samples_per_pixel=441)
+    document = json.loads(peaks.read_text())
+    assert pairs == document["length"] == 200  # 88200 samples / 441
+    assert document["version"] == 2 and document["bits"] == 8 and document["channels"] == 1
+    data = document["data"]
+    assert len(data) == 400 and all(-128 <= v <= 127 for v in data)
+    lows, highs = data[0::2], data[1::2]
+    assert all(lo <= hi for lo, hi in zip(lows, highs, strict=True))
+    assert min(lows) < -10 and max(highs) > 10  # a tone at ffmpeg's default -18 dBFS-ish level
