@@ -155,6 +155,28 @@ class Service:
             raise JobNotFound(job_id)
         return job
 
+    def cancel(self, tenant: str, job_id: str) -> Job:
+        """Cancel a queued or running job; 409 once it has ended.
+
+        The record turns ``canceled`` at once. A worker holding the job learns it
+        from the answer to its next progress report (within a few seconds) and
+        stops; a job still queued is dropped when a worker picks it up. The
+        revoke broadcast only saves that worker the pick-up.
+        """
+        self.job_for(tenant, job_id)
+        job, applied = self.jobs.report(job_id, Event.canceled())
+        if not applied:
+            raise Conflict(
+                f"The job is already {job.status}; only queued or running jobs can be canceled.",
+                code="job_finished",
+            )
+        try:
+            self.celery.control.revoke(job_id)
+        except Exception as exc:  # noqa: BLE001 - the worker check is what counts
+            log.warning("revoke of job %s not broadcast: %s", job_id, type(exc).__name__)
+        log.info("tenant %s canceled job %s", tenant, job_id)
+        return job
+
     def view(self, job: Job) -> dict[str, Any]:
         url, expires_at = self._download_link(job)
         return {

@@ -43,6 +43,15 @@ def submit_job() -> Any:
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Any:
+    return service().view(service().job_for(g.tenant, _checked(job_id)))
+
+
+@bp.delete("/jobs/<job_id>")
+def cancel_job(job_id: str) -> Any:
+    return service().view(service().cancel(g.tenant, _checked(job_id)))
+
+
+def _checked(job_id: str) -> str:
     if not _JOB_ID.match(job_id):
         raise NotFound(f"No job {job_id}.")
-    return service().view(service().job_for(g.tenant, job_id))
+    return job_id

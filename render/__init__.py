@@ -16,7 +16,7 @@ from render.engine import (
     render_frames,
     render_video,
 )
-from render.errors import InvalidAudio, InvalidImage, RenderError, RenderFailed
+from render.errors import InvalidAudio, InvalidImage, RenderCanceled, RenderError, RenderFailed
 from render.peaks import write_peaks
 from render.spec import PREVIEW_SECONDS, STYLES, Assets, RenderSpec
 
@@ -28,6 +28,7 @@ __all__ = [
     "InvalidCaptions",
     "InvalidImage",
     "PreparedAudio",
+    "RenderCanceled",
     "ProgressCallback",
     "RenderError",
     "RenderFailed",

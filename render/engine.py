@@ -36,7 +36,7 @@ from render.audio import (
 )
 from render.canvas import Planes
 from render.encoder import Encoder
-from render.errors import InvalidAudio, RenderFailed, StderrTail, blames_input
+from render.errors import InvalidAudio, RenderCanceled, RenderFailed, StderrTail, blames_input
 from render.layout import compute_layout
 from render.scene import Captions, compose_static
 from render.spec import Assets, RenderSpec
@@ -84,6 +84,7 @@ class Scene:
         spec: RenderSpec,
         assets: Assets | None = None,
         max_seconds: float | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         if max_seconds is not None and not max_seconds > 0:
             raise ValueError(f"max_seconds must be positive, got {max_seconds}")
@@ -103,12 +104,16 @@ class Scene:
             envelope=spec.style in ("wave", "progress"),
             trace=spec.style == "wave" and not spec.filled,
         )
+        def feed(block: bytes) -> None:
+            check_stop(should_stop)
+            analyzer.feed(np.frombuffer(block, np.float32))
+
         decode_stream(
             Path(audio_path),
             sample_rate=ANALYSIS_RATE,
             start=spec.start,
             duration=length,
-            sink=lambda block: analyzer.feed(np.frombuffer(block, np.float32)),
+            sink=feed,
         )
         self.analysis = analyzer.finish()
         if self.analysis.frames == 0:
@@ -145,6 +150,7 @@ def render_video(
     assets: Assets | None = None,
     max_seconds: float | None = None,
     progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> RenderResult:
     """Write an MP4 of ``spec``'s audiogram for the audio at ``audio_path``.
 
@@ -153,10 +159,12 @@ def render_video(
     can be up to one frame longer than the audio. ``assets`` holds local copies of
     the images and captions the spec names. Raises InvalidAudio, InvalidImage or
     InvalidCaptions for unusable input and RenderFailed when ffmpeg fails; a
-    failed render leaves no output file behind.
+    failed render leaves no output file behind. ``should_stop`` is asked between
+    frames (and between decoded blocks): when it answers True the render stops
+    with RenderCanceled, ffmpeg is killed and nothing is left behind.
     """
     report = _Progress(progress)
-    scene = Scene(audio_path, spec, assets, max_seconds)
+    scene = Scene(audio_path, spec, assets, max_seconds, should_stop)
     analysis = scene.analysis
     report(0.0)
     encoder = Encoder(
@@ -172,6 +180,7 @@ def render_video(
     with encoder:
         frame = Planes.empty(spec.width, spec.height)
         for index in range(analysis.frames):
+            check_stop(should_stop)
             scene.draw(frame, index)
             encoder.write(frame.buffer)
             # 1.0 waits for ffmpeg to finish the file, so consumers can trust it
@@ -185,6 +194,11 @@ def render_video(
         frames=analysis.frames,
         loudest=analysis.loudest_frame / spec.fps,
     )
+
+
+def check_stop(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise RenderCanceled("The render was stopped: its job was canceled.")
 
 
 def render_frames(

@@ -6,6 +6,7 @@
     ├── InvalidAudio             code "invalid_audio": the input is not usable audio
     ├── InvalidImage             code "invalid_image": a background or artwork is not an image
     ├── InvalidCaptions          code "invalid_captions": (render.captions) with the line number
+    ├── RenderCanceled           code "canceled": the caller's ``should_stop`` said so
     └── RenderFailed             code "render_failed": ffmpeg failed while encoding
 
 The worker reports ``code`` and ``message`` to the API as they are, so a message
@@ -74,6 +75,12 @@ class InvalidImage(RenderError):
     """A background or artwork upload that is not a readable image."""
 
     code = "invalid_image"
+
+
+class RenderCanceled(RenderError):
+    """The caller asked the render to stop (its job was canceled); nothing is written."""
+
+    code = "canceled"
 
 
 class RenderFailed(RenderError):

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 from scripts.stack import ROOT, Stack, StackError, stack
+from storage.constants import TERMINAL_STATES
 
 SAMPLE = ROOT / "samples" / "sample.mp3"
-TERMINAL = ("complete", "failed")
+TERMINAL = TERMINAL_STATES
 
 
 def bar(progress: float, stage: str | None, width: int = 30) -> str:
@@ -62,7 +63,7 @@ def run_demo(running: Stack, audio: Path, kind: str, size: str) -> int:
     elapsed = time.monotonic() - started
     if sys.stdout.isatty():
         print()
-    if job["status"] == "failed":
+    if job["status"] != "complete":
         print(f"job failed: {job['error']['code']}: {job['error']['message']}", file=sys.stderr)
         return 1
     key = next(job["result"][k] for k in ("videoKey", "previewKey", "preparedKey")

@@ -17,8 +17,11 @@ RUNNING: Final = "running"
 COMPLETE: Final = "complete"
 #: The job ended with an error; ``error`` is set. Terminal.
 FAILED: Final = "failed"
+#: The client canceled the job (DELETE) before it ended. Terminal.
+CANCELED: Final = "canceled"
 
-STATES: Final = (QUEUED, RUNNING, COMPLETE, FAILED)
+STATES: Final = (QUEUED, RUNNING, COMPLETE, FAILED, CANCELED)
+TERMINAL_STATES: Final = frozenset({COMPLETE, FAILED, CANCELED})
 
 # --- stages, in the order a job goes through them ------------------------------
 

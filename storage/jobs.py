@@ -8,7 +8,8 @@ sticky, progress never goes backwards, and none of that is an error.
     queued ──progress──▶ running ──progress──▶ running
       │                    │
       ├──complete──────────┴──complete──▶ complete   (terminal)
-      └──fail──────────────┴──fail──────▶ failed     (terminal)
+      ├──fail──────────────┴──fail──────▶ failed     (terminal)
+      └──cancel────────────┴──cancel────▶ canceled   (terminal; the client's DELETE)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import redis
 
 from storage.constants import (
+    CANCELED,
     COMPLETE,
     FAILED,
     QUEUED,
@@ -32,13 +34,14 @@ from storage.constants import (
     STAGE_DONE,
     STAGE_QUEUED,
     STAGES,
+    TERMINAL_STATES,
     job_redis_key,
     output_redis_key,
     upload_redis_key,
 )
 from storage.errors import JobNotFound, StorageUnavailable
 
-EventKind = Literal["progress", "complete", "fail"]
+EventKind = Literal["progress", "complete", "fail", "cancel"]
 
 #: (state, event) -> next state. Anything not listed is ignored.
 TRANSITIONS: dict[tuple[str, EventKind], str] = {
@@ -48,6 +51,8 @@ TRANSITIONS: dict[tuple[str, EventKind], str] = {
     (RUNNING, "complete"): COMPLETE,
     (QUEUED, "fail"): FAILED,
     (RUNNING, "fail"): FAILED,
+    (QUEUED, "cancel"): CANCELED,
+    (RUNNING, "cancel"): CANCELED,
 }
 
 
@@ -79,7 +84,7 @@ class Job:
 
     @property
     def terminal(self) -> bool:
-        return self.status in (COMPLETE, FAILED)
+        return self.status in TERMINAL_STATES
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -111,6 +116,10 @@ class Event:
     def failed(cls, code: str, message: str) -> Event:
         return cls("fail", error={"code": code, "message": message})
 
+    @classmethod
+    def canceled(cls) -> Event:
+        return cls("cancel", error={"code": "canceled", "message": "The job was canceled."})
+
 
 def apply(job: Job, event: Event, now: str | None = None) -> Job | None:
     """The record after ``event``, or None when the event is to be ignored."""
@@ -136,7 +145,7 @@ def apply(job: Job, event: Event, now: str | None = None) -> Job | None:
             job, status=COMPLETE, progress=1.0, stage=STAGE_DONE, result=event.result,
             updated_at=now,
         )
-    return replace(job, status=FAILED, error=event.error, updated_at=now)
+    return replace(job, status=target, error=event.error, updated_at=now)
 
 
 def _stage_rank(stage: str | None) -> int:

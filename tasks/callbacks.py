@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from tasks.constants import JOB_SOFT_TIME_LIMIT, REPORT_FAILURE_TASK, REPORT_RESULT_TASK
-from tasks.errors import JobFailed
+from tasks.errors import JobCanceled, JobFailed
 from tasks.reports import WebhookRejected, WebhookUnavailable
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ def register(app: SoundreelCelery) -> None:
     @app.task(name=REPORT_FAILURE_TASK)
     def report_failure(request: Any, exc: BaseException, traceback: Any) -> None:
         job_id = (request.kwargs or {}).get("job_id") or request.id
+        if isinstance(exc, JobCanceled):
+            return  # the API set the record to canceled itself
         payload = failure_payload(job_id, exc)
         log.warning("job %s failed: %s", job_id, payload["error"]["code"])
         app.send_task(REPORT_RESULT_TASK, args=[payload])

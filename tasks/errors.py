@@ -2,7 +2,8 @@
 
     JobFailed               code + message, sent to the API by the failure callback
     ├── DownloadFailed      download_failed: the input audio could not be fetched
-    └── UploadFailed        upload_failed: the output could not be stored
+    ├── UploadFailed        upload_failed: the output could not be stored
+    └── JobCanceled         canceled: the client canceled it; nothing is reported back
 
 Render errors (``render.RenderError``: invalid_audio, render_failed) are turned
 into a `JobFailed` with their own code, so the failure callback only knows one type.
@@ -32,3 +33,9 @@ class DownloadFailed(JobFailed):
 
 class UploadFailed(JobFailed):
     code = "upload_failed"
+
+
+class JobCanceled(JobFailed):
+    """The API says the job was canceled: stop, clean up, report nothing."""
+
+    code = "canceled"

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from pydantic import ValidationError
 
 from render import (
     Assets,
+    RenderCanceled,
     RenderError,
     RenderSpec,
     extract_frame,
@@ -37,7 +38,7 @@ from storage.constants import (
 )
 from tasks.constants import RENDER_TASK
 from tasks.download import download
-from tasks.errors import JobFailed, UploadFailed
+from tasks.errors import JobCanceled, JobFailed, UploadFailed
 from tasks.reports import ProgressReporter
 
 if TYPE_CHECKING:
@@ -71,11 +72,13 @@ def run_job(
     options: dict[str, Any],
     report: Report,
     max_bytes: int,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
     """Do one job end to end and return its ``result``; raise `JobFailed` on failure.
 
     Plain function: no Celery, no HTTP to the API, so it is tested directly.
     Temporary files live in one directory that is removed however this ends.
+    ``should_stop`` (the job was canceled) is checked between steps and frames.
     """
     try:
         spec = RenderSpec.model_validate(options)
@@ -92,6 +95,8 @@ def run_job(
                 for role, key in spec.asset_keys.items()
             }
         )
+        if should_stop():
+            raise JobCanceled("The job was canceled.")
         stage = STAGE_DECODING if kind == PREPARE else STAGE_RENDERING
         report(DOWNLOAD_END, stage)
 
@@ -100,10 +105,14 @@ def run_job(
 
         try:
             result, outputs = _produce(
-                kind, job_id, output_key, source, workdir, spec, assets, produced
+                kind, job_id, output_key, source, workdir, spec, assets, produced, should_stop
             )
+        except RenderCanceled:
+            raise JobCanceled("The job was canceled.") from None
         except RenderError as exc:
             raise JobFailed(exc.message, exc.code) from None
+        if should_stop():
+            raise JobCanceled("The job was canceled.")
         report(PRODUCE_END, STAGE_UPLOADING)
         for output in outputs:
             try:
@@ -132,17 +141,21 @@ def _produce(
     spec: RenderSpec,
     assets: Assets,
     progress: Callable[[float], None],
+    should_stop: Callable[[], bool],
 ) -> tuple[dict[str, Any], list[Output]]:
     field = RESULT_KEY_FIELD_BY_KIND[kind]
     if kind == RENDER:
         video = workdir / "output.mp4"
-        rendered = render_video(source, video, spec, assets=assets, progress=progress)
+        rendered = render_video(
+            source, video, spec, assets=assets, progress=progress, should_stop=should_stop
+        )
         result = {field: output_key, "format": "mp4", "duration": round(rendered.duration, 3)}
         return result, [Output(output_key, video, "video/mp4")]
     if kind == PREVIEW:
         video, thumbnail = workdir / "preview.mp4", workdir / "thumbnail.jpg"
         rendered = render_video(
-            source, video, spec.for_preview(), assets=assets, progress=progress
+            source, video, spec.for_preview(), assets=assets, progress=progress,
+            should_stop=should_stop,
         )
         extract_frame(video, rendered.loudest, thumbnail)
         result = {
@@ -180,17 +193,27 @@ def register(app: SoundreelCelery) -> None:
         self: Any, *, job_id: str, kind: str, audio_key: str, output_key: str,
         options: dict[str, Any],
     ) -> dict[str, Any]:
-        log.info("job %s: %s of %s started", job_id, kind, audio_key)
-        with ProgressReporter(app.api, job_id) as progress:
-            result = run_job(
-                app.object_store,
-                job_id=job_id,
-                kind=kind,
-                audio_key=audio_key,
-                output_key=output_key,
-                options=options,
-                report=progress.update,
-                max_bytes=app.settings.max_upload_bytes,
-            )
+        try:
+            with ProgressReporter(app.api, job_id) as progress:
+                progress.start(STAGE_DOWNLOADING)
+                if progress.canceled.is_set():
+                    log.info("job %s was canceled before it started", job_id)
+                    raise Ignore()
+                log.info("job %s: %s of %s started", job_id, kind, audio_key)
+                result = run_job(
+                    app.object_store,
+                    job_id=job_id,
+                    kind=kind,
+                    audio_key=audio_key,
+                    output_key=output_key,
+                    options=options,
+                    report=progress.update,
+                    max_bytes=app.settings.max_upload_bytes,
+                    should_stop=progress.canceled.is_set,
+                )
+        except JobCanceled:
+            # the API already shows "canceled": no failure to report, nothing to retry
+            log.info("job %s: stopped, it was canceled", job_id)
+            raise Ignore() from None
         log.info("job %s: %s stored at %s", job_id, kind, output_key)
         return {"jobId": job_id, "status": "complete", "result": result}

@@ -20,6 +20,8 @@ PROGRESS_TIMEOUT = 3.0
 WEBHOOK_TIMEOUT = 15.0
 #: At most one progress PATCH this often, seconds; stage changes go at once.
 PROGRESS_INTERVAL = 0.5
+#: With no change, the last progress is sent again this often (the cancel check).
+HEARTBEAT_SECONDS = 2.0
 
 
 class WebhookRejected(Exception):
@@ -38,7 +40,11 @@ class ApiClient:
         self._headers = {"Authorization": f"Bearer {token}"}
         self._session = session or requests.Session()
 
-    def patch_progress(self, job_id: str, progress: float, stage: str) -> None:
+    def patch_progress(self, job_id: str, progress: float, stage: str) -> str | None:
+        """Report progress; return the job's status as the API sees it (None if unknown).
+
+        The answer is how a worker learns that its job was canceled.
+        """
         try:
             response = self._session.patch(
                 f"{self.base_url}/internal/jobs/{job_id}",
@@ -48,8 +54,11 @@ class ApiClient:
             )
             if response.status_code >= 400:
                 log.warning("progress report for job %s answered %s", job_id, response.status_code)
-        except requests.RequestException as exc:
+                return None
+            return response.json().get("status")
+        except (requests.RequestException, ValueError) as exc:
             log.warning("progress report for job %s failed: %s", job_id, type(exc).__name__)
+            return None
 
     def post_webhook(self, payload: dict[str, Any]) -> None:
         try:
@@ -73,19 +82,37 @@ class ProgressReporter:
 
     `update` only records the latest value; a background thread sends it, so a
     slow or unreachable API never slows the render down. Progress sent is
-    monotonic because callers' values are.
+    monotonic because callers' values are. The last value is sent again every
+    HEARTBEAT_SECONDS when nothing changes (long decodes), so the worker hears of
+    a cancel within seconds: `canceled` is set when the API answers "canceled".
     """
 
-    def __init__(self, client: ApiClient, job_id: str, interval: float = PROGRESS_INTERVAL):
+    def __init__(
+        self,
+        client: ApiClient,
+        job_id: str,
+        interval: float = PROGRESS_INTERVAL,
+        heartbeat: float = HEARTBEAT_SECONDS,
+    ):
         self._client = client
         self._job_id = job_id
         self._interval = interval
+        self._heartbeat = heartbeat
         self._latest: tuple[float, str] | None = None
         self._sent: tuple[float, str] | None = None
         self._wake = threading.Condition()
         self._closed = False
+        self.canceled = threading.Event()
+        self._last_send = 0.0
         self._thread = threading.Thread(target=self._run, name=f"progress-{job_id}", daemon=True)
         self._thread.start()
+
+    def start(self, stage: str) -> None:
+        """The first report, sent at once and waited for: a job canceled while it
+        was queued is known before any work starts."""
+        with self._wake:
+            self._latest = self._sent = (0.0, stage)
+        self._send(0.0, stage)
 
     def update(self, progress: float, stage: str) -> None:
         with self._wake:
@@ -106,22 +133,32 @@ class ProgressReporter:
         self.close()
 
     def _run(self) -> None:
-        last_send = 0.0
         while True:
             with self._wake:
                 while True:
+                    now = time.monotonic()
                     pending = self._latest is not None and self._latest != self._sent
-                    if not pending:
-                        if self._closed:
-                            return
+                    if not pending and self._closed:
+                        return
+                    if pending:
+                        assert self._latest is not None
+                        changed = self._sent is None or self._latest[1] != self._sent[1]
+                        due = self._last_send + self._interval
+                        if now >= due or changed or self._closed:
+                            break
+                        self._wake.wait(timeout=due - now)
+                    elif self._latest is not None:
+                        beat = self._last_send + self._heartbeat
+                        if now >= beat:
+                            break
+                        self._wake.wait(timeout=beat - now)
+                    else:
                         self._wake.wait()
-                        continue
-                    assert self._latest is not None
-                    stage_changed = self._sent is None or self._latest[1] != self._sent[1]
-                    remaining = last_send + self._interval - time.monotonic()
-                    if remaining <= 0 or stage_changed or self._closed:
-                        break
-                    self._wake.wait(timeout=remaining)
                 latest = self._sent = self._latest
-            self._client.patch_progress(self._job_id, *latest)
-            last_send = time.monotonic()
+            assert latest is not None
+            self._send(*latest)
+
+    def _send(self, progress: float, stage: str) -> None:
+        if self._client.patch_progress(self._job_id, progress, stage) == "canceled":
+            self.canceled.set()
+        self._last_send = time.monotonic()

@@ -9,8 +9,9 @@ from typing import Any
 import requests
 
 from scripts.stack import Stack
+from storage.constants import TERMINAL_STATES
 
-TERMINAL = ("complete", "failed")
+TERMINAL = TERMINAL_STATES
 
 
 def upload(stack: Stack, path: Path, name: str | None = None) -> str:

@@ -62,3 +62,35 @@ def test_close_with_nothing_reported_sends_nothing():
     reporter = ProgressReporter(client, "job")  # type: ignore[arg-type]
     reporter.close()
     assert client.sent == [] and not reporter._thread.is_alive()
+
+
+class CancelingClient(SlowClient):
+    """Answers every PATCH with the status the API has."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__()
+        self.status = status
+
+    def patch_progress(self, job_id: str, progress: float, stage: str) -> str:
+        super().patch_progress(job_id, progress, stage)
+        return self.status
+
+
+def test_start_learns_at_once_that_a_queued_job_was_canceled():
+    client = CancelingClient("canceled")
+    with ProgressReporter(client, "job") as reporter:  # type: ignore[arg-type]
+        reporter.start("downloading")
+        assert reporter.canceled.is_set()
+        assert client.sent == [(0.0, "downloading")]
+
+
+def test_heartbeat_repeats_the_last_report_so_a_cancel_is_heard_without_progress():
+    client = CancelingClient("running")
+    with ProgressReporter(client, "job", heartbeat=0.1) as reporter:  # type: ignore[arg-type]
+        reporter.update(0.05, "rendering")
+        time.sleep(0.15)
+        assert not reporter.canceled.is_set()
+        client.status = "canceled"  # DELETE arrives while the decode makes no progress
+        time.sleep(0.35)
+        assert reporter.canceled.is_set()
+    assert len(client.sent) >= 3 and set(client.sent) == {(0.05, "rendering")}

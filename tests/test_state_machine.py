@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from storage import Event, Job, JobNotFound, JobStore
-from storage.constants import COMPLETE, FAILED, QUEUED, RUNNING, STATES
+from storage.constants import CANCELED, COMPLETE, FAILED, QUEUED, RUNNING, STATES
 from storage.jobs import TRANSITIONS, apply
 
 EVENTS = {
@@ -17,6 +17,7 @@ EVENTS = {
     "complete": Event.completed({"videoKey": "renders/x/output.mp4", "format": "mp4",
                                  "duration": 3.0}),
     "fail": Event.failed("render_failed", "ffmpeg died"),
+    "cancel": Event.canceled(),
 }
 
 
@@ -32,6 +33,8 @@ EXPECTED = {
     (RUNNING, "progress"): RUNNING,
     (RUNNING, "complete"): COMPLETE,
     (RUNNING, "fail"): FAILED,
+    (QUEUED, "cancel"): CANCELED,
+    (RUNNING, "cancel"): CANCELED,
 }
 
 
@@ -50,7 +53,7 @@ def test_the_table_in_code_is_the_one_tested():
 
 
 def test_terminal_states_are_sticky():
-    for status in (COMPLETE, FAILED):
+    for status in (COMPLETE, FAILED, CANCELED):
         job = make_job(status=status, progress=1.0)
         for event in EVENTS.values():
             assert apply(job, event) is None
