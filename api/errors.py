@@ -6,6 +6,7 @@
     ├── NotFound                404 not_found
     ├── Conflict                409 (e.g. output_key_taken)
     ├── PayloadTooLarge         413 payload_too_large
+    ├── Unprocessable           422 (e.g. idempotency_key_reused)
     ├── UnsupportedMediaType    415 unsupported_media_type
     └── ServiceUnavailable      503 service_unavailable
 
@@ -63,6 +64,10 @@ class Conflict(ApiError):
 
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
+
+
+class Unprocessable(ApiError):
+    status, code = 422, "unprocessable"
 
 
 class UnsupportedMediaType(ApiError):

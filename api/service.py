@@ -28,6 +28,7 @@ from storage.constants import (
     upload_id_of,
     upload_key,
 )
+from storage.idempotency import IdempotencyStore
 from tasks.constants import RENDER_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Service:
     ) -> None:
         self.settings = settings
         self.jobs = jobs
+        self.idempotency = IdempotencyStore(jobs.redis)
         self.objects = objects
         self.celery = celery
 

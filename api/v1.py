@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
@@ -9,6 +11,7 @@ from flask import Blueprint, current_app, g, request
 
 from api.auth import require_tenant
 from api.errors import BadRequest, NotFound
+from api.idempotency import idempotent
 from api.schemas import JobRequest, parse
 from api.service import service
 
@@ -28,7 +31,18 @@ def upload() -> Any:
     if file is None:
         raise BadRequest("Send the audio as multipart/form-data in the field 'file'.",
                          field="file")
-    return service().upload(g.tenant, file.filename or "", file.stream, file.mimetype), 201
+
+    def fingerprint() -> str:
+        digest = hashlib.sha256(f"upload\0{file.filename}\0".encode())
+        while chunk := file.stream.read(1 << 20):
+            digest.update(chunk)
+        file.stream.seek(0)
+        return digest.hexdigest()
+
+    def produce() -> tuple[dict[str, Any], int, dict[str, str]]:
+        return service().upload(g.tenant, file.filename or "", file.stream, file.mimetype), 201, {}
+
+    return idempotent(service().idempotency, fingerprint, produce)
 
 
 @bp.post("/jobs")
@@ -37,8 +51,16 @@ def submit_job() -> Any:
     if body is None:
         raise BadRequest("The body must be JSON (Content-Type: application/json).",
                          code="invalid_json")
-    job = service().submit(g.tenant, parse(JobRequest, body))
-    return service().view(job), 202, {"Location": f"/v1/jobs/{job.job_id}"}
+
+    def fingerprint() -> str:
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(f"job\0{canonical}".encode()).hexdigest()
+
+    def produce() -> tuple[dict[str, Any], int, dict[str, str]]:
+        job = service().submit(g.tenant, parse(JobRequest, body))
+        return service().view(job), 202, {"Location": f"/v1/jobs/{job.job_id}"}
+
+    return idempotent(service().idempotency, fingerprint, produce)
 
 
 @bp.get("/jobs/<job_id>")

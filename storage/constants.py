@@ -65,6 +65,15 @@ def upload_redis_key(upload_id: str) -> str:
     return f"{REDIS_PREFIX}upload:{upload_id}"
 
 
+def idempotency_redis_key(tenant: str, digest: str) -> str:
+    """A tenant's ``Idempotency-Key`` (hashed): the request it named and its response."""
+    return f"{REDIS_PREFIX}idem:{tenant}:{digest}"
+
+
+#: How long an ``Idempotency-Key`` is remembered.
+IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600
+
+
 def output_redis_key(output_key: str) -> str:
     """Who owns a client-chosen ``outputKey``: no tenant can overwrite another's."""
     return f"{REDIS_PREFIX}output:{output_key}"

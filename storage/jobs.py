@@ -168,18 +168,18 @@ class JobStore:
         return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3))
 
     def create(self, job: Job) -> None:
-        with _unavailable_on_connection_error():
+        with unavailable_on_connection_error():
             key = job_redis_key(job.job_id)
             if not self.redis.set(key, job.to_json(), nx=True, ex=RECORD_TTL_SECONDS):
                 raise ValueError(f"job {job.job_id} exists")
 
     def delete(self, job_id: str) -> None:
         """Only for undoing a create whose task could not be sent."""
-        with _unavailable_on_connection_error():
+        with unavailable_on_connection_error():
             self.redis.delete(job_redis_key(job_id))
 
     def get(self, job_id: str) -> Job:
-        with _unavailable_on_connection_error():
+        with unavailable_on_connection_error():
             raw = self.redis.get(job_redis_key(job_id))
         if raw is None:
             raise JobNotFound(job_id)
@@ -201,36 +201,36 @@ class JobStore:
                 pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)
             outcome[:] = [(changed or job, changed is not None)]
 
-        with _unavailable_on_connection_error():
+        with unavailable_on_connection_error():
             self.redis.transaction(update, key)
         return outcome[0]
 
     # Uploads belong to a tenant: a job may only read audio its tenant uploaded.
 
     def record_upload(self, upload_id: str, tenant: str) -> None:
-        with _unavailable_on_connection_error():
+        with unavailable_on_connection_error():
             self.redis.set(upload_redis_key(upload_id), tenant, ex=RECORD_TTL_SECONDS)
 
     def forget_upload(self, upload_id: str) -> None:
-        with _unavailable_on_connection_error():
+        with unavailable_on_connection_error():
             self.redis.delete(upload_redis_key(upload_id))
 
     def upload_owner(self, upload_id: str) -> str | None:
-        with _unavailable_on_connection_error():
+        with unavailable_on_connection_error():
             owner = self.redis.get(upload_redis_key(upload_id))
         return owner.decode() if owner is not None else None
 
     def claim_output(self, output_key: str, tenant: str) -> bool:
         """Whether ``tenant`` may write ``output_key``: first come, owner forever after."""
         key = output_redis_key(output_key)
-        with _unavailable_on_connection_error():
+        with unavailable_on_connection_error():
             self.redis.set(key, tenant, nx=True, ex=RECORD_TTL_SECONDS)
             owner = self.redis.get(key)
         return owner is not None and owner.decode() == tenant
 
 
 @contextmanager
-def _unavailable_on_connection_error() -> Iterator[None]:
+def unavailable_on_connection_error() -> Iterator[None]:
     """Turn Redis connection trouble into `StorageUnavailable` (the API answers 503)."""
     try:
         yield
