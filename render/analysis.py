@@ -147,6 +147,11 @@ class Analyzer:
         self._env_out = _Rows((2,), np.float16, hops if envelope else 0)
         self._trace_out = _Rows((128,), np.int8, frames if trace else 0)
 
+    @property
+    def samples(self) -> int:
+        """Samples fed so far."""
+        return self._samples
+
     def feed(self, samples: np.ndarray) -> None:
         self._samples += samples.size
         self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])

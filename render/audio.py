@@ -43,6 +43,22 @@ def ffmpeg_input(path: StrPath) -> str:
     return f"file:{path}"
 
 
+#: Demuxers an uploaded file may be read with: audio containers only. No playlist
+#: (hls, concat), image or device demuxer can be made to open other files or URLs.
+AUDIO_FORMATS = (
+    "mp3,wav,w64,flac,ogg,aac,ac3,eac3,aiff,caf,asf,amr,au,wv,ape,tta,"
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm"
+)
+
+
+def untrusted_input(path: StrPath) -> list[str]:
+    """``-i`` for a file a user sent: only the ``file`` protocol, only audio demuxers."""
+    return [
+        "-protocol_whitelist", "file", "-format_whitelist", AUDIO_FORMATS,
+        "-i", ffmpeg_input(path),
+    ]  # fmt: skip
+
+
 def path_aliases(*paths: StrPath) -> list[StrPath]:
     """Every spelling of ``paths`` that can appear in ffmpeg's messages, to hide them."""
     aliases: list[StrPath] = []
@@ -134,7 +150,7 @@ def decode_stream(
         window += ["-t", f"{duration:.6f}"]
     command = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error",
-        *window, "-i", ffmpeg_input(path),
+        *window, *untrusted_input(path),
         "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
     ]  # fmt: skip
@@ -173,7 +189,7 @@ def header_duration(path: Path) -> float | None:
     never for a result. ``audio_duration`` is the exact answer.
     """
     result = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", ffmpeg_input(path)],
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", *untrusted_input(path)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from render.audio import ffmpeg_exe, ffmpeg_input, path_aliases
+from render.audio import ffmpeg_exe, ffmpeg_input, path_aliases, untrusted_input
 from render.errors import RenderFailed, StderrTail
 
 PRESET = "veryfast"
@@ -60,7 +60,7 @@ class Encoder:
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
             "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}",
             "-framerate", str(fps), *COLOR_ARGS, "-i", "pipe:0",
-            *window, "-t", f"{audio_duration:.6f}", "-i", ffmpeg_input(audio),
+            *window, "-t", f"{audio_duration:.6f}", *untrusted_input(audio),
             "-map", "0:v:0", "-map", "1:a:0", *video_args(quality), *AUDIO_ARGS,
             *CONTAINER_ARGS, "-y", ffmpeg_input(out_path),
         ]  # fmt: skip

@@ -33,6 +33,7 @@ from render.audio import (
     header_duration,
     path_aliases,
     require_audio_file,
+    untrusted_input,
 )
 from render.canvas import Planes
 from render.encoder import Encoder
@@ -85,6 +86,7 @@ class Scene:
         assets: Assets | None = None,
         max_seconds: float | None = None,
         should_stop: Callable[[], bool] | None = None,
+        limit_seconds: float | None = None,
     ) -> None:
         if max_seconds is not None and not max_seconds > 0:
             raise ValueError(f"max_seconds must be positive, got {max_seconds}")
@@ -98,6 +100,9 @@ class Scene:
             expected = None if header is None else max(header - spec.start, 0.0)
         else:
             expected = length
+        if limit_seconds is not None and expected is not None and expected > limit_seconds:
+            raise InvalidAudio.too_long(limit_seconds)  # refused before decoding anything
+        limit_samples = None if limit_seconds is None else limit_seconds * ANALYSIS_RATE
         analyzer = Analyzer(
             spec.fps,
             expected_seconds=expected,
@@ -107,6 +112,8 @@ class Scene:
         def feed(block: bytes) -> None:
             check_stop(should_stop)
             analyzer.feed(np.frombuffer(block, np.float32))
+            if limit_samples is not None and analyzer.samples > limit_samples:
+                raise InvalidAudio.too_long(limit_seconds or 0)  # the header lied
 
         decode_stream(
             Path(audio_path),
@@ -151,6 +158,7 @@ def render_video(
     max_seconds: float | None = None,
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    limit_seconds: float | None = None,
 ) -> RenderResult:
     """Write an MP4 of ``spec``'s audiogram for the audio at ``audio_path``.
 
@@ -161,10 +169,11 @@ def render_video(
     InvalidCaptions for unusable input and RenderFailed when ffmpeg fails; a
     failed render leaves no output file behind. ``should_stop`` is asked between
     frames (and between decoded blocks): when it answers True the render stops
-    with RenderCanceled, ffmpeg is killed and nothing is left behind.
+    with RenderCanceled, ffmpeg is killed and nothing is left behind. Audio (or a
+    clip window) longer than ``limit_seconds`` is refused as InvalidAudio.
     """
     report = _Progress(progress)
-    scene = Scene(audio_path, spec, assets, max_seconds, should_stop)
+    scene = Scene(audio_path, spec, assets, max_seconds, should_stop, limit_seconds)
     analysis = scene.analysis
     report(0.0)
     encoder = Encoder(
@@ -217,22 +226,31 @@ def render_frames(
 
 
 def prepare_audio(
-    audio_path: Path, out_path: Path, *, progress: ProgressCallback | None = None
+    audio_path: Path,
+    out_path: Path,
+    *,
+    progress: ProgressCallback | None = None,
+    limit_seconds: float | None = None,
 ) -> PreparedAudio:
     """Decode the audio to a 44.1 kHz 16-bit PCM WAV: mono stays mono, more than 2 channels
-    are downmixed to stereo. The duration is counted from the samples written.
+    are downmixed to stereo. The duration is counted from the samples written; audio
+    longer than ``limit_seconds`` is refused as InvalidAudio.
     """
     require_audio_file(Path(audio_path))
     report = _Progress(progress)
     report(0.0)
     estimate = header_duration(Path(audio_path))
+    if limit_seconds is not None and estimate is not None and estimate > limit_seconds:
+        raise InvalidAudio.too_long(limit_seconds)
+    # never write more than the limit, whatever the header said
+    cap = [] if limit_seconds is None else ["-t", f"{limit_seconds + 1:.3f}"]
     command = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-        "-progress", "pipe:1", "-i", ffmpeg_input(audio_path),
+        "-progress", "pipe:1", *untrusted_input(audio_path),
         "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-af", f"aformat=sample_fmts=s16:sample_rates={PREPARED_RATE}:"
         "channel_layouts=mono|stereo",
-        "-c:a", "pcm_s16le", "-map_metadata", "-1", "-fflags", "+bitexact",
+        "-c:a", "pcm_s16le", "-map_metadata", "-1", "-fflags", "+bitexact", *cap,
         "-f", "wav", "-y", ffmpeg_input(out_path),
     ]  # fmt: skip
     process = subprocess.Popen(
@@ -258,6 +276,8 @@ def prepare_audio(
             count = written.getnframes()
         if not count:
             raise InvalidAudio.empty()
+        if limit_seconds is not None and count / rate > limit_seconds:
+            raise InvalidAudio.too_long(limit_seconds)
         finished = True
     finally:
         _reap(process)

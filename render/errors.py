@@ -64,6 +64,13 @@ class InvalidAudio(RenderError):
         )
 
     @classmethod
+    def too_long(cls, limit: float) -> InvalidAudio:
+        return cls(
+            f"The audio is longer than the limit of {limit / 60:g} minutes. "
+            "Upload a shorter file, or render a part of it with start and end."
+        )
+
+    @classmethod
     def empty(cls) -> InvalidAudio:
         return cls(
             "The uploaded file contains no audio: it is empty or its audio lasts zero "

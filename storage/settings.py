@@ -20,6 +20,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_STORAGE_DIR = "./var/storage"
 DEFAULT_MAX_UPLOAD_BYTES = 500 * 1000 * 1000
+DEFAULT_MAX_AUDIO_SECONDS = 4 * 3600
 R2_ENDPOINT = "https://{account}.r2.cloudflarestorage.com"
 
 _S3_VARS = ("S3_ENDPOINT_URL", "S3_BUCKET")
@@ -63,6 +64,8 @@ class Settings:
         default_factory=lambda: LocalStorage(Path(DEFAULT_STORAGE_DIR))
     )
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    #: Longer audio is refused (invalid_audio) before it is decoded.
+    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     log_level: str = "INFO"
 
     @classmethod
@@ -85,6 +88,13 @@ class Settings:
             raise SettingsError("MAX_UPLOAD_BYTES must be a whole number of bytes") from None
         if max_upload_bytes <= 0:
             raise SettingsError("MAX_UPLOAD_BYTES must be positive")
+        max_audio = get("MAX_AUDIO_SECONDS")
+        try:
+            max_audio_seconds = float(max_audio) if max_audio else DEFAULT_MAX_AUDIO_SECONDS
+        except ValueError:
+            raise SettingsError("MAX_AUDIO_SECONDS must be a number of seconds") from None
+        if not max_audio_seconds > 0:
+            raise SettingsError("MAX_AUDIO_SECONDS must be positive")
         worker_token = get("WORKER_TOKEN")
         if not worker_token:
             raise SettingsError(
@@ -101,6 +111,7 @@ class Settings:
             worker_token=worker_token,
             storage=_storage_from_env(get),
             max_upload_bytes=max_upload_bytes,
+            max_audio_seconds=max_audio_seconds,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
         )
 

@@ -73,6 +73,7 @@ def run_job(
     report: Report,
     max_bytes: int,
     should_stop: Callable[[], bool] = lambda: False,
+    max_audio_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Do one job end to end and return its ``result``; raise `JobFailed` on failure.
 
@@ -105,7 +106,8 @@ def run_job(
 
         try:
             result, outputs = _produce(
-                kind, job_id, output_key, source, workdir, spec, assets, produced, should_stop
+                kind, job_id, output_key, source, workdir, spec, assets, produced, should_stop,
+                max_audio_seconds,
             )
         except RenderCanceled:
             raise JobCanceled("The job was canceled.") from None
@@ -142,12 +144,14 @@ def _produce(
     assets: Assets,
     progress: Callable[[float], None],
     should_stop: Callable[[], bool],
+    limit: float | None,
 ) -> tuple[dict[str, Any], list[Output]]:
     field = RESULT_KEY_FIELD_BY_KIND[kind]
     if kind == RENDER:
         video = workdir / "output.mp4"
         rendered = render_video(
-            source, video, spec, assets=assets, progress=progress, should_stop=should_stop
+            source, video, spec, assets=assets, progress=progress, should_stop=should_stop,
+            limit_seconds=limit,
         )
         result = {field: output_key, "format": "mp4", "duration": round(rendered.duration, 3)}
         return result, [Output(output_key, video, "video/mp4")]
@@ -155,7 +159,7 @@ def _produce(
         video, thumbnail = workdir / "preview.mp4", workdir / "thumbnail.jpg"
         rendered = render_video(
             source, video, spec.for_preview(), assets=assets, progress=progress,
-            should_stop=should_stop,
+            should_stop=should_stop, limit_seconds=limit,
         )
         extract_frame(video, rendered.loudest, thumbnail)
         result = {
@@ -170,7 +174,7 @@ def _produce(
         ]
     if kind == PREPARE:
         wav, peaks = workdir / "audio.wav", workdir / "peaks.json"
-        prepared = prepare_audio(source, wav, progress=progress)
+        prepared = prepare_audio(source, wav, progress=progress, limit_seconds=limit)
         write_peaks(wav, peaks)
         result = {
             field: output_key,
@@ -210,6 +214,7 @@ def register(app: SoundreelCelery) -> None:
                     report=progress.update,
                     max_bytes=app.settings.max_upload_bytes,
                     should_stop=progress.canceled.is_set,
+                    max_audio_seconds=app.settings.max_audio_seconds,
                 )
         except JobCanceled:
             # the API already shows "canceled": no failure to report, nothing to retry
