@@ -9,9 +9,12 @@ pipe can fill up and stall ffmpeg, and a long file never sits in a pipe buffer.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import re
+import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -30,6 +33,21 @@ DURATION_RATE = 44100
 BLOCK_BYTES = 1 << 18
 
 _SAMPLE = np.dtype("<f4")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: ask the kernel to SIGKILL this ffmpeg when the process that started it
+    dies, even by SIGKILL (a worker child killed mid-render leaves no orphan)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+#: Popen arguments for every ffmpeg we start.
+CHILD_OPTIONS: dict = {"preexec_fn": _die_with_parent} if sys.platform == "linux" else {}
+PR_SET_PDEATHSIG = 1
 
 
 @functools.cache
@@ -155,7 +173,11 @@ def decode_stream(
         "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
     ]  # fmt: skip
     process = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **CHILD_OPTIONS,
     )
     try:
         assert process.stdout is not None and process.stderr is not None

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from render.audio import ffmpeg_exe, ffmpeg_input, path_aliases, untrusted_input
+from render.audio import CHILD_OPTIONS, ffmpeg_exe, ffmpeg_input, path_aliases, untrusted_input
 from render.errors import RenderFailed, StderrTail
 
 PRESET = "veryfast"
@@ -69,7 +69,11 @@ class Encoder:
 
     def __enter__(self) -> Encoder:
         self._process = subprocess.Popen(  # noqa: S603
-            self.command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            **CHILD_OPTIONS,
         )
         assert self._process.stderr is not None
         self._stderr = StderrTail(self._process.stderr)

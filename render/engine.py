@@ -27,6 +27,7 @@ import numpy as np
 
 from render.analysis import ANALYSIS_RATE, Analyzer
 from render.audio import (
+    CHILD_OPTIONS,
     decode_stream,
     ffmpeg_exe,
     ffmpeg_input,
@@ -254,7 +255,11 @@ def prepare_audio(
         "-f", "wav", "-y", ffmpeg_input(out_path),
     ]  # fmt: skip
     process = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **CHILD_OPTIONS,
     )
     finished = False
     try:

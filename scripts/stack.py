@@ -83,15 +83,18 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
 
 
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """A private redis-server on a free port, AOF on as production runs it."""
+def redis_server(workdir: Path, port: int | None = None) -> Iterator[str]:
+    """A private redis-server on a free port (or ``port``), AOF on as production runs it.
+
+    Started again with the same ``workdir`` and ``port`` it reloads its data.
+    """
     binary = shutil.which("redis-server")
     if binary is None:
         raise StackError(
             "redis-server is not installed: run `python3 dev.py setup` (it installs it), "
             "or `apt-get install -y redis-server`"
         )
-    port = free_port()
+    port = port or free_port()
     data = workdir / "redis"
     data.mkdir(parents=True, exist_ok=True)
     cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),

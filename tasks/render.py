@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +50,9 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[float, str], None]
 
+#: Temp dirs are named ``soundreel-{pid}-…`` so dead workers' ones can be found.
+WORKDIR_PREFIX = "soundreel-"
+
 #: Where each step sits on the job's 0..1 progress bar.
 DOWNLOAD_END = 0.05
 PRODUCE_END = 0.95
@@ -85,7 +90,8 @@ def run_job(
         spec = RenderSpec.model_validate(options)
     except ValidationError as exc:
         raise JobFailed(f"Invalid render options: {exc}", "invalid_options") from None
-    with tempfile.TemporaryDirectory(prefix="soundreel-") as tmp:
+    sweep_stale_workdirs()
+    with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as tmp:
         workdir = Path(tmp)
         report(0.0, STAGE_DOWNLOADING)
         source = workdir / "input"
@@ -127,6 +133,30 @@ def run_job(
                     f"The output could not be stored ({type(exc).__name__}); resubmit the job."
                 ) from None
     return result
+
+
+def sweep_stale_workdirs(root: Path | None = None) -> list[Path]:
+    """Remove the temp dirs of worker processes that died without cleaning up
+    (a SIGKILLed pool child, an OOM kill); each dir is named after its owner's pid."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = path.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    if removed:
+        log.warning("removed %d temp dir(s) of dead workers", len(removed))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:

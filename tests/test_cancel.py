@@ -34,11 +34,11 @@ def cancel(stack, job_id: str, key: str | None = None) -> requests.Response:  # 
     return stack.client(key).delete(stack.url(f"/v1/jobs/{job_id}"), timeout=10)
 
 
-def ffmpeg_for(job_id: str) -> list[str]:
-    """ffmpeg processes still working on files of this job's temp dir (its output key)."""
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+def ffmpeg_in(workdir) -> list[str]:  # noqa: ANN001
+    """ffmpeg processes working on files under the stack's temp dir."""
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True)
     return [line for line in ps.stdout.splitlines()
-            if "ffmpeg" in line and "soundreel-" in line and job_id in line]
+            if "ffmpeg" in line and str(workdir / "tmp") in line]
 
 
 def test_cancel_stops_a_running_render_and_cleans_up(local_stack):
@@ -56,6 +56,7 @@ def test_cancel_stops_a_running_render_and_cleans_up(local_stack):
     assert final["status"] == "canceled" and final["downloadUrl"] is None
     assert not (local_stack.workdir / "storage" / f"renders/{job_id}/output.mp4").exists()
     assert list((local_stack.workdir / "tmp").glob("soundreel-*")) == []
+    assert ffmpeg_in(local_stack.workdir) == []  # the encoder was killed, not left running
     # the late failure report and progress are ignored: canceled is sticky
     time.sleep(1)
     assert job_of(local_stack, job_id)["status"] == "canceled"

@@ -1,0 +1,141 @@
+"""Faults done for real: processes are killed by pid and Redis is restarted.
+Each test runs its own redis-server, API and worker, so the shared stacks of the
+other tests are never disturbed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import requests
+
+from scripts import stack as st
+from tests.conftest import SAMPLE
+from tests.e2e import poll, submit, upload
+from tests.media import probe
+
+SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18}}
+
+
+def wait_for(check, timeout: float, what: str):  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def ffmpeg_encoders() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every ffmpeg encoding from a pipe (a render in progress)."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True,
+                         check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        pid, ppid, args = line.split(None, 2)
+        if "ffmpeg" in args and "pipe:0" in args and "soundreel-" in args:
+            rows.append((int(pid), int(ppid)))
+    return rows
+
+
+@pytest.fixture
+def parts(tmp_path: Path):
+    """Build a stack piece by piece: redis (restartable), API, workers."""
+    with ExitStack() as stack:
+        yield stack, tmp_path
+
+
+def start_api(stack: ExitStack, tmp_path: Path, redis_url: str) -> st.Stack:
+    port = st.free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = st.base_env(redis_url, base, tmp_path, {"STORAGE_DIR": str(tmp_path / "storage")})
+    keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
+    running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=tmp_path,
+                       api_key=next(k for k, t in keys.items() if t == st.TENANT),
+                       other_api_key=next(k for k, t in keys.items() if t == st.OTHER_TENANT),
+                       worker_token=env["WORKER_TOKEN"])
+    running.procs["api"] = stack.enter_context(st.api_server(env, port, tmp_path / "api.log"))
+    return running
+
+
+def test_a_worker_child_killed_mid_render_is_redelivered_and_completes_once(parts):
+    stack, tmp_path = parts
+    redis_url = stack.enter_context(st.redis_server(tmp_path))
+    running = start_api(stack, tmp_path, redis_url)
+    worker = stack.enter_context(st.worker(running.env, tmp_path / "worker.log"))
+    job = submit(running, {**SLOW, "audioKey": upload(running, SAMPLE)})
+    job_id = job["jobId"]
+    client = running.client()
+    wait_for(lambda: client.get(running.url(f"/v1/jobs/{job_id}"), timeout=10).json()
+             ["progress"] >= 0.15, 60, "the render to be under way")
+    pool = set(children(worker.pid))
+    ((encoder, child),) = wait_for(
+        lambda: [(p, pp) for p, pp in ffmpeg_encoders() if pp in pool], 20, "an encoder"
+    )
+    os.kill(child, signal.SIGKILL)
+
+    done, seen = poll(running, job_id, timeout=180)
+    assert done["status"] == "complete", done["error"]
+    assert seen == sorted(seen)  # the second attempt's progress never showed as a step back
+    log = (tmp_path / "worker.log").read_text()
+    assert log.count(f"Task soundreel.render_job[{job_id}] received") == 2  # redelivered once
+    assert "WorkerLostError" in log or "signal 9" in log
+    # the killed child's ffmpeg died with it (PDEATHSIG), its temp dir was swept
+    assert encoder not in [p for p, _ in ffmpeg_encoders()]
+    assert list((tmp_path / "tmp").glob("soundreel-*")) == []
+    video = tmp_path / "storage" / f"renders/{job_id}/output.mp4"
+    assert abs(float(probe(video)["format"]["duration"]) - 20.0) < 0.1
+    assert sorted(p.name for p in video.parent.iterdir()) == ["output.mp4"]
+
+
+def test_redis_restart_with_aof_keeps_queued_jobs(parts):
+    stack, tmp_path = parts
+    port = st.free_port()
+    with st.redis_server(tmp_path, port=port) as redis_url:
+        running = start_api(stack, tmp_path, redis_url)
+        audio = upload(running, SAMPLE)
+        jobs = [submit(running, {"kind": "prepare", "audioKey": audio})["jobId"]
+                for _ in range(5)]
+    # Redis is down now (SIGTERM: it wrote its AOF); nothing took the jobs yet
+    down = running.client().get(running.url(f"/v1/jobs/{jobs[0]}"), timeout=20)
+    assert down.status_code == 503
+    stack.enter_context(st.redis_server(tmp_path, port=port))
+    stack.enter_context(st.worker(running.env, tmp_path / "worker.log"))
+    for job_id in jobs:
+        done, _ = poll(running, job_id, timeout=120)
+        assert done["status"] == "complete", done["error"]
+
+
+def test_redis_down_on_submit_is_503_creates_nothing_and_recovers(parts):
+    stack, tmp_path = parts
+    port = st.free_port()
+    with st.redis_server(tmp_path, port=port) as redis_url:
+        running = start_api(stack, tmp_path, redis_url)
+        audio = upload(running, SAMPLE)
+    refused = running.client().post(running.url("/v1/jobs"), timeout=30,
+                                    json={"kind": "prepare", "audioKey": audio})
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "service_unavailable"
+    redis_url = stack.enter_context(st.redis_server(tmp_path, port=port))
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(redis_url)
+    assert list(client.scan_iter("soundreel:job:*")) == []  # no record without a task
+    assert client.llen("render") == 0  # and no task without a record
+    stack.enter_context(st.worker(running.env, tmp_path / "worker.log"))
+    job = submit(running, {"kind": "prepare", "audioKey": audio})
+    done, _ = poll(running, job["jobId"], timeout=120)
+    assert done["status"] == "complete"
+    assert requests.get(done["downloadUrl"], timeout=30).status_code == 200
