@@ -22,6 +22,14 @@ def authenticate() -> None:
     require_worker(current_app.extensions["soundreel"].settings.worker_token)
 
 
+@bp.post("/jobs/<job_id>/start")
+def start_attempt(job_id: str) -> Any:
+    """The worker asks before working: go on only if the answer is ``running``."""
+    job, applied = service().start(job_id)
+    return {"jobId": job.job_id, "status": job.status, "attempt": job.attempts,
+            "applied": applied}
+
+
 @bp.patch("/jobs/<job_id>")
 def report_progress(job_id: str) -> Any:
     job, applied = service().progress(job_id, parse(ProgressReport, request.get_json(silent=True)))

@@ -20,6 +20,7 @@ from api.schemas import JobRequest, ProgressReport, WorkerReport
 from storage import Event, Job, JobNotFound, JobStore, ObjectStore, Settings
 from storage.constants import (
     COMPLETE,
+    FAILED,
     OTHER_URL_TTL,
     RESULT_KEY_FIELDS,
     VIDEO_URL_TTL,
@@ -193,6 +194,7 @@ class Service:
             "options": job.options,
             "result": job.result,
             "error": job.error,
+            "attempts": job.attempts,
             "downloadUrl": url,
             "downloadUrlExpiresAt": expires_at,
             **self._extra_links(job),
@@ -233,6 +235,13 @@ class Service:
         }
 
     # --- worker reports ----------------------------------------------------
+
+    def start(self, job_id: str) -> tuple[Job, bool]:
+        """A delivery of the job is about to start work: count it (MAX_ATTEMPTS)."""
+        job, applied = self.jobs.report(job_id, Event.started(self.settings.max_attempts))
+        if applied and job.status == FAILED:
+            log.warning("job %s given up after %d attempts", job.job_id, job.attempts - 1)
+        return job, applied
 
     def progress(self, job_id: str, report: ProgressReport) -> tuple[Job, bool]:
         return self.jobs.report(job_id, Event.progressed(report.progress, report.stage))

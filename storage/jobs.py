@@ -32,6 +32,7 @@ from storage.constants import (
     RECORD_TTL_SECONDS,
     RUNNING,
     STAGE_DONE,
+    STAGE_DOWNLOADING,
     STAGE_QUEUED,
     STAGES,
     TERMINAL_STATES,
@@ -41,10 +42,12 @@ from storage.constants import (
 )
 from storage.errors import JobNotFound, StorageUnavailable
 
-EventKind = Literal["progress", "complete", "fail", "cancel"]
+EventKind = Literal["start", "progress", "complete", "fail", "cancel"]
 
 #: (state, event) -> next state. Anything not listed is ignored.
 TRANSITIONS: dict[tuple[str, EventKind], str] = {
+    (QUEUED, "start"): RUNNING,
+    (RUNNING, "start"): RUNNING,  # a redelivery: counted, failed past max_attempts
     (QUEUED, "progress"): RUNNING,
     (RUNNING, "progress"): RUNNING,
     (QUEUED, "complete"): COMPLETE,
@@ -77,6 +80,8 @@ class Job:
     updated_at: str = ""
     result: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+    #: Deliveries that started work on the job (a worker killed mid-render redelivers it).
+    attempts: int = 0
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -99,10 +104,15 @@ class Event:
     """One report about a job: progress from the worker, or its end."""
 
     kind: EventKind
+    max_attempts: int = 0
     progress: float | None = None
     stage: str | None = None
     result: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+
+    @classmethod
+    def started(cls, max_attempts: int) -> Event:
+        return cls("start", max_attempts=max_attempts)
 
     @classmethod
     def progressed(cls, progress: float, stage: str | None = None) -> Event:
@@ -127,6 +137,20 @@ def apply(job: Job, event: Event, now: str | None = None) -> Job | None:
     if target is None:
         return None
     now = now or utcnow()
+    if event.kind == "start":
+        attempts = job.attempts + 1
+        if attempts > event.max_attempts:
+            error = {
+                "code": "worker_lost",
+                "message": f"The job stopped its worker {job.attempts} times (a crash or a "
+                "kill mid-render) and was given up. Resubmit it; if it fails again, "
+                "report it with this job id.",
+            }
+            return replace(job, status=FAILED, attempts=attempts, error=error, updated_at=now)
+        stage = job.stage
+        if _stage_rank(STAGE_DOWNLOADING) > _stage_rank(stage):
+            stage = STAGE_DOWNLOADING
+        return replace(job, status=RUNNING, attempts=attempts, stage=stage, updated_at=now)
     if event.kind == "progress":
         reported = event.progress
         if reported is None or not math.isfinite(reported):

@@ -21,6 +21,7 @@ DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_STORAGE_DIR = "./var/storage"
 DEFAULT_MAX_UPLOAD_BYTES = 500 * 1000 * 1000
 DEFAULT_MAX_AUDIO_SECONDS = 4 * 3600
+DEFAULT_MAX_ATTEMPTS = 3
 R2_ENDPOINT = "https://{account}.r2.cloudflarestorage.com"
 
 _S3_VARS = ("S3_ENDPOINT_URL", "S3_BUCKET")
@@ -66,6 +67,9 @@ class Settings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     #: Longer audio is refused (invalid_audio) before it is decoded.
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    #: Deliveries a job may start (a worker killed mid-render redelivers it) before it
+    #: fails with worker_lost: a job that crashes its worker cannot loop forever.
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     log_level: str = "INFO"
 
     @classmethod
@@ -95,6 +99,9 @@ class Settings:
             raise SettingsError("MAX_AUDIO_SECONDS must be a number of seconds") from None
         if not max_audio_seconds > 0:
             raise SettingsError("MAX_AUDIO_SECONDS must be positive")
+        attempts = get("MAX_ATTEMPTS")
+        if attempts is not None and (not attempts.isdigit() or int(attempts) < 1):
+            raise SettingsError("MAX_ATTEMPTS must be a whole number, at least 1")
         worker_token = get("WORKER_TOKEN")
         if not worker_token:
             raise SettingsError(
@@ -112,6 +119,7 @@ class Settings:
             storage=_storage_from_env(get),
             max_upload_bytes=max_upload_bytes,
             max_audio_seconds=max_audio_seconds,
+            max_attempts=int(attempts) if attempts else DEFAULT_MAX_ATTEMPTS,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
         )
 

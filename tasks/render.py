@@ -31,6 +31,7 @@ from storage.constants import (
     PREVIEW,
     RENDER,
     RESULT_KEY_FIELD_BY_KIND,
+    RUNNING,
     STAGE_DECODING,
     STAGE_DOWNLOADING,
     STAGE_RENDERING,
@@ -229,9 +230,13 @@ def register(app: SoundreelCelery) -> None:
     ) -> dict[str, Any]:
         try:
             with ProgressReporter(app.api, job_id) as progress:
-                progress.start(STAGE_DOWNLOADING)
+                status = progress.start()
                 if progress.canceled.is_set():
                     log.info("job %s was canceled before it started", job_id)
+                    raise Ignore()
+                if status not in (RUNNING, None):
+                    # given up after too many attempts, or already complete: no work
+                    log.warning("job %s is %s: this delivery does nothing", job_id, status)
                     raise Ignore()
                 log.info("job %s: %s of %s started", job_id, kind, audio_key)
                 result = run_job(

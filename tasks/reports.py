@@ -60,6 +60,24 @@ class ApiClient:
             log.warning("progress report for job %s failed: %s", job_id, type(exc).__name__)
             return None
 
+    def start_attempt(self, job_id: str) -> str | None:
+        """Tell the API a delivery starts work; its answer says whether to go on
+        ("running") or not (canceled, failed after too many attempts, complete).
+        None when the API cannot be asked: the work goes on and reports later."""
+        try:
+            response = self._session.post(
+                f"{self.base_url}/internal/jobs/{job_id}/start",
+                headers=self._headers,
+                timeout=PROGRESS_TIMEOUT,
+            )
+            if response.status_code >= 400:
+                log.warning("start of job %s answered %s", job_id, response.status_code)
+                return None
+            return response.json().get("status")
+        except (requests.RequestException, ValueError) as exc:
+            log.warning("start of job %s failed: %s", job_id, type(exc).__name__)
+            return None
+
     def post_webhook(self, payload: dict[str, Any]) -> None:
         try:
             response = self._session.post(
@@ -107,12 +125,14 @@ class ProgressReporter:
         self._thread = threading.Thread(target=self._run, name=f"progress-{job_id}", daemon=True)
         self._thread.start()
 
-    def start(self, stage: str) -> None:
-        """The first report, sent at once and waited for: a job canceled while it
-        was queued is known before any work starts."""
-        with self._wake:
-            self._latest = self._sent = (0.0, stage)
-        self._send(0.0, stage)
+    def start(self) -> str | None:
+        """Ask the API, before any work, whether this delivery should work on the job;
+        return its status ("running" to go on). A job canceled while queued, or given
+        up after too many attempts, is known before anything is downloaded."""
+        status = self._client.start_attempt(self._job_id)
+        if status == "canceled":
+            self.canceled.set()
+        return status
 
     def update(self, progress: float, stage: str) -> None:
         with self._wake:

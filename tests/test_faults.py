@@ -57,10 +57,11 @@ def parts(tmp_path: Path):
         yield stack, tmp_path
 
 
-def start_api(stack: ExitStack, tmp_path: Path, redis_url: str) -> st.Stack:
+def start_api(stack: ExitStack, tmp_path: Path, redis_url: str, **extra: str) -> st.Stack:
     port = st.free_port()
     base = f"http://127.0.0.1:{port}"
     env = st.base_env(redis_url, base, tmp_path, {"STORAGE_DIR": str(tmp_path / "storage")})
+    env.update(extra)
     keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
     running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=tmp_path,
                        api_key=next(k for k, t in keys.items() if t == st.TENANT),
@@ -98,6 +99,33 @@ def test_a_worker_child_killed_mid_render_is_redelivered_and_completes_once(part
     video = tmp_path / "storage" / f"renders/{job_id}/output.mp4"
     assert abs(float(probe(video)["format"]["duration"]) - 20.0) < 0.1
     assert sorted(p.name for p in video.parent.iterdir()) == ["output.mp4"]
+
+
+def kill_the_child_rendering(worker_pid: int) -> None:
+    pool = set(children(worker_pid))
+    ((_, child),) = wait_for(
+        lambda: [(p, pp) for p, pp in ffmpeg_encoders() if pp in pool], 60, "an encoder"
+    )
+    os.kill(child, signal.SIGKILL)
+
+
+def test_a_poison_job_fails_worker_lost_after_max_attempts_and_others_complete(parts):
+    stack, tmp_path = parts
+    redis_url = stack.enter_context(st.redis_server(tmp_path))
+    running = start_api(stack, tmp_path, redis_url, MAX_ATTEMPTS="2")
+    worker = stack.enter_context(st.worker(running.env, tmp_path / "worker.log"))
+    audio = upload(running, SAMPLE)
+    poison = submit(running, {**SLOW, "audioKey": audio})["jobId"]
+    for _ in range(2):  # it "crashes" its worker child on every attempt
+        kill_the_child_rendering(worker.pid)
+        time.sleep(0.5)
+    done, _ = poll(running, poison, timeout=120)
+    assert done["status"] == "failed" and done["error"]["code"] == "worker_lost"
+    assert done["attempts"] == 3  # two that died, the third refused before any work
+    log = (tmp_path / "worker.log").read_text()
+    assert f"job {poison} is failed: this delivery does nothing" in log
+    other, _ = poll(running, submit(running, {"kind": "prepare", "audioKey": audio})["jobId"])
+    assert other["status"] == "complete"
 
 
 def test_redis_restart_with_aof_keeps_queued_jobs(parts):

@@ -75,13 +75,16 @@ class CancelingClient(SlowClient):
         super().patch_progress(job_id, progress, stage)
         return self.status
 
+    def start_attempt(self, job_id: str) -> str:
+        self.started = True
+        return self.status
+
 
 def test_start_learns_at_once_that_a_queued_job_was_canceled():
     client = CancelingClient("canceled")
     with ProgressReporter(client, "job") as reporter:  # type: ignore[arg-type]
-        reporter.start("downloading")
-        assert reporter.canceled.is_set()
-        assert client.sent == [(0.0, "downloading")]
+        assert reporter.start() == "canceled"
+        assert reporter.canceled.is_set() and client.started
 
 
 def test_heartbeat_repeats_the_last_report_so_a_cancel_is_heard_without_progress():

@@ -13,6 +13,7 @@ from storage.constants import CANCELED, COMPLETE, FAILED, QUEUED, RUNNING, STATE
 from storage.jobs import TRANSITIONS, apply
 
 EVENTS = {
+    "start": Event.started(max_attempts=3),
     "progress": Event.progressed(0.5, "rendering"),
     "complete": Event.completed({"videoKey": "renders/x/output.mp4", "format": "mp4",
                                  "duration": 3.0}),
@@ -27,6 +28,8 @@ def make_job(status: str = QUEUED, progress: float = 0.0, **extra) -> Job:
 
 
 EXPECTED = {
+    (QUEUED, "start"): RUNNING,
+    (RUNNING, "start"): RUNNING,
     (QUEUED, "progress"): RUNNING,
     (QUEUED, "complete"): COMPLETE,
     (QUEUED, "fail"): FAILED,
@@ -64,6 +67,22 @@ def test_progress_never_goes_backwards():
     assert apply(job, Event.progressed(0.4, "downloading")) is None
     later = apply(job, Event.progressed(0.7))
     assert later is not None and later.progress == 0.7 and later.stage == "rendering"
+
+
+def test_each_start_is_an_attempt_and_past_max_attempts_the_job_fails_worker_lost():
+    job = make_job()
+    for attempt in (1, 2):
+        job = apply(job, Event.started(max_attempts=2))
+        assert job.status == RUNNING and job.attempts == attempt
+    given_up = apply(job, Event.started(max_attempts=2))
+    assert given_up.status == FAILED and given_up.error["code"] == "worker_lost"
+    assert apply(given_up, Event.started(max_attempts=2)) is None  # sticky
+
+
+def test_a_redelivery_keeps_the_progress_and_stage_already_shown():
+    job = make_job(status=RUNNING, progress=0.6, stage="rendering", attempts=1)
+    again = apply(job, Event.started(max_attempts=3))
+    assert (again.progress, again.stage, again.attempts) == (0.6, "rendering", 2)
 
 
 def test_a_late_report_from_an_earlier_stage_is_ignored():
