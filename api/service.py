@@ -30,7 +30,7 @@ from storage.constants import (
     upload_key,
 )
 from storage.idempotency import IdempotencyStore
-from tasks.constants import RENDER_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK
+from tasks.constants import RENDER_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK, TIME_LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ class Service:
                     "options": job.options,
                 },
                 task_id=job.job_id,
+                soft_time_limit=TIME_LIMITS[job.kind][0],
+                time_limit=TIME_LIMITS[job.kind][1],
                 link=self.celery.signature(REPORT_RESULT_TASK),
                 link_error=self.celery.signature(REPORT_FAILURE_TASK),
             )

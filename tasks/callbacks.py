@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
-from tasks.constants import JOB_SOFT_TIME_LIMIT, REPORT_FAILURE_TASK, REPORT_RESULT_TASK
+from tasks.constants import REPORT_FAILURE_TASK, REPORT_RESULT_TASK, TIME_LIMITS
 from tasks.errors import JobCanceled, JobFailed
 from tasks.reports import WebhookRejected, WebhookUnavailable
 
@@ -30,14 +30,14 @@ log = logging.getLogger(__name__)
 WEBHOOK_MAX_RETRIES = 500
 
 
-def failure_payload(job_id: str, exc: BaseException) -> dict[str, Any]:
+def failure_payload(job_id: str, exc: BaseException, kind: str = "render") -> dict[str, Any]:
     """The webhook body for a failed job; unexpected errors say little on purpose."""
     if isinstance(exc, JobFailed):
         error = {"code": exc.code, "message": exc.message}
     elif isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
         error = {
             "code": "time_limit_exceeded",
-            "message": f"The job ran longer than {JOB_SOFT_TIME_LIMIT} s and was stopped. "
+            "message": f"The job ran longer than {TIME_LIMITS[kind][0]} s and was stopped. "
             "Try a shorter clip or a smaller size.",
         }
     else:
@@ -75,6 +75,6 @@ def register(app: SoundreelCelery) -> None:
         job_id = (request.kwargs or {}).get("job_id") or request.id
         if isinstance(exc, JobCanceled):
             return  # the API set the record to canceled itself
-        payload = failure_payload(job_id, exc)
+        payload = failure_payload(job_id, exc, (request.kwargs or {}).get("kind", "render"))
         log.warning("job %s failed: %s", job_id, payload["error"]["code"])
         app.send_task(REPORT_RESULT_TASK, args=[payload])

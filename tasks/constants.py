@@ -19,5 +19,13 @@ REPORT_FAILURE_TASK: Final = "soundreel.report_failure"
 #: Hard and soft time limits for one job, seconds.
 JOB_SOFT_TIME_LIMIT: Final = 55 * 60
 JOB_TIME_LIMIT: Final = 60 * 60
+#: (soft, hard) time limits per job kind, seconds: a preview or a prepare that runs
+#: long is stuck, not busy. The soft limit raises in the task (clean-up runs); the
+#: hard one kills the child.
+TIME_LIMITS: Final = {
+    "render": (JOB_SOFT_TIME_LIMIT, JOB_TIME_LIMIT),
+    "preview": (4 * 60, 5 * 60),
+    "prepare": (9 * 60, 10 * 60),
+}
 #: A message not acked within this is delivered again; keep it above JOB_TIME_LIMIT.
 VISIBILITY_TIMEOUT: Final = 2 * JOB_TIME_LIMIT
