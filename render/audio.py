@@ -45,9 +45,16 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
-#: Popen arguments for every ffmpeg we start.
-CHILD_OPTIONS: dict = {"preexec_fn": _die_with_parent} if sys.platform == "linux" else {}
 PR_SET_PDEATHSIG = 1
+
+
+def start_ffmpeg(command: list[str], *, stdin: int, stdout: int) -> subprocess.Popen[bytes]:
+    """Every ffmpeg we run: stderr piped (read it with StderrTail), and on Linux
+    killed by the kernel if the process that started it dies."""
+    extra = {"preexec_fn": _die_with_parent} if sys.platform == "linux" else {}
+    return subprocess.Popen(  # noqa: S603
+        command, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, **extra
+    )
 
 
 @functools.cache
@@ -172,13 +179,7 @@ def decode_stream(
         "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **CHILD_OPTIONS,
-    )
+    process = start_ffmpeg(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     try:
         assert process.stdout is not None and process.stderr is not None
         stderr = StderrTail(process.stderr)

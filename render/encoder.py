@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from render.audio import CHILD_OPTIONS, ffmpeg_exe, ffmpeg_input, path_aliases, untrusted_input
+from render.audio import ffmpeg_exe, ffmpeg_input, path_aliases, start_ffmpeg, untrusted_input
 from render.errors import RenderFailed, StderrTail
 
 PRESET = "veryfast"
@@ -68,12 +68,8 @@ class Encoder:
         self._stderr: StderrTail | None = None
 
     def __enter__(self) -> Encoder:
-        self._process = subprocess.Popen(  # noqa: S603
-            self.command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            **CHILD_OPTIONS,
+        self._process = start_ffmpeg(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
         )
         assert self._process.stderr is not None
         self._stderr = StderrTail(self._process.stderr)

@@ -27,13 +27,13 @@ import numpy as np
 
 from render.analysis import ANALYSIS_RATE, Analyzer
 from render.audio import (
-    CHILD_OPTIONS,
     decode_stream,
     ffmpeg_exe,
     ffmpeg_input,
     header_duration,
     path_aliases,
     require_audio_file,
+    start_ffmpeg,
     untrusted_input,
 )
 from render.canvas import Planes
@@ -254,13 +254,7 @@ def prepare_audio(
         "-c:a", "pcm_s16le", "-map_metadata", "-1", "-fflags", "+bitexact", *cap,
         "-f", "wav", "-y", ffmpeg_input(out_path),
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **CHILD_OPTIONS,
-    )
+    process = start_ffmpeg(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     finished = False
     try:
         assert process.stdout is not None and process.stderr is not None

@@ -45,37 +45,31 @@ class ApiClient:
 
         The answer is how a worker learns that its job was canceled.
         """
-        try:
-            response = self._session.patch(
-                f"{self.base_url}/internal/jobs/{job_id}",
-                json={"progress": round(progress, 4), "stage": stage},
-                headers=self._headers,
-                timeout=PROGRESS_TIMEOUT,
-            )
-            if response.status_code >= 400:
-                log.warning("progress report for job %s answered %s", job_id, response.status_code)
-                return None
-            return response.json().get("status")
-        except (requests.RequestException, ValueError) as exc:
-            log.warning("progress report for job %s failed: %s", job_id, type(exc).__name__)
-            return None
+        body = {"progress": round(progress, 4), "stage": stage}
+        return self._status_of("PATCH", f"/internal/jobs/{job_id}", body, job_id, "progress")
 
     def start_attempt(self, job_id: str) -> str | None:
         """Tell the API a delivery starts work; its answer says whether to go on
         ("running") or not (canceled, failed after too many attempts, complete).
         None when the API cannot be asked: the work goes on and reports later."""
+        return self._status_of("POST", f"/internal/jobs/{job_id}/start", None, job_id, "start")
+
+    def _status_of(
+        self, method: str, path: str, body: dict[str, Any] | None, job_id: str, what: str
+    ) -> str | None:
+        """A best-effort call answered with the job's status; None on any trouble."""
         try:
-            response = self._session.post(
-                f"{self.base_url}/internal/jobs/{job_id}/start",
-                headers=self._headers,
+            response = self._session.request(
+                method, f"{self.base_url}{path}", json=body, headers=self._headers,
                 timeout=PROGRESS_TIMEOUT,
             )
             if response.status_code >= 400:
-                log.warning("start of job %s answered %s", job_id, response.status_code)
+                log.warning("%s report for job %s answered %s", what, job_id,
+                            response.status_code)
                 return None
             return response.json().get("status")
         except (requests.RequestException, ValueError) as exc:
-            log.warning("start of job %s failed: %s", job_id, type(exc).__name__)
+            log.warning("%s report for job %s failed: %s", what, job_id, type(exc).__name__)
             return None
 
     def post_webhook(self, payload: dict[str, Any]) -> None:

@@ -14,6 +14,17 @@ from storage.constants import TERMINAL_STATES
 TERMINAL = TERMINAL_STATES
 
 
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    """Poll ``check()`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
 def upload(stack: Stack, path: Path, name: str | None = None) -> str:
     with open(path, "rb") as file:
         response = stack.client().post(

@@ -10,20 +10,10 @@ import time
 import requests
 
 from tests.conftest import SAMPLE
-from tests.e2e import poll, submit, upload
+from tests.e2e import poll, submit, upload, wait_for
 
 #: Slow enough to cancel mid-render on this machine: 20 s at 1080p60.
 SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18}}
-
-
-def wait_for(check, timeout: float, what: str):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def job_of(stack, job_id: str) -> dict:  # noqa: ANN001

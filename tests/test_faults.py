@@ -16,20 +16,10 @@ import requests
 
 from scripts import stack as st
 from tests.conftest import SAMPLE
-from tests.e2e import poll, submit, upload
+from tests.e2e import poll, submit, upload, wait_for
 from tests.media import probe
 
 SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18}}
-
-
-def wait_for(check, timeout: float, what: str):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def children(pid: int) -> list[int]:
