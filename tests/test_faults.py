@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -71,10 +70,7 @@ def test_a_worker_child_killed_mid_render_is_redelivered_and_completes_once(part
     client = running.client()
     wait_for(lambda: client.get(running.url(f"/v1/jobs/{job_id}"), timeout=10).json()
              ["progress"] >= 0.15, 60, "the render to be under way")
-    pool = set(children(worker.pid))
-    ((encoder, child),) = wait_for(
-        lambda: [(p, pp) for p, pp in ffmpeg_encoders() if pp in pool], 20, "an encoder"
-    )
+    ((encoder, child),) = wait_for(lambda: rendering_children(worker.pid), 20, "an encoder")
     os.kill(child, signal.SIGKILL)
 
     done, seen = poll(running, job_id, timeout=180)
@@ -91,12 +87,17 @@ def test_a_worker_child_killed_mid_render_is_redelivered_and_completes_once(part
     assert sorted(p.name for p in video.parent.iterdir()) == ["output.mp4"]
 
 
-def kill_the_child_rendering(worker_pid: int) -> None:
+def rendering_children(worker_pid: int) -> list[tuple[int, int]]:
+    """(ffmpeg encoder, pool child) pairs; the pool is read afresh, since Celery
+    replaces a killed child with a new process."""
     pool = set(children(worker_pid))
-    ((_, child),) = wait_for(
-        lambda: [(p, pp) for p, pp in ffmpeg_encoders() if pp in pool], 60, "an encoder"
-    )
+    return [(p, pp) for p, pp in ffmpeg_encoders() if pp in pool]
+
+
+def kill_the_child_rendering(worker_pid: int) -> None:
+    ((_, child),) = wait_for(lambda: rendering_children(worker_pid), 60, "an encoder")
     os.kill(child, signal.SIGKILL)
+    wait_for(lambda: child not in children(worker_pid), 10, "the child to be gone")
 
 
 def test_a_poison_job_fails_worker_lost_after_max_attempts_and_others_complete(parts):
@@ -108,7 +109,6 @@ def test_a_poison_job_fails_worker_lost_after_max_attempts_and_others_complete(p
     poison = submit(running, {**SLOW, "audioKey": audio})["jobId"]
     for _ in range(2):  # it "crashes" its worker child on every attempt
         kill_the_child_rendering(worker.pid)
-        time.sleep(0.5)
     done, _ = poll(running, poison, timeout=120)
     assert done["status"] == "failed" and done["error"]["code"] == "worker_lost"
     assert done["attempts"] == 3  # two that died, the third refused before any work
