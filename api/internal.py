@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 
 from api.auth import require_worker
-from api.schemas import ProgressReport, WorkerReport, parse
+from api.schemas import ProgressReport, WorkerReport, json_body, parse
 from api.service import service
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
@@ -32,12 +32,12 @@ def start_attempt(job_id: str) -> Any:
 
 @bp.patch("/jobs/<job_id>")
 def report_progress(job_id: str) -> Any:
-    job, applied = service().progress(job_id, parse(ProgressReport, request.get_json(silent=True)))
+    job, applied = service().progress(job_id, parse(ProgressReport, json_body()))
     return {"jobId": job.job_id, "status": job.status, "progress": job.progress,
             "applied": applied}
 
 
 @bp.post("/webhooks/worker")
 def worker_webhook() -> Any:
-    job, applied = service().finish(parse(WorkerReport, request.get_json(silent=True)))
+    job, applied = service().finish(parse(WorkerReport, json_body()))
     return {"jobId": job.job_id, "status": job.status, "applied": applied}

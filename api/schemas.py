@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, TypeVar
 
+from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from api.errors import BadRequest
+from api.errors import BadRequest, PayloadTooLarge
 from render.spec import RenderSpec
 from storage import InvalidKey
 from storage.constants import PREPARE, RESERVED_PREFIXES, upload_id_of
@@ -96,6 +98,27 @@ class WorkerReport(Strict):
         if self.status == "failed" and self.error is None:
             raise ValueError("a failed report needs error")
         return self
+
+
+#: Largest JSON body accepted (job requests and worker reports are a few KB).
+MAX_JSON_BYTES = 256 * 1024
+
+
+def json_body() -> Any:
+    """The request's JSON, or a 400/413 for anything else: not JSON, too big, or
+    nested deeply enough to exhaust the parser."""
+    length = request.content_length
+    if length is not None and length > MAX_JSON_BYTES:
+        raise PayloadTooLarge(f"JSON bodies are limited to {MAX_JSON_BYTES} bytes.")
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_JSON_BYTES:
+        raise PayloadTooLarge(f"JSON bodies are limited to {MAX_JSON_BYTES} bytes.")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest(
+            "The body must be JSON (Content-Type: application/json).", code="invalid_json"
+        ) from None
 
 
 def parse(model: type[M], data: Any) -> M:

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, g, request
 from api.auth import require_tenant
 from api.errors import BadRequest, NotFound
 from api.idempotency import idempotent
-from api.schemas import JobRequest, parse
+from api.schemas import JobRequest, json_body, parse
 from api.service import service
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
@@ -47,10 +47,7 @@ def upload() -> Any:
 
 @bp.post("/jobs")
 def submit_job() -> Any:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise BadRequest("The body must be JSON (Content-Type: application/json).",
-                         code="invalid_json")
+    body = json_body()
 
     def fingerprint() -> str:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
