@@ -157,3 +157,42 @@ def test_redis_down_on_submit_is_503_creates_nothing_and_recovers(parts):
     done, _ = poll(running, job["jobId"], timeout=120)
     assert done["status"] == "complete"
     assert requests.get(done["downloadUrl"], timeout=30).status_code == 200
+
+
+def test_warm_shutdown_mid_render_finishes_the_job(parts):
+    stack, tmp_path = parts
+    redis_url = stack.enter_context(st.redis_server(tmp_path))
+    running = start_api(stack, tmp_path, redis_url)
+    worker = stack.enter_context(st.worker(running.env, tmp_path / "worker.log"))
+    job_id = submit(running, {**SLOW, "audioKey": upload(running, SAMPLE)})["jobId"]
+    wait_for(lambda: rendering_children(worker.pid), 60, "the render to be under way")
+    os.kill(worker.pid, signal.SIGTERM)  # what `docker stop` sends to the worker: warm shutdown
+    worker.wait(timeout=120)
+    log = (tmp_path / "worker.log").read_text()
+    assert f"Task soundreel.render_job[{job_id}] succeeded" in log  # it finished the render
+    # its completion report is a queued callback task: the next worker delivers it
+    stack.enter_context(st.worker(running.env, tmp_path / "worker2.log", name="w2"))
+    done, _ = poll(running, job_id, timeout=60)
+    assert done["status"] == "complete", done["error"]
+    assert abs(done["result"]["duration"] - 20.0) < 0.1
+    assert f"job {job_id}: render of" not in (tmp_path / "worker2.log").read_text()
+
+
+def test_200_jobs_on_2_workers_all_complete_once(parts):
+    stack, tmp_path = parts
+    redis_url = stack.enter_context(st.redis_server(tmp_path))
+    running = start_api(stack, tmp_path, redis_url)
+    for name in ("w1", "w2"):
+        stack.enter_context(st.worker(running.env, tmp_path / f"{name}.log", name=name))
+    audio = upload(running, SAMPLE)
+    jobs = [submit(running, {"kind": "prepare", "audioKey": audio})["jobId"]
+            for _ in range(200)]
+    results = [poll(running, job_id, timeout=600)[0] for job_id in jobs]
+    assert [r["status"] for r in results] == ["complete"] * 200
+    outputs = list((tmp_path / "storage" / "prepared").glob("*/audio.wav"))
+    assert len(outputs) == 200
+    logs = (tmp_path / "w1.log").read_text() + (tmp_path / "w2.log").read_text()
+    starts = [logs.count(f"job {job_id}: prepare of") for job_id in jobs]
+    assert starts == [1] * 200  # each rendered exactly once, none twice
+    assert "w1@" in logs and "w2@" in logs
+    assert logs.count(": prepare of") == 200 and all(r["attempts"] == 1 for r in results)
