@@ -152,9 +152,14 @@ class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def client(self, key: str | None = None) -> requests.Session:
+        """A session with a tenant's API key (the first tenant's by default)."""
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {key or self.api_key}"
         return session
+
+    def worker_client(self) -> requests.Session:
+        """A session with the worker token, as the workers call /internal."""
+        return self.client(self.worker_token)
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"

@@ -225,8 +225,7 @@ def test_late_and_duplicate_reports_are_accepted_and_ignored(local_stack):
     job = submit(local_stack, {"kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
     done, _ = poll(local_stack, job["jobId"])
     assert done["status"] == "complete"
-    worker = requests.Session()
-    worker.headers["Authorization"] = f"Bearer {local_stack.worker_token}"
+    worker = local_stack.worker_client()
     late_progress = worker.patch(local_stack.url(f"/internal/jobs/{job['jobId']}"),
                                  json={"progress": 0.3, "stage": "rendering"}, timeout=10)
     duplicate = worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10,
@@ -244,8 +243,7 @@ def test_late_and_duplicate_reports_are_accepted_and_ignored(local_stack):
 
 def test_a_complete_report_cannot_point_the_download_at_another_object(local_stack):
     job = submit(local_stack, {"kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
-    worker = requests.Session()
-    worker.headers["Authorization"] = f"Bearer {local_stack.worker_token}"
+    worker = local_stack.worker_client()
     # a forged report races the real one; whichever lands, no foreign key survives
     forged = {"preparedKey": "uploads/someone-else/secret.wav", "format": "wav", "duration": 1}
     worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10,
@@ -255,8 +253,7 @@ def test_a_complete_report_cannot_point_the_download_at_another_object(local_sta
 
 
 def test_reports_about_unknown_jobs_are_404_and_bad_reports_400(local_stack):
-    worker = requests.Session()
-    worker.headers["Authorization"] = f"Bearer {local_stack.worker_token}"
+    worker = local_stack.worker_client()
     unknown = worker.patch(local_stack.url(f"/internal/jobs/{'e' * 32}"),
                            json={"progress": 0.3}, timeout=10)
     assert unknown.status_code == 404

@@ -46,6 +46,13 @@ def parts(tmp_path: Path):
         yield stack, tmp_path
 
 
+def start_stack(stack: ExitStack, tmp_path: Path, **extra: str):  # noqa: ANN201
+    """redis-server, the API and one worker; returns (stack, worker process)."""
+    redis_url = stack.enter_context(st.redis_server(tmp_path))
+    running = start_api(stack, tmp_path, redis_url, **extra)
+    return running, stack.enter_context(st.worker(running.env, tmp_path / "worker.log"))
+
+
 def start_api(stack: ExitStack, tmp_path: Path, redis_url: str, **extra: str) -> st.Stack:
     port = st.free_port()
     base = f"http://127.0.0.1:{port}"
@@ -62,9 +69,7 @@ def start_api(stack: ExitStack, tmp_path: Path, redis_url: str, **extra: str) ->
 
 def test_a_worker_child_killed_mid_render_is_redelivered_and_completes_once(parts):
     stack, tmp_path = parts
-    redis_url = stack.enter_context(st.redis_server(tmp_path))
-    running = start_api(stack, tmp_path, redis_url)
-    worker = stack.enter_context(st.worker(running.env, tmp_path / "worker.log"))
+    running, worker = start_stack(stack, tmp_path)
     job = submit(running, {**SLOW, "audioKey": upload(running, SAMPLE)})
     job_id = job["jobId"]
     client = running.client()
@@ -102,9 +107,7 @@ def kill_the_child_rendering(worker_pid: int) -> None:
 
 def test_a_poison_job_fails_worker_lost_after_max_attempts_and_others_complete(parts):
     stack, tmp_path = parts
-    redis_url = stack.enter_context(st.redis_server(tmp_path))
-    running = start_api(stack, tmp_path, redis_url, MAX_ATTEMPTS="2")
-    worker = stack.enter_context(st.worker(running.env, tmp_path / "worker.log"))
+    running, worker = start_stack(stack, tmp_path, MAX_ATTEMPTS="2")
     audio = upload(running, SAMPLE)
     poison = submit(running, {**SLOW, "audioKey": audio})["jobId"]
     for _ in range(2):  # it "crashes" its worker child on every attempt
@@ -161,9 +164,7 @@ def test_redis_down_on_submit_is_503_creates_nothing_and_recovers(parts):
 
 def test_warm_shutdown_mid_render_finishes_the_job(parts):
     stack, tmp_path = parts
-    redis_url = stack.enter_context(st.redis_server(tmp_path))
-    running = start_api(stack, tmp_path, redis_url)
-    worker = stack.enter_context(st.worker(running.env, tmp_path / "worker.log"))
+    running, worker = start_stack(stack, tmp_path)
     job_id = submit(running, {**SLOW, "audioKey": upload(running, SAMPLE)})["jobId"]
     wait_for(lambda: rendering_children(worker.pid), 60, "the render to be under way")
     os.kill(worker.pid, signal.SIGTERM)  # what `docker stop` sends to the worker: warm shutdown

@@ -42,8 +42,7 @@ def test_malformed_job_requests_are_4xx_json(local_stack, body):
 
 @pytest.mark.parametrize("body", NASTY_BODIES[:8] + NASTY_BODIES[11:], ids=range(12))
 def test_malformed_worker_reports_are_4xx_json(local_stack, body):
-    worker = requests.Session()
-    worker.headers["Authorization"] = f"Bearer {local_stack.worker_token}"
+    worker = local_stack.worker_client()
     worker.headers["Content-Type"] = "application/json"
     for method, path in (("PATCH", f"/internal/jobs/{'a' * 32}"),
                          ("POST", "/internal/webhooks/worker")):
@@ -63,8 +62,7 @@ def test_ten_thousand_duplicate_webhooks_leave_the_record_as_one_did(local_stack
     job = submit(local_stack, {"kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
     done, _ = poll(local_stack, job["jobId"])
     assert done["status"] == "complete"
-    worker = requests.Session()
-    worker.headers["Authorization"] = f"Bearer {local_stack.worker_token}"
+    worker = local_stack.worker_client()
     report = {"jobId": job["jobId"], "status": "complete", "result": done["result"]}
     url = local_stack.url("/internal/webhooks/worker")
     applied = sum(worker.post(url, json=report, timeout=30).json()["applied"]
