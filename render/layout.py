@@ -89,7 +89,8 @@ def compute_layout(spec: RenderSpec, *, has_artwork: bool, has_captions: bool) -
             art = min(block_h, safe.w * 0.34)
             artwork = _rect(safe.x, top, art, art)
             text_x = artwork.x + artwork.w + gap
-            title = _rect(text_x, top + (art - text_h) / 2, safe.x + safe.w - text_x, text_h)
+            if has_title:
+                title = _rect(text_x, top + (art - text_h) / 2, safe.x + safe.w - text_x, text_h)
             align = "left"
             top = artwork.y + artwork.h + gap
         else:
@@ -110,8 +111,6 @@ def compute_layout(spec: RenderSpec, *, has_artwork: bool, has_captions: bool) -
         viz = _rect(safe.x + (safe.w - side) / 2, top + (viz_h - side) / 2, side, side)
     else:
         viz = _rect(safe.x, top, safe.w, viz_h)
-    if title is not None and not has_title:
-        title = None
     return Layout(
         safe=safe,
         viz=viz,

@@ -108,7 +108,7 @@ def compose_static(
                 max_width=layout.title.w,
                 align=layout.text_align,
                 bold=bold,
-                max_lines=2 if bold else 2,
+                max_lines=2,
             )
             x = layout.title.x
             if layout.text_align == "center":

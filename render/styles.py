@@ -206,10 +206,10 @@ class Bars:
         else:
             self.cap = np.zeros(rect.w, np.float32)
         self.min_h = max(2.0, 2 * self.radius)
-        gradient = (spec.rgb2, spec.rgb) if not mirror else (spec.rgb, spec.rgb)
-        paint = Paint.vertical_gradient(*gradient, rect.w, rect.h)
-        if mirror and spec.color2:
+        if mirror:  # color at the tips, color2 on the centre line
             paint = _mirror_gradient(spec.rgb, spec.rgb2, rect.w, rect.h)
+        else:  # color at the baseline, color2 at the top
+            paint = Paint.vertical_gradient(spec.rgb2, spec.rgb, rect.w, rect.h)
         self.painter = ColumnPainter(rect, paint)
 
     def static(self, rgb: np.ndarray) -> None:
