@@ -17,18 +17,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import imageio_ffmpeg
 import numpy as np
 
 from render.errors import InvalidAudio, StderrTail, StrPath
 
-#: Sample rate of the mono signal the frames are drawn from: plenty for a
-#: waveform (detail up to 5.5 kHz) at a quarter of the memory of 44.1 kHz.
-ANALYSIS_RATE = 11025
-#: Rate at which audio_duration counts samples: a 23 µs resolution.
-DURATION_RATE = 44100
 #: Bytes read from ffmpeg's stdout at a time (64 Ki float32 samples).
 BLOCK_BYTES = 1 << 18
 
@@ -100,59 +94,6 @@ def require_audio_file(path: Path) -> None:
         raise InvalidAudio.empty()
 
 
-class Decoded(NamedTuple):
-    """Mono float32 samples in [-1, 1] and their duration in seconds."""
-
-    samples: np.ndarray
-    duration: float
-
-
-def decode_mono(
-    path: Path,
-    *,
-    sample_rate: int = ANALYSIS_RATE,
-    start: float = 0.0,
-    duration: float | None = None,
-) -> Decoded:
-    """Decode the first audio stream of ``path`` to mono float32 at ``sample_rate``.
-
-    ``start`` and ``duration`` (seconds) limit decoding to a window; the duration
-    returned is the sample count over the rate, i.e. what was actually decoded,
-    which for a window past the end of the audio is shorter than asked.
-    """
-    blocks: list[np.ndarray] = []
-    decode_stream(
-        path,
-        sample_rate=sample_rate,
-        start=start,
-        duration=duration,
-        sink=lambda block: blocks.append(np.frombuffer(block, _SAMPLE)),
-    )
-    samples = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
-    if not samples.size and start <= 0:
-        raise InvalidAudio.empty()
-    return Decoded(samples, samples.size / sample_rate)
-
-
-def audio_duration(path: Path) -> float:
-    """Exact length of the audio in seconds, by decoding it and counting samples.
-
-    Container headers lie (VBR MP3s without a Xing header, truncated uploads), and
-    there is no ffprobe in production; decoding is the one answer that matches
-    what the renderer will see. Nothing is kept in memory.
-    """
-    count = 0
-
-    def add(block: bytes) -> None:
-        nonlocal count
-        count += len(block) // _SAMPLE.itemsize
-
-    decode_stream(path, sample_rate=DURATION_RATE, start=0.0, duration=None, sink=add)
-    if not count:
-        raise InvalidAudio.empty()
-    return count / DURATION_RATE
-
-
 def decode_stream(
     path: Path,
     *,
@@ -209,7 +150,7 @@ def header_duration(path: Path) -> float | None:
     """ffmpeg's estimate of the length from the container header; None when it has none.
 
     Cheap (nothing is decoded) but only an estimate: good for a progress bar,
-    never for a result. ``audio_duration`` is the exact answer.
+    never for a result: the decoded sample count is the exact answer.
     """
     result = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", *untrusted_input(path)],

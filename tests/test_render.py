@@ -25,7 +25,8 @@ from render import (
     render_video,
     write_peaks,
 )
-from render.audio import ANALYSIS_RATE, audio_duration, decode_mono, ffmpeg_exe
+from render.analysis import ANALYSIS_RATE
+from render.audio import decode_stream, ffmpeg_exe
 from tests.media import probe, stream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -311,22 +312,31 @@ def test_prepare_reports_progress_to_one_and_corrupt_input_as_invalid_audio(
 # --- audio decoding -----------------------------------------------------------------
 
 
-def test_decode_reads_mono_float_samples_of_a_window(five_seconds: Path) -> None:
-    whole = decode_mono(five_seconds)
-    window = decode_mono(five_seconds, start=1.0, duration=0.5)
+def decoded(path: Path, **window: float) -> np.ndarray:
+    """Every sample ``decode_stream`` hands its sink, joined (small test files only)."""
+    blocks: list[np.ndarray] = []
+    decode_stream(path, sample_rate=ANALYSIS_RATE, sink=lambda b: blocks.append(
+        np.frombuffer(b, np.float32)), start=window.get("start", 0.0),
+        duration=window.get("duration"))
+    return np.concatenate(blocks)
 
-    assert whole.samples.dtype == np.float32
-    assert whole.duration == pytest.approx(5.0, abs=0.001)
-    assert window.duration == pytest.approx(0.5, abs=0.001)
-    assert window.samples.size == pytest.approx(0.5 * ANALYSIS_RATE, abs=2)
-    assert 0.05 < float(np.abs(window.samples).max()) <= 1.0
+
+def test_decode_streams_mono_float_samples_of_a_window(five_seconds: Path) -> None:
+    whole = decoded(five_seconds)
+    window = decoded(five_seconds, start=1.0, duration=0.5)
+
+    assert whole.dtype == np.float32
+    assert whole.size / ANALYSIS_RATE == pytest.approx(5.0, abs=0.001)
+    assert window.size / ANALYSIS_RATE == pytest.approx(0.5, abs=0.001)
+    assert window.size == pytest.approx(0.5 * ANALYSIS_RATE, abs=2)
+    assert 0.05 < float(np.abs(window).max()) <= 1.0
 
 
 def test_sample_is_twenty_seconds_of_stereo_mp3(tmp_path: Path) -> None:
     info = probe(SAMPLE)
     assert stream(info, "audio")["codec_name"] == "mp3"
     assert stream(info, "audio")["channels"] == 2
-    assert audio_duration(SAMPLE) == pytest.approx(20.0, abs=0.05)
+    assert decoded(SAMPLE).size / ANALYSIS_RATE == pytest.approx(20.0, abs=0.05)
     assert SAMPLE.stat().st_size < 400_000
 
 
