@@ -6,6 +6,15 @@ Both adapters pass the same contract tests (tests/test_objects.py). Keys are
 The local store is the embedded default for one host (or a shared volume): its
 links are HMAC-signed, expiring URLs served by the API's ``/files/`` route. The S3
 store hands out S3 presigned URLs, so downloads never touch the API.
+
+A put that fails never leaves a partial object: the local store writes a temp file
+and renames it; S3 shows an object only once a single PUT or a multipart upload's
+Complete succeeds, and boto3's transfer manager aborts a multipart upload that
+failed part-way (a store too broken to take the abort keeps the parts, invisible,
+until the bucket's lifecycle rule for incomplete multipart uploads removes them).
+A PUT the store carried out but whose answer was lost may leave the whole object;
+callers never reference a key whose put raised. tests/test_storage_faults.py pins
+this against a store that fails and hangs.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import quote, urlencode
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -161,10 +171,21 @@ def _unavailable_on_s3_trouble() -> Iterator[None]:
     except BotoCoreError as exc:
         raise StorageUnavailable(f"object store unreachable: {type(exc).__name__}") from exc
     except ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        status = _status(exc)
         if status >= 500:
             raise StorageUnavailable(f"object store answered {status}") from exc
         raise
+    except S3UploadFailedError as exc:
+        # upload_file (not upload_fileobj) wraps the ClientError that stopped the
+        # transfer, a single PUT's or a part's: a 5xx is a store fault here too.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ClientError) and _status(cause) >= 500:
+            raise StorageUnavailable(f"object store answered {_status(cause)}") from exc
+        raise
+
+
+def _status(exc: ClientError) -> int:
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
 
 
 class S3ObjectStore:
@@ -183,9 +204,12 @@ class S3ObjectStore:
                 # R2 and other S3-compatibles reject the newer default checksums.
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
-                retries={"max_attempts": 5, "mode": "standard"},
-                connect_timeout=10,
-                read_timeout=60,
+                # "standard": 5xx answers, throttling, timeouts and resets are retried
+                # with exponential backoff and jitter. total_max_attempts counts the
+                # first try (botocore's older "max_attempts" counts retries only).
+                retries={"total_max_attempts": config.max_attempts, "mode": "standard"},
+                connect_timeout=config.connect_timeout,
+                read_timeout=config.read_timeout,
             ),
         )
 

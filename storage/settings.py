@@ -22,6 +22,8 @@ DEFAULT_STORAGE_DIR = "./var/storage"
 DEFAULT_MAX_UPLOAD_BYTES = 500 * 1000 * 1000
 DEFAULT_MAX_AUDIO_SECONDS = 4 * 3600
 DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_REAP_INTERVAL = 15.0
 R2_ENDPOINT = "https://{account}.r2.cloudflarestorage.com"
 
 _S3_VARS = ("S3_ENDPOINT_URL", "S3_BUCKET")
@@ -39,6 +41,13 @@ class LocalStorage:
     root: Path
 
 
+#: S3 client defaults: a store that hangs fails a request after about
+#: attempts x read timeout, plus a backoff that is short for 5xx answers.
+DEFAULT_S3_CONNECT_TIMEOUT = 10.0
+DEFAULT_S3_READ_TIMEOUT = 60.0
+DEFAULT_S3_MAX_ATTEMPTS = 5
+
+
 @dataclass(frozen=True)
 class S3Storage:
     """Objects in S3 or any S3-compatible store (Cloudflare R2, MinIO, moto)."""
@@ -48,6 +57,12 @@ class S3Storage:
     region: str | None = None
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
+    #: Seconds to open a connection, and to wait on each read of an answer.
+    connect_timeout: float = DEFAULT_S3_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_S3_READ_TIMEOUT
+    #: Tries of each request, the first included (5xx, timeouts and resets are
+    #: retried with exponential backoff and jitter).
+    max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,12 @@ class Settings:
     #: Deliveries a job may start (a worker killed mid-render redelivers it) before it
     #: fails with worker_lost: a job that crashes its worker cannot loop forever.
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    #: A running job whose worker has not reported for this long is taken to be
+    #: lost (its lease expires) and is handed to another worker. Workers report
+    #: every 2 s, so this covers API restarts and slow networks.
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    #: How often Celery beat runs the reaper (lost leases, deadlines).
+    reap_interval: float = DEFAULT_REAP_INTERVAL
     log_level: str = "INFO"
 
     @classmethod
@@ -102,6 +123,8 @@ class Settings:
         attempts = get("MAX_ATTEMPTS")
         if attempts is not None and (not attempts.isdigit() or int(attempts) < 1):
             raise SettingsError("MAX_ATTEMPTS must be a whole number, at least 1")
+        lease_seconds = _seconds("LEASE_SECONDS", get("LEASE_SECONDS"), DEFAULT_LEASE_SECONDS)
+        reap_interval = _seconds("REAP_INTERVAL", get("REAP_INTERVAL"), DEFAULT_REAP_INTERVAL)
         worker_token = get("WORKER_TOKEN")
         if not worker_token:
             raise SettingsError(
@@ -120,6 +143,8 @@ class Settings:
             max_upload_bytes=max_upload_bytes,
             max_audio_seconds=max_audio_seconds,
             max_attempts=int(attempts) if attempts else DEFAULT_MAX_ATTEMPTS,
+            lease_seconds=lease_seconds,
+            reap_interval=reap_interval,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
         )
 
@@ -129,6 +154,16 @@ class Settings:
             raise SettingsError(
                 "API_KEYS is required: a comma-separated list of tenant:key, e.g. acme:sk_live_..."
             )
+
+
+def _seconds(name: str, value: str | None, default: float) -> float:
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds") from None
+    if not 0 < seconds < 86400:
+        raise SettingsError(f"{name} must be between 0 and 86400 seconds")
+    return seconds
 
 
 def _base_url(name: str, value: str | None) -> str:
@@ -177,6 +212,7 @@ def _storage_from_env(get) -> LocalStorage | S3Storage:  # noqa: ANN001 - a tiny
             region="auto",
             access_key_id=get("R2_ACCESS_KEY_ID"),
             secret_access_key=get("R2_SECRET_ACCESS_KEY"),
+            **_s3_client_options(get),
         )
     if s3:
         if not get("S3_BUCKET"):
@@ -191,5 +227,30 @@ def _storage_from_env(get) -> LocalStorage | S3Storage:  # noqa: ANN001 - a tiny
             region=get("AWS_REGION"),
             access_key_id=access,
             secret_access_key=secret,
+            **_s3_client_options(get),
         )
     return LocalStorage(Path(local or DEFAULT_STORAGE_DIR).resolve())
+
+
+def _s3_client_options(get) -> dict[str, float | int]:  # noqa: ANN001 - a tiny closure
+    """Timeouts and tries of the S3/R2 client (both use it): tests shorten them so a
+    hung store fails in seconds; production keeps the defaults."""
+    options: dict[str, float | int] = {}
+    for name, option in (("S3_CONNECT_TIMEOUT", "connect_timeout"),
+                         ("S3_READ_TIMEOUT", "read_timeout")):
+        raw = get(name)
+        if raw is None:
+            continue
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number of seconds") from None
+        if not 0 < seconds < float("inf"):
+            raise SettingsError(f"{name} must be a positive number of seconds")
+        options[option] = seconds
+    attempts = get("S3_MAX_ATTEMPTS")
+    if attempts is not None:
+        if not attempts.isdigit() or int(attempts) < 1:
+            raise SettingsError("S3_MAX_ATTEMPTS must be a whole number, at least 1")
+        options["max_attempts"] = int(attempts)
+    return options
