@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, request
 
 from api.auth import require_worker
-from api.schemas import ProgressReport, WorkerReport, json_body, parse
+from api.schemas import (
+    ProgressReport,
+    ReleaseRequest,
+    StartRequest,
+    WorkerReport,
+    json_body,
+    parse,
+)
 from api.service import service
+from storage.constants import RUNNING
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
 
@@ -24,20 +32,40 @@ def authenticate() -> None:
 
 @bp.post("/jobs/<job_id>/start")
 def start_attempt(job_id: str) -> Any:
-    """The worker asks before working: go on only if the answer is ``running``."""
-    job, applied = service().start(job_id)
-    return {"jobId": job.job_id, "status": job.status, "attempt": job.attempts,
-            "applied": applied}
+    """The worker asks before working: go on only if ``current`` is true, with the
+    ``attempt`` id it is given (its reports carry it)."""
+    body = json_body() if request.get_data(cache=True) else {}
+    report = service().start(job_id, parse(StartRequest, body))
+    job = report.job
+    return {"jobId": job.job_id, "status": job.status, "attempts": job.attempts,
+            "attempt": job.attempt_id if report.current else None,
+            "current": report.current, "applied": report.applied}
 
 
 @bp.patch("/jobs/<job_id>")
 def report_progress(job_id: str) -> Any:
-    job, applied = service().progress(job_id, parse(ProgressReport, json_body()))
+    """Progress and heartbeat. ``current: false`` tells the worker to stop: the job
+    ended (canceled, timed out) or another attempt has taken it over."""
+    report = service().progress(job_id, parse(ProgressReport, json_body()))
+    job = report.job
     return {"jobId": job.job_id, "status": job.status, "progress": job.progress,
-            "applied": applied}
+            "current": report.current and job.status == RUNNING, "applied": report.applied}
+
+
+@bp.post("/jobs/<job_id>/release")
+def release_attempt(job_id: str) -> Any:
+    report = service().release(job_id, parse(ReleaseRequest, json_body()))
+    return {"jobId": job_id, "status": report.job.status, "current": report.current,
+            "applied": report.applied}
 
 
 @bp.post("/webhooks/worker")
 def worker_webhook() -> Any:
     job, applied = service().finish(parse(WorkerReport, json_body()))
     return {"jobId": job.job_id, "status": job.status, "applied": applied}
+
+
+@bp.post("/reap")
+def reap() -> Any:
+    """Celery beat's reaper task calls this every REAP_INTERVAL seconds."""
+    return service().reap()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from api.errors import BadRequest, PayloadTooLarge
 from render.spec import RenderSpec
 from storage import InvalidKey
-from storage.constants import PREPARE, RESERVED_PREFIXES, upload_id_of
+from storage.constants import (
+    MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+    PREPARE,
+    RESERVED_PREFIXES,
+    upload_id_of,
+)
 from storage.objects import check_key
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,6 +35,12 @@ class JobRequest(Strict):
     audio_key: str = Field(alias="audioKey", max_length=512)
     options: RenderSpec = Field(default_factory=RenderSpec)
     output_key: str | None = Field(default=None, alias="outputKey", max_length=512)
+    #: Seconds from submission after which the job ends ``timed_out``; the kind's
+    #: default (render 6 h, preview and prepare 1 h) when not given.
+    timeout_seconds: int | None = Field(
+        default=None, alias="timeoutSeconds", ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS,
+        strict=True,
+    )
 
     @field_validator("audio_key")
     @classmethod
@@ -75,9 +87,19 @@ class JobRequest(Strict):
         return keys
 
 
+#: An attempt id, as the API hands them out at start.
+AttemptId = Annotated[str, Field(max_length=64, pattern=r"^[0-9a-f]{1,64}$")]
+
+
+class StartRequest(Strict):
+    #: ``nodename/pid`` of the process that will do the work.
+    worker: str | None = Field(default=None, max_length=300)
+
+
 class ProgressReport(Strict):
     progress: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
     stage: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
+    attempt: AttemptId
 
 
 class ReportedError(Strict):
@@ -85,9 +107,17 @@ class ReportedError(Strict):
     message: str = Field(max_length=2000)
 
 
+class ReleaseRequest(Strict):
+    """A worker's parent about the attempt its dead child was running."""
+
+    worker: str = Field(max_length=300)
+    error: ReportedError | None = None
+
+
 class WorkerReport(Strict):
     job_id: str = Field(alias="jobId", max_length=64)
     status: Literal["complete", "failed"]
+    attempt: AttemptId
     result: dict[str, Any] | None = None
     error: ReportedError | None = None
 

@@ -7,6 +7,7 @@ One `Service` per app, kept in ``app.extensions["soundreel"]``.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
@@ -16,13 +17,16 @@ from flask import current_app
 from werkzeug.utils import secure_filename
 
 from api.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
-from api.schemas import JobRequest, ProgressReport, WorkerReport
+from api.schemas import JobRequest, ProgressReport, ReleaseRequest, StartRequest, WorkerReport
 from storage import Event, Job, JobNotFound, JobStore, ObjectStore, Settings
 from storage.constants import (
     COMPLETE,
+    DEFAULT_TIMEOUTS,
     FAILED,
     OTHER_URL_TTL,
+    QUEUED,
     RESULT_KEY_FIELDS,
+    RUNNING,
     VIDEO_URL_TTL,
     default_output_key,
     expected_result_keys,
@@ -30,6 +34,7 @@ from storage.constants import (
     upload_key,
 )
 from storage.idempotency import IdempotencyStore
+from storage.jobs import Report, iso_at
 from tasks.constants import RENDER_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK, TIME_LIMITS
 
 log = logging.getLogger(__name__)
@@ -121,6 +126,7 @@ class Service:
                 field="outputKey",
             )
         job_id = uuid.uuid4().hex
+        timeout = request.timeout_seconds or DEFAULT_TIMEOUTS[request.kind]
         job = Job(
             job_id=job_id,
             tenant=tenant,
@@ -128,30 +134,35 @@ class Service:
             audio_key=request.audio_key,
             output_key=request.output_key or default_output_key(request.kind, job_id),
             options=request.options.model_dump(),
+            deadline_at=iso_at(time.time() + timeout),
         )
         self.jobs.create(job)
         try:
-            self.celery.send_task(
-                RENDER_TASK,
-                kwargs={
-                    "job_id": job.job_id,
-                    "kind": job.kind,
-                    "audio_key": job.audio_key,
-                    "output_key": job.output_key,
-                    "options": job.options,
-                },
-                task_id=job.job_id,
-                soft_time_limit=TIME_LIMITS[job.kind][0],
-                time_limit=TIME_LIMITS[job.kind][1],
-                link=self.celery.signature(REPORT_RESULT_TASK),
-                link_error=self.celery.signature(REPORT_FAILURE_TASK),
-            )
+            self._enqueue(job)
         except BaseException:
             # No record without a task: undo, then let the handler answer 503.
             self.jobs.delete(job.job_id)
             raise
         log.info("tenant %s submitted %s job %s", tenant, job.kind, job.job_id)
         return job
+
+    def _enqueue(self, job: Job) -> None:
+        """Send the job's task (task id = job id, so Flower shows it under that id)."""
+        self.celery.send_task(
+            RENDER_TASK,
+            kwargs={
+                "job_id": job.job_id,
+                "kind": job.kind,
+                "audio_key": job.audio_key,
+                "output_key": job.output_key,
+                "options": job.options,
+            },
+            task_id=job.job_id,
+            soft_time_limit=TIME_LIMITS[job.kind][0],
+            time_limit=TIME_LIMITS[job.kind][1],
+            link=self.celery.signature(REPORT_RESULT_TASK),
+            link_error=self.celery.signature(REPORT_FAILURE_TASK),
+        )
 
     def job_for(self, tenant: str, job_id: str) -> Job:
         """The job, if it is this tenant's; another tenant's job is 'not found'."""
@@ -197,6 +208,7 @@ class Service:
             "result": job.result,
             "error": job.error,
             "attempts": job.attempts,
+            "deadlineAt": job.deadline_at or None,
             "downloadUrl": url,
             "downloadUrlExpiresAt": expires_at,
             **self._extra_links(job),
@@ -238,22 +250,43 @@ class Service:
 
     # --- worker reports ----------------------------------------------------
 
-    def start(self, job_id: str) -> tuple[Job, bool]:
-        """A delivery of the job is about to start work: count it (MAX_ATTEMPTS)."""
-        job, applied = self.jobs.report(job_id, Event.started(self.settings.max_attempts))
-        if applied and job.status == FAILED:
-            log.warning("job %s given up after %d attempts", job.job_id, job.attempts - 1)
-        return job, applied
+    def start(self, job_id: str, request: StartRequest) -> Report:
+        """A delivery of the job is about to start work. It gets a new attempt and
+        the lease, unless a live attempt holds the job (``current`` is then false:
+        the delivery does nothing) or MAX_ATTEMPTS is spent (worker_lost)."""
+        report = self.jobs.apply_report(
+            job_id, Event.started(self.settings.max_attempts, worker=request.worker)
+        )
+        if report.applied and report.job.status == FAILED:
+            log.warning("job %s given up after %d attempts", job_id, report.job.attempts - 1)
+        elif not report.current and report.job.status == RUNNING:
+            log.info("job %s: a second delivery while attempt %d is alive does nothing",
+                     job_id, report.job.attempts)
+        return report
 
-    def progress(self, job_id: str, report: ProgressReport) -> tuple[Job, bool]:
-        return self.jobs.report(job_id, Event.progressed(report.progress, report.stage))
+    def progress(self, job_id: str, report: ProgressReport) -> Report:
+        """Progress, and the heartbeat that renews the attempt's lease."""
+        return self.jobs.apply_report(
+            job_id, Event.progressed(report.progress, report.stage, report.attempt)
+        )
+
+    def release(self, job_id: str, request: ReleaseRequest) -> Report:
+        """A worker's parent says the child running the job died (the lease goes, so
+        the redelivery starts at once) or hit the hard time limit (the job fails)."""
+        error = request.error.model_dump() if request.error else None
+        report = self.jobs.apply_report(job_id, Event.released(request.worker, error))
+        if report.current:
+            log.warning("job %s: worker %s lost the attempt (%s)", job_id, request.worker,
+                        error["code"] if error else "child died")
+        return report
 
     def finish(self, report: WorkerReport) -> tuple[Job, bool]:
         if report.status == "complete":
-            event = Event.completed(self._trusted_result(report.job_id, report.result or {}))
+            result = self._trusted_result(report.job_id, report.result or {})
+            event = Event.completed(result, report.attempt)
         else:
             assert report.error is not None
-            event = Event.failed(report.error.code, report.error.message)
+            event = Event.failed(report.error.code, report.error.message, report.attempt)
         job, applied = self.jobs.report(report.job_id, event)
         if applied and job.status == COMPLETE:
             keys = {name: job.result[name] for name in RESULT_KEY_FIELDS if name in job.result}
@@ -264,3 +297,47 @@ class Service:
             log.info("job %s: %s report ignored (status %s)", job.job_id, report.status,
                      job.status)
         return job, applied
+
+    # --- the reaper (Celery beat calls it every REAP_INTERVAL) --------------
+
+    def reap(self) -> dict[str, int]:
+        """End or hand on every job that nobody will finish otherwise.
+
+        - past its deadline: ``timed_out`` (a worker still on it stops at its next
+          heartbeat);
+        - ``running`` with a dead lease (its worker died with no redelivery, e.g. a
+          whole worker SIGKILLed: its message waits for the broker's visibility
+          timeout): queued again and re-sent, or ``failed``/``worker_lost`` once
+          MAX_ATTEMPTS deliveries have started it.
+
+        Every step is one `JobStore` transaction, so reapers running at once (two
+        beats, an overlap) cannot requeue a job twice.
+        """
+        counts = {"timedOut": 0, "requeued": 0, "workerLost": 0}
+        now = time.time()
+        for job_id, deadline in list(self.jobs.active()):
+            try:
+                job = self.jobs.get(job_id)
+            except JobNotFound:
+                self.jobs.forget_active(job_id)
+                continue
+            if job.terminal:
+                self.jobs.forget_active(job_id)
+            elif deadline <= now:
+                job, applied = self.jobs.report(job_id, Event.timed_out())
+                if applied:
+                    counts["timedOut"] += 1
+                    log.warning("job %s timed out (%s)", job_id, job.deadline_at)
+            elif job.status == RUNNING and not self.jobs.lease_alive(job_id):
+                job, applied = self.jobs.report(
+                    job_id, Event.requeued(self.settings.max_attempts)
+                )
+                if applied and job.status == QUEUED:
+                    self._enqueue(job)
+                    counts["requeued"] += 1
+                    log.warning("job %s: its worker was lost; queued again (attempt %d was "
+                                "the last)", job_id, job.attempts)
+                elif applied:
+                    counts["workerLost"] += 1
+                    log.warning("job %s: worker lost %d times, given up", job_id, job.attempts)
+        return counts

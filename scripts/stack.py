@@ -198,18 +198,34 @@ def api_server(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess
 
 
 @contextmanager
-def worker(env: dict[str, str], log: Path, name: str = "w1") -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    env: dict[str, str], log: Path, name: str = "w1", queues: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A Celery worker (2 children) consuming ``queues`` (default: all of them)."""
     cmd = [str(BIN / "celery"), "-A", "tasks", "worker", "--loglevel", "INFO",
            "--concurrency", "2", "--hostname", f"{name}@%h", "--without-mingle",
            "--without-gossip"]
+    if queues:
+        cmd += ["-Q", queues]
     with process(cmd, log, env) as proc:
         wait_until(lambda: b"ready." in log.read_bytes(), 60, "Celery worker", log)
         yield proc
 
 
 @contextmanager
+def beat(env: dict[str, str], workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Celery beat, which sends the reaper every REAP_INTERVAL seconds."""
+    log = workdir / "beat.log"
+    cmd = [str(BIN / "celery"), "-A", "tasks", "beat", "--loglevel", "INFO",
+           "--schedule", str(workdir / "beat-schedule")]
+    with process(cmd, log, env) as proc:
+        wait_until(lambda: b"beat: Starting" in log.read_bytes(), 30, "Celery beat", log)
+        yield proc
+
+
+@contextmanager
 def stack(workdir: Path, storage: str = "local") -> Iterator[Stack]:
-    """Redis, [S3], the API and one worker, all real processes on loopback."""
+    """Redis, [S3], the API, one worker and beat, all real processes on loopback."""
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack_:
         redis_url = stack_.enter_context(redis_server(workdir))
@@ -232,4 +248,5 @@ def stack(workdir: Path, storage: str = "local") -> Iterator[Stack]:
         )
         running.procs["api"] = stack_.enter_context(api_server(env, port, workdir / "api.log"))
         running.procs["worker"] = stack_.enter_context(worker(env, workdir / "worker.log"))
+        running.procs["beat"] = stack_.enter_context(beat(env, workdir))
         yield running

@@ -19,9 +19,11 @@ COMPLETE: Final = "complete"
 FAILED: Final = "failed"
 #: The client canceled the job (DELETE) before it ended. Terminal.
 CANCELED: Final = "canceled"
+#: The job passed its deadline (``timeoutSeconds``) before it ended. Terminal.
+TIMED_OUT: Final = "timed_out"
 
-STATES: Final = (QUEUED, RUNNING, COMPLETE, FAILED, CANCELED)
-TERMINAL_STATES: Final = frozenset({COMPLETE, FAILED, CANCELED})
+STATES: Final = (QUEUED, RUNNING, COMPLETE, FAILED, CANCELED, TIMED_OUT)
+TERMINAL_STATES: Final = frozenset({COMPLETE, FAILED, CANCELED, TIMED_OUT})
 
 # --- stages, in the order a job goes through them ------------------------------
 
@@ -51,6 +53,14 @@ KINDS: Final = (RENDER, PREVIEW, PREPARE)
 #: How long job records (and upload and output ownership) are kept in Redis.
 RECORD_TTL_SECONDS: Final = 30 * 24 * 3600
 
+#: A job that has not ended this long after it was submitted ends ``timed_out``
+#: (the client may ask for less, or up to MAX_TIMEOUT_SECONDS, with ``timeoutSeconds``).
+#: Each is several times the kind's hard time limit: room for MAX_ATTEMPTS tries
+#: and a queue.
+DEFAULT_TIMEOUTS: Final = {RENDER: 6 * 3600, PREVIEW: 3600, PREPARE: 3600}
+MIN_TIMEOUT_SECONDS: Final = 10
+MAX_TIMEOUT_SECONDS: Final = 24 * 3600
+
 # --- Redis keys ----------------------------------------------------------------
 
 REDIS_PREFIX: Final = "soundreel:"
@@ -58,6 +68,16 @@ REDIS_PREFIX: Final = "soundreel:"
 
 def job_redis_key(job_id: str) -> str:
     return f"{REDIS_PREFIX}job:{job_id}"
+
+
+def lease_redis_key(job_id: str) -> str:
+    """The current attempt's lease: its id, with a TTL the worker's heartbeat renews.
+    Gone means the worker holding the job is dead (or cut off) and may be replaced."""
+    return f"{REDIS_PREFIX}lease:{job_id}"
+
+
+#: Jobs not yet ended, scored by their deadline (epoch seconds): what the reaper walks.
+ACTIVE_JOBS_REDIS_KEY: Final = f"{REDIS_PREFIX}active"
 
 
 def upload_redis_key(upload_id: str) -> str:

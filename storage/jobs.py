@@ -5,17 +5,28 @@ The API is the only writer. Workers report over HTTP; each report becomes an
 answer to every late, duplicate or out-of-order report: terminal states are
 sticky, progress never goes backwards, and none of that is an error.
 
-    queued ──progress──▶ running ──progress──▶ running
-      │                    │
-      ├──complete──────────┴──complete──▶ complete   (terminal)
-      ├──fail──────────────┴──fail──────▶ failed     (terminal)
-      └──cancel────────────┴──cancel────▶ canceled   (terminal; the client's DELETE)
+    queued ──start──▶ running ──progress──▶ running
+      ▲                 │
+      └───requeue───────┤   (the reaper: the attempt's lease died)
+                        ├──complete──▶ complete    (terminal)
+      queued/running ───┼──fail──────▶ failed      (terminal; also worker_lost)
+                        ├──cancel────▶ canceled    (terminal; the client's DELETE)
+                        └──time_out──▶ timed_out   (terminal; the reaper, past the deadline)
+
+Attempts and leases. Every delivery that starts work gets a fresh attempt id
+and a lease: a Redis key holding that id with a short TTL, renewed by the
+worker's progress heartbeat. While the lease lives, another delivery of the job
+does nothing; once it is gone (the worker died) a delivery, or the reaper,
+takes over. Reports carry their attempt id, and only the current attempt's
+reports count: a worker cut off long enough to be replaced cannot finish the
+job behind its successor's back.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -25,6 +36,7 @@ from typing import Any, Literal
 import redis
 
 from storage.constants import (
+    ACTIVE_JOBS_REDIS_KEY,
     CANCELED,
     COMPLETE,
     FAILED,
@@ -36,33 +48,51 @@ from storage.constants import (
     STAGE_QUEUED,
     STAGES,
     TERMINAL_STATES,
+    TIMED_OUT,
     job_redis_key,
+    lease_redis_key,
     output_redis_key,
     upload_redis_key,
 )
 from storage.errors import JobNotFound, StorageUnavailable
 
-EventKind = Literal["start", "progress", "complete", "fail", "cancel"]
+EventKind = Literal[
+    "start", "progress", "complete", "fail", "cancel", "time_out", "requeue", "release"
+]
 
-#: (state, event) -> next state. Anything not listed is ignored.
+#: (state, event) -> next state. Anything not listed is ignored; `apply` adds
+#: the conditions (the current attempt, a live lease, max_attempts).
 TRANSITIONS: dict[tuple[str, EventKind], str] = {
     (QUEUED, "start"): RUNNING,
-    (RUNNING, "start"): RUNNING,  # a redelivery: counted, failed past max_attempts
-    (QUEUED, "progress"): RUNNING,
+    (RUNNING, "start"): RUNNING,  # a redelivery once the lease died: a new attempt
     (RUNNING, "progress"): RUNNING,
-    (QUEUED, "complete"): COMPLETE,
     (RUNNING, "complete"): COMPLETE,
-    (QUEUED, "fail"): FAILED,
     (RUNNING, "fail"): FAILED,
+    (RUNNING, "release"): FAILED,  # the worker's parent: its child hit the hard time limit
     (QUEUED, "cancel"): CANCELED,
     (RUNNING, "cancel"): CANCELED,
+    (QUEUED, "time_out"): TIMED_OUT,
+    (RUNNING, "time_out"): TIMED_OUT,
+    (RUNNING, "requeue"): QUEUED,
 }
 
+#: What happens to the lease key when an event is applied.
+LeaseAction = Literal["set", "drop"] | None
 
 
 def utcnow() -> str:
     """ISO 8601 UTC with milliseconds, the format of every timestamp in the API."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_at(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def epoch_of(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True)
@@ -82,6 +112,14 @@ class Job:
     error: dict[str, str] | None = None
     #: Deliveries that started work on the job (a worker killed mid-render redelivers it).
     attempts: int = 0
+    #: The current attempt's id (None while queued): only its reports count.
+    attempt_id: str | None = None
+    #: Who runs the current attempt, ``nodename/pid``: its worker's parent may
+    #: speak for it once the child is dead.
+    worker: str | None = None
+    started_at: str | None = None
+    #: When the job ends ``timed_out`` if it has not ended by then ("" = never).
+    deadline_at: str = ""
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -101,7 +139,7 @@ class Job:
 
 @dataclass(frozen=True)
 class Event:
-    """One report about a job: progress from the worker, or its end."""
+    """One report about a job: from a worker, the client, or the reaper."""
 
     kind: EventKind
     max_attempts: int = 0
@@ -109,48 +147,107 @@ class Event:
     stage: str | None = None
     result: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+    #: The attempt a worker's report comes from (start: the new attempt's id).
+    attempt_id: str | None = None
+    #: ``nodename/pid`` of the process doing the attempt (start and release).
+    worker: str | None = None
 
     @classmethod
-    def started(cls, max_attempts: int) -> Event:
-        return cls("start", max_attempts=max_attempts)
+    def started(cls, max_attempts: int, attempt_id: str = "", worker: str | None = None) -> Event:
+        return cls("start", max_attempts=max_attempts, attempt_id=attempt_id or uuid.uuid4().hex,
+                   worker=worker)
 
     @classmethod
-    def progressed(cls, progress: float, stage: str | None = None) -> Event:
-        return cls("progress", progress=progress, stage=stage)
+    def progressed(cls, progress: float, stage: str | None = None,
+                   attempt_id: str | None = None) -> Event:
+        return cls("progress", progress=progress, stage=stage, attempt_id=attempt_id)
 
     @classmethod
-    def completed(cls, result: dict[str, Any]) -> Event:
-        return cls("complete", result=result)
+    def completed(cls, result: dict[str, Any], attempt_id: str | None = None) -> Event:
+        return cls("complete", result=result, attempt_id=attempt_id)
 
     @classmethod
-    def failed(cls, code: str, message: str) -> Event:
-        return cls("fail", error={"code": code, "message": message})
+    def failed(cls, code: str, message: str, attempt_id: str | None = None) -> Event:
+        return cls("fail", error={"code": code, "message": message}, attempt_id=attempt_id)
 
     @classmethod
     def canceled(cls) -> Event:
         return cls("cancel", error={"code": "canceled", "message": "The job was canceled."})
 
+    @classmethod
+    def timed_out(cls) -> Event:
+        return cls("time_out", error={
+            "code": "timed_out",
+            "message": "The job did not finish before its deadline (timeoutSeconds) and was "
+            "stopped. Resubmit it, with a longer timeoutSeconds if the queue is long.",
+        })
 
-def apply(job: Job, event: Event, now: str | None = None) -> Job | None:
-    """The record after ``event``, or None when the event is to be ignored."""
+    @classmethod
+    def requeued(cls, max_attempts: int) -> Event:
+        """The reaper: the attempt's lease died and no delivery took the job over."""
+        return cls("requeue", max_attempts=max_attempts)
+
+    @classmethod
+    def released(cls, worker: str, error: dict[str, str] | None = None) -> Event:
+        """A worker's parent process about its dead child: drop the lease so the
+        redelivery starts at once, or fail the job with ``error`` (hard time limit)."""
+        return cls("release", worker=worker, error=error)
+
+
+def worker_lost(job: Job) -> dict[str, str]:
+    return {
+        "code": "worker_lost",
+        "message": f"The job stopped its worker {job.attempts} times (a crash or a kill "
+        "mid-render) and was given up. Resubmit it; if it fails again, report it with "
+        "this job id.",
+    }
+
+
+def is_current(job: Job, event: Event) -> bool:
+    """Whether a worker's report comes from the job's current attempt."""
+    if event.kind == "release":
+        return event.worker is not None and event.worker == job.worker
+    return event.attempt_id is not None and event.attempt_id == job.attempt_id
+
+
+def apply(
+    job: Job, event: Event, now: str | None = None, lease_alive: bool = False
+) -> Job | None:
+    """The record after ``event``, or None when the event is to be ignored.
+
+    ``lease_alive``: whether the current attempt's lease key exists; a start
+    while it lives, or a requeue, is ignored.
+    """
     target = TRANSITIONS.get((job.status, event.kind))
     if target is None:
         return None
     now = now or utcnow()
     if event.kind == "start":
+        if job.status == RUNNING and lease_alive:
+            return None  # another delivery holds the job and is alive: do nothing
         attempts = job.attempts + 1
         if attempts > event.max_attempts:
-            error = {
-                "code": "worker_lost",
-                "message": f"The job stopped its worker {job.attempts} times (a crash or a "
-                "kill mid-render) and was given up. Resubmit it; if it fails again, "
-                "report it with this job id.",
-            }
-            return replace(job, status=FAILED, attempts=attempts, error=error, updated_at=now)
+            return replace(job, status=FAILED, attempts=attempts, error=worker_lost(job),
+                           attempt_id=None, updated_at=now)
         stage = job.stage
         if _stage_rank(STAGE_DOWNLOADING) > _stage_rank(stage):
             stage = STAGE_DOWNLOADING
-        return replace(job, status=RUNNING, attempts=attempts, stage=stage, updated_at=now)
+        return replace(job, status=RUNNING, attempts=attempts, stage=stage,
+                       attempt_id=event.attempt_id, worker=event.worker, started_at=now,
+                       updated_at=now)
+    if event.kind == "requeue":
+        if lease_alive:
+            return None
+        if job.attempts >= event.max_attempts:
+            return replace(job, status=FAILED, error=worker_lost(job), attempt_id=None,
+                           updated_at=now)
+        return replace(job, status=QUEUED, attempt_id=None, worker=None, updated_at=now)
+    if event.kind in ("progress", "complete", "fail", "release") and not is_current(job, event):
+        return None  # a stale attempt's report, or one from no attempt at all
+    if event.kind == "release":
+        if event.error is None:
+            return None  # only the lease goes (JobStore.report)
+        return replace(job, status=FAILED, error=event.error, updated_at=now)
     if event.kind == "progress":
         reported = event.progress
         if reported is None or not math.isfinite(reported):
@@ -161,9 +258,9 @@ def apply(job: Job, event: Event, now: str | None = None) -> Job | None:
         stage = event.stage if event.stage is not None else job.stage
         if _stage_rank(stage) < _stage_rank(job.stage):
             return None  # a late report from an earlier stage
-        if job.status == target and reported == job.progress and stage == job.stage:
+        if reported == job.progress and stage == job.stage:
             return None  # a duplicate: nothing to write
-        return replace(job, status=target, progress=reported, stage=stage, updated_at=now)
+        return replace(job, progress=reported, stage=stage, updated_at=now)
     if event.kind == "complete":
         return replace(
             job, status=COMPLETE, progress=1.0, stage=STAGE_DONE, result=event.result,
@@ -172,35 +269,67 @@ def apply(job: Job, event: Event, now: str | None = None) -> Job | None:
     return replace(job, status=target, error=event.error, updated_at=now)
 
 
+def lease_action(job: Job, event: Event, changed: Job | None) -> LeaseAction:
+    """What a report does to the lease: a start takes it, the current attempt's
+    progress renews it, an end (or the parent's release) drops it."""
+    if changed is not None and changed.terminal:
+        return "drop"
+    if event.kind == "start" and changed is not None and changed.status == RUNNING:
+        return "set"
+    if event.kind == "progress" and job.status == RUNNING and is_current(job, event):
+        return "set"
+    if event.kind == "release" and job.status == RUNNING and is_current(job, event):
+        return "drop"
+    return None
+
+
 def _stage_rank(stage: str | None) -> int:
     """Known stages in their order; an unknown one ranks with the one before it."""
     return STAGES.index(stage) if stage in STAGES else -1
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `JobStore.report` did: the record now, whether the event changed it,
+    and whether the event came from the job's current attempt."""
+
+    job: Job
+    applied: bool
+    current: bool
 
 
 class JobStore:
     """Job records as JSON strings in Redis, changed only through `apply`.
 
     Updates use WATCH/MULTI so two reports racing for one job never lose each
-    other's effect: the loser re-reads and re-applies.
+    other's effect: the loser re-reads and re-applies. The lease key is watched
+    with the record, so "the lease is dead" and "take the job over" are one step.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, lease_seconds: float = 60) -> None:
         self.redis = client
+        self.lease_seconds = lease_seconds
 
     @classmethod
-    def from_url(cls, url: str) -> JobStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3))
+    def from_url(cls, url: str, lease_seconds: float = 60) -> JobStore:
+        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3),
+                   lease_seconds)
 
     def create(self, job: Job) -> None:
         with unavailable_on_connection_error():
-            key = job_redis_key(job.job_id)
-            if not self.redis.set(key, job.to_json(), nx=True, ex=RECORD_TTL_SECONDS):
+            deadline = epoch_of(job.deadline_at) if job.deadline_at else float("inf")
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(job_redis_key(job.job_id), job.to_json(), nx=True, ex=RECORD_TTL_SECONDS)
+            pipe.zadd(ACTIVE_JOBS_REDIS_KEY, {job.job_id: deadline})
+            created, _ = pipe.execute()
+            if not created:
                 raise ValueError(f"job {job.job_id} exists")
 
     def delete(self, job_id: str) -> None:
         """Only for undoing a create whose task could not be sent."""
         with unavailable_on_connection_error():
             self.redis.delete(job_redis_key(job_id))
+            self.redis.zrem(ACTIVE_JOBS_REDIS_KEY, job_id)
 
     def get(self, job_id: str) -> Job:
         with unavailable_on_connection_error():
@@ -211,23 +340,55 @@ class JobStore:
 
     def report(self, job_id: str, event: Event) -> tuple[Job, bool]:
         """Apply ``event``; return the record and whether the event changed it."""
-        key = job_redis_key(job_id)
-        outcome: list[tuple[Job, bool]] = []
+        outcome = self.apply_report(job_id, event)
+        return outcome.job, outcome.applied
+
+    def apply_report(self, job_id: str, event: Event) -> Report:
+        """Apply ``event`` with its effect on the lease and on the set of active jobs."""
+        key, lease = job_redis_key(job_id), lease_redis_key(job_id)
+        outcome: list[Report] = []
 
         def update(pipe: redis.client.Pipeline) -> None:
             raw = pipe.get(key)
             if raw is None:
                 raise JobNotFound(job_id)
             job = Job.from_json(raw)
-            changed = apply(job, event)
+            alive = pipe.exists(lease) > 0
+            changed = apply(job, event, lease_alive=alive)
+            action = lease_action(job, event, changed)
             pipe.multi()
             if changed is not None:
                 pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)
-            outcome[:] = [(changed or job, changed is not None)]
+                if changed.terminal:
+                    pipe.zrem(ACTIVE_JOBS_REDIS_KEY, job_id)
+            if action == "set":
+                attempt = (changed or job).attempt_id
+                pipe.set(lease, attempt or "", px=int(self.lease_seconds * 1000))
+            elif action == "drop":
+                pipe.delete(lease)
+            current = is_current(changed or job, event) if event.kind != "start" else (
+                changed is not None and changed.status == RUNNING
+            )
+            outcome[:] = [Report(changed or job, changed is not None, current)]
 
         with unavailable_on_connection_error():
-            self.redis.transaction(update, key)
+            self.redis.transaction(update, key, lease)
         return outcome[0]
+
+    def lease_alive(self, job_id: str) -> bool:
+        with unavailable_on_connection_error():
+            return self.redis.exists(lease_redis_key(job_id)) > 0
+
+    def active(self, batch: int = 500) -> Iterator[tuple[str, float]]:
+        """Every job not yet ended, with its deadline (epoch seconds)."""
+        with unavailable_on_connection_error():
+            for member, score in self.redis.zscan_iter(ACTIVE_JOBS_REDIS_KEY, count=batch):
+                yield member.decode(), score
+
+    def forget_active(self, job_id: str) -> None:
+        """Drop a job from the active set (its record expired or ended)."""
+        with unavailable_on_connection_error():
+            self.redis.zrem(ACTIVE_JOBS_REDIS_KEY, job_id)
 
     # Uploads belong to a tenant: a job may only read audio its tenant uploaded.
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
-from tasks.constants import REPORT_FAILURE_TASK, REPORT_RESULT_TASK, TIME_LIMITS
+from tasks.constants import REAP_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK, TIME_LIMITS
 from tasks.errors import JobCanceled, JobFailed
-from tasks.reports import WebhookRejected, WebhookUnavailable
+from tasks.reports import ApiUnavailable, WebhookRejected, WebhookUnavailable
 
 if TYPE_CHECKING:
     from tasks.celeryapp import SoundreelCelery
@@ -30,23 +30,29 @@ log = logging.getLogger(__name__)
 WEBHOOK_MAX_RETRIES = 500
 
 
-def failure_payload(job_id: str, exc: BaseException, kind: str = "render") -> dict[str, Any]:
+def time_limit_error(kind: str) -> dict[str, str]:
+    return {
+        "code": "time_limit_exceeded",
+        "message": f"The job ran longer than {TIME_LIMITS[kind][0]} s and was stopped. "
+        "Try a shorter clip or a smaller size.",
+    }
+
+
+def failure_payload(
+    job_id: str, exc: BaseException, kind: str = "render", attempt: str | None = None
+) -> dict[str, Any]:
     """The webhook body for a failed job; unexpected errors say little on purpose."""
     if isinstance(exc, JobFailed):
         error = {"code": exc.code, "message": exc.message}
     elif isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
-        error = {
-            "code": "time_limit_exceeded",
-            "message": f"The job ran longer than {TIME_LIMITS[kind][0]} s and was stopped. "
-            "Try a shorter clip or a smaller size.",
-        }
+        error = time_limit_error(kind)
     else:
         error = {
             "code": "internal_error",
             "message": f"The worker hit an unexpected error ({type(exc).__name__}). "
             "It has been logged; resubmit the job, and report it if it happens again.",
         }
-    return {"jobId": job_id, "status": "failed", "error": error}
+    return {"jobId": job_id, "status": "failed", "attempt": attempt, "error": error}
 
 
 def register(app: SoundreelCelery) -> None:
@@ -75,6 +81,26 @@ def register(app: SoundreelCelery) -> None:
         job_id = (request.kwargs or {}).get("job_id") or request.id
         if isinstance(exc, JobCanceled):
             return  # the API set the record to canceled itself
-        payload = failure_payload(job_id, exc, (request.kwargs or {}).get("kind", "render"))
+        attempt = getattr(request, "soundreel_attempt", None)
+        if attempt is None:
+            # Called in the worker's parent (a hard time limit): the child's attempt
+            # id died with it, and `JobDelivery` has reported the failure instead.
+            log.warning("job %s: %s outside its attempt; not reported here", job_id,
+                        type(exc).__name__)
+            return
+        payload = failure_payload(
+            job_id, exc, (request.kwargs or {}).get("kind", "render"), attempt
+        )
         log.warning("job %s failed: %s", job_id, payload["error"]["code"])
         app.send_task(REPORT_RESULT_TASK, args=[payload])
+
+    @app.task(name=REAP_TASK)
+    def reap() -> None:
+        """Beat's tick: the API walks the jobs not yet ended (`Service.reap`)."""
+        try:
+            counts = app.api.reap()
+        except ApiUnavailable as exc:
+            log.warning("reaper: the API cannot be reached (%s); next tick", exc)
+            return
+        if any(counts.values()):
+            log.warning("reaper: %s", counts)

@@ -19,6 +19,7 @@ from tasks.constants import (
     CALLBACK_QUEUE,
     JOB_SOFT_TIME_LIMIT,
     JOB_TIME_LIMIT,
+    REAP_TASK,
     RENDER_QUEUE,
     RENDER_TASK,
     REPORT_FAILURE_TASK,
@@ -75,6 +76,16 @@ def create_celery(settings: Settings) -> SoundreelCelery:
             RENDER_TASK: {"queue": RENDER_QUEUE},
             REPORT_RESULT_TASK: {"queue": CALLBACK_QUEUE},
             REPORT_FAILURE_TASK: {"queue": CALLBACK_QUEUE},
+            REAP_TASK: {"queue": CALLBACK_QUEUE},
+        },
+        # `celery -A tasks beat` sends the reaper; a tick not run within its
+        # interval is dropped (the next one does the same work).
+        beat_schedule={
+            "reap": {
+                "task": REAP_TASK,
+                "schedule": settings.reap_interval,
+                "options": {"expires": settings.reap_interval},
+            }
         },
         # Events let Flower show workers and tasks.
         worker_send_task_events=True,

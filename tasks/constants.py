@@ -16,6 +16,9 @@ REPORT_RESULT_TASK: Final = "soundreel.report_result"
 #: ``link_error``: turns the failure into a report and sends it like a result.
 REPORT_FAILURE_TASK: Final = "soundreel.report_failure"
 
+#: Celery beat's periodic reaper: lost leases and deadlines (see api.service.Service.reap).
+REAP_TASK: Final = "soundreel.reap"
+
 #: Hard and soft time limits for one job, seconds.
 JOB_SOFT_TIME_LIMIT: Final = 55 * 60
 JOB_TIME_LIMIT: Final = 60 * 60

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from billiard.exceptions import WorkerLostError
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery.worker.request import Request
 from pydantic import ValidationError
 
 from render import (
@@ -31,7 +33,6 @@ from storage.constants import (
     PREVIEW,
     RENDER,
     RESULT_KEY_FIELD_BY_KIND,
-    RUNNING,
     STAGE_DECODING,
     STAGE_DOWNLOADING,
     STAGE_RENDERING,
@@ -39,10 +40,11 @@ from storage.constants import (
     peaks_key,
     thumbnail_key,
 )
+from tasks.callbacks import time_limit_error
 from tasks.constants import RENDER_TASK
 from tasks.download import download
 from tasks.errors import JobCanceled, JobFailed, UploadFailed
-from tasks.reports import ProgressReporter
+from tasks.reports import ApiUnavailable, ProgressReporter
 
 if TYPE_CHECKING:
     from tasks.celeryapp import SoundreelCelery
@@ -222,23 +224,71 @@ def _produce(
     raise JobFailed(f"Unknown job kind {kind!r}.", "invalid_options")
 
 
+class JobDelivery(Request):
+    """The worker's parent process, speaking for a pool child that died.
+
+    A child killed mid-render (SIGKILL, the OOM killer) cannot report, and Celery
+    requeues its message at once (``task_reject_on_worker_lost``). Without a word
+    from here the redelivery would find the dead child's lease still alive and do
+    nothing; so the parent releases the lease first. A child killed by the hard
+    time limit is reported the same way, with the error that ends the job.
+    """
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        if not soft:
+            kind = self.kwargs.get("kind", "render")
+            self._release(time_limit_error(kind))
+        super().on_timeout(soft, timeout)
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True,
+                   return_ok: bool = False) -> None:
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)
+        if isinstance(exc, WorkerLostError | SystemExit):
+            self._release(None)
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def _release(self, error: dict[str, str] | None) -> None:
+        job_id = self.kwargs.get("job_id")
+        if job_id and self.worker_pid:
+            self.task.app.api.release(job_id, holder(self.hostname, self.worker_pid), error)
+
+
+def holder(nodename: str, pid: int) -> str:
+    """Who runs an attempt: the Celery node name (unique per worker) and the child pid."""
+    return f"{nodename}/{pid}"
+
+
+#: A delivery that could not ask the API waits this long (doubling, capped) and asks again.
+START_RETRY_SECONDS = 5
+START_RETRY_MAX_SECONDS = 120
+
+
 def register(app: SoundreelCelery) -> None:
-    @app.task(name=RENDER_TASK, bind=True)
+    @app.task(name=RENDER_TASK, bind=True, Request=JobDelivery, max_retries=None)
     def render_job(
         self: Any, *, job_id: str, kind: str, audio_key: str, output_key: str,
         options: dict[str, Any],
     ) -> dict[str, Any]:
-        try:
-            with ProgressReporter(app.api, job_id) as progress:
-                status = progress.start()
-                if progress.canceled.is_set():
-                    log.info("job %s was canceled before it started", job_id)
-                    raise Ignore()
-                if status not in (RUNNING, None):
-                    # given up after too many attempts, or already complete: no work
-                    log.warning("job %s is %s: this delivery does nothing", job_id, status)
-                    raise Ignore()
-                log.info("job %s: %s of %s started", job_id, kind, audio_key)
+        me = holder(self.request.hostname, os.getpid())
+        with ProgressReporter(app.api, job_id) as progress:
+            try:
+                answer = progress.start(me)
+            except ApiUnavailable as exc:
+                # Work nobody can record is work lost: wait for the API instead.
+                countdown = min(START_RETRY_SECONDS * 2 ** self.request.retries,
+                                START_RETRY_MAX_SECONDS)
+                log.warning("job %s: the API cannot be asked (%s); again in %d s", job_id,
+                            exc, countdown)
+                raise self.retry(countdown=countdown) from None
+            if not answer.go:
+                # canceled, given up, ended, or held by a live attempt elsewhere
+                log.warning("job %s is %s: this delivery does nothing", job_id, answer.status)
+                raise Ignore()
+            # the errback (same process) reads it: a failure report names its attempt
+            self.request.soundreel_attempt = answer.attempt
+            log.info("job %s: %s of %s started (attempt %s)", job_id, kind, audio_key,
+                     answer.attempt)
+            try:
                 result = run_job(
                     app.object_store,
                     job_id=job_id,
@@ -248,12 +298,14 @@ def register(app: SoundreelCelery) -> None:
                     options=options,
                     report=progress.update,
                     max_bytes=app.settings.max_upload_bytes,
-                    should_stop=progress.canceled.is_set,
+                    should_stop=progress.stop.is_set,
                     max_audio_seconds=app.settings.max_audio_seconds,
                 )
-        except JobCanceled:
-            # the API already shows "canceled": no failure to report, nothing to retry
-            log.info("job %s: stopped, it was canceled", job_id)
-            raise Ignore() from None
+            except JobCanceled:
+                # the job was canceled or timed out (the API shows it), or another
+                # attempt took it over: nothing to report, nothing to retry
+                log.info("job %s: stopped, the API said this attempt is over", job_id)
+                raise Ignore() from None
         log.info("job %s: %s stored at %s", job_id, kind, output_key)
-        return {"jobId": job_id, "status": "complete", "result": result}
+        return {"jobId": job_id, "status": "complete", "attempt": answer.attempt,
+                "result": result}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -32,6 +33,24 @@ class WebhookUnavailable(Exception):
     """The API could not take the report now (5xx, 429, network): retry later."""
 
 
+class ApiUnavailable(Exception):
+    """The API could not be asked (network, 5xx): the delivery waits and asks again."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """The API's answer to "may this delivery work on the job?"."""
+
+    status: str
+    #: The new attempt's id; None when this delivery must do nothing (another live
+    #: attempt holds the job, or it ended, or it was given up).
+    attempt: str | None
+
+    @property
+    def go(self) -> bool:
+        return self.status == "running" and self.attempt is not None
+
+
 class ApiClient:
     """The API's internal endpoints, authenticated with the shared worker token."""
 
@@ -40,37 +59,70 @@ class ApiClient:
         self._headers = {"Authorization": f"Bearer {token}"}
         self._session = session or requests.Session()
 
-    def patch_progress(self, job_id: str, progress: float, stage: str) -> str | None:
-        """Report progress; return the job's status as the API sees it (None if unknown).
-
-        The answer is how a worker learns that its job was canceled.
-        """
-        body = {"progress": round(progress, 4), "stage": stage}
-        return self._status_of("PATCH", f"/internal/jobs/{job_id}", body, job_id, "progress")
-
-    def start_attempt(self, job_id: str) -> str | None:
-        """Tell the API a delivery starts work; its answer says whether to go on
-        ("running") or not (canceled, failed after too many attempts, complete).
-        None when the API cannot be asked: the work goes on and reports later."""
-        return self._status_of("POST", f"/internal/jobs/{job_id}/start", None, job_id, "start")
-
-    def _status_of(
-        self, method: str, path: str, body: dict[str, Any] | None, job_id: str, what: str
-    ) -> str | None:
-        """A best-effort call answered with the job's status; None on any trouble."""
+    def start_attempt(self, job_id: str, worker: str) -> Start:
+        """Ask before any work; raise `ApiUnavailable` when the API cannot answer."""
+        response = self._request("POST", f"/internal/jobs/{job_id}/start", {"worker": worker})
+        if response.status_code == 404:
+            return Start("missing", None)  # the record expired or never was
+        if response.status_code in (401, 403, 429) or response.status_code >= 500:
+            raise ApiUnavailable(f"API answered {response.status_code}")
+        if response.status_code >= 400:
+            log.error("start of job %s refused: %s", job_id, response.status_code)
+            return Start("refused", None)
         try:
-            response = self._session.request(
-                method, f"{self.base_url}{path}", json=body, headers=self._headers,
-                timeout=PROGRESS_TIMEOUT,
-            )
+            data = response.json()
+            return Start(str(data["status"]), data.get("attempt"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ApiUnavailable(f"unreadable answer: {type(exc).__name__}") from None
+
+    def patch_progress(
+        self, job_id: str, attempt: str, progress: float, stage: str
+    ) -> bool | None:
+        """Report progress (and renew the lease). True: go on; False: stop (the job
+        ended or another attempt took it over); None: the API could not be asked."""
+        body = {"progress": round(progress, 4), "stage": stage, "attempt": attempt}
+        try:
+            response = self._request("PATCH", f"/internal/jobs/{job_id}", body)
+            if response.status_code == 404:
+                return False
             if response.status_code >= 400:
-                log.warning("%s report for job %s answered %s", what, job_id,
+                log.warning("progress report for job %s answered %s", job_id,
                             response.status_code)
                 return None
-            return response.json().get("status")
-        except (requests.RequestException, ValueError) as exc:
-            log.warning("%s report for job %s failed: %s", what, job_id, type(exc).__name__)
+            return bool(response.json().get("current"))
+        except (ApiUnavailable, ValueError) as exc:
+            log.warning("progress report for job %s failed: %s", job_id, exc)
             return None
+
+    def release(self, job_id: str, worker: str, error: dict[str, str] | None = None) -> None:
+        """From a worker's parent: the child doing ``worker``'s attempt is gone."""
+        body: dict[str, Any] = {"worker": worker}
+        if error:
+            body["error"] = error
+        try:
+            response = self._request("POST", f"/internal/jobs/{job_id}/release", body)
+            log.info("job %s: released %s (%s)", job_id, worker, response.status_code)
+        except ApiUnavailable as exc:
+            # the lease then expires by itself and the reaper takes over
+            log.warning("job %s: release of %s not sent: %s", job_id, worker, exc)
+
+    def reap(self) -> dict[str, int]:
+        response = self._request("POST", "/internal/reap", None, timeout=60)
+        if response.status_code >= 400:
+            raise ApiUnavailable(f"API answered {response.status_code}")
+        return response.json()
+
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None,
+        timeout: float = PROGRESS_TIMEOUT,
+    ) -> requests.Response:
+        try:
+            return self._session.request(
+                method, f"{self.base_url}{path}", json=body, headers=self._headers,
+                timeout=timeout,
+            )
+        except requests.RequestException as exc:
+            raise ApiUnavailable(type(exc).__name__) from None
 
     def post_webhook(self, payload: dict[str, Any]) -> None:
         try:
@@ -95,8 +147,9 @@ class ProgressReporter:
     `update` only records the latest value; a background thread sends it, so a
     slow or unreachable API never slows the render down. Progress sent is
     monotonic because callers' values are. The last value is sent again every
-    HEARTBEAT_SECONDS when nothing changes (long decodes), so the worker hears of
-    a cancel within seconds: `canceled` is set when the API answers "canceled".
+    HEARTBEAT_SECONDS when nothing changes (long decodes): that heartbeat renews
+    the attempt's lease, and its answer tells the worker within seconds when to
+    stop (`stop` is set: canceled, timed out, or taken over by another attempt).
     """
 
     def __init__(
@@ -114,19 +167,22 @@ class ProgressReporter:
         self._sent: tuple[float, str] | None = None
         self._wake = threading.Condition()
         self._closed = False
-        self.canceled = threading.Event()
+        self.stop = threading.Event()
+        self.attempt = ""
         self._last_send = 0.0
         self._thread = threading.Thread(target=self._run, name=f"progress-{job_id}", daemon=True)
         self._thread.start()
 
-    def start(self) -> str | None:
-        """Ask the API, before any work, whether this delivery should work on the job;
-        return its status ("running" to go on). A job canceled while queued, or given
-        up after too many attempts, is known before anything is downloaded."""
-        status = self._client.start_attempt(self._job_id)
-        if status == "canceled":
-            self.canceled.set()
-        return status
+    def start(self, worker: str) -> Start:
+        """Ask the API, before any work, whether this delivery should work on the job.
+        A job canceled while queued, held by a live attempt, or given up after too
+        many attempts is known before anything is downloaded."""
+        answer = self._client.start_attempt(self._job_id, worker)
+        if answer.go:
+            self.attempt = answer.attempt or ""
+        else:
+            self.stop.set()
+        return answer
 
     def update(self, progress: float, stage: str) -> None:
         with self._wake:
@@ -173,6 +229,6 @@ class ProgressReporter:
             self._send(*latest)
 
     def _send(self, progress: float, stage: str) -> None:
-        if self._client.patch_progress(self._job_id, progress, stage) == "canceled":
-            self.canceled.set()
+        if self._client.patch_progress(self._job_id, self.attempt, progress, stage) is False:
+            self.stop.set()
         self._last_send = time.monotonic()

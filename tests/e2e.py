@@ -6,10 +6,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
 import requests
 
 from scripts.stack import Stack
-from storage.constants import TERMINAL_STATES
+from storage.constants import TERMINAL_STATES, job_redis_key
+from storage.jobs import Job
 
 TERMINAL = TERMINAL_STATES
 
@@ -69,3 +71,17 @@ def download(job: dict[str, Any], dest: Path) -> Path:
     assert response.status_code == 200, response.text[:300]
     dest.write_bytes(response.content)
     return dest
+
+
+def record(stack: Stack, job_id: str) -> Job:
+    """The job record as the API keeps it in Redis (what clients never see: the
+    current attempt and who runs it)."""
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        return Job.from_json(client.get(job_redis_key(job_id)))
+    finally:
+        client.close()
+
+
+def attempt_of(stack: Stack, job_id: str) -> str | None:
+    return record(stack, job_id).attempt_id

@@ -12,7 +12,7 @@ import requests
 from api import create_app
 from scripts.stack import free_port
 from tests.conftest import SAMPLE, ServedApp, settings_for
-from tests.e2e import poll, submit, upload
+from tests.e2e import attempt_of, poll, submit, upload, wait_for
 
 JOB = "/v1/jobs"
 
@@ -225,14 +225,16 @@ def test_late_and_duplicate_reports_are_accepted_and_ignored(local_stack):
     job = submit(local_stack, {"kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
     done, _ = poll(local_stack, job["jobId"])
     assert done["status"] == "complete"
+    attempt = attempt_of(local_stack, job["jobId"])  # the attempt that completed it
     worker = local_stack.worker_client()
     late_progress = worker.patch(local_stack.url(f"/internal/jobs/{job['jobId']}"),
-                                 json={"progress": 0.3, "stage": "rendering"}, timeout=10)
+                                 json={"progress": 0.3, "stage": "rendering",
+                                       "attempt": attempt}, timeout=10)
     duplicate = worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10,
-                            json={"jobId": job["jobId"], "status": "complete",
+                            json={"jobId": job["jobId"], "status": "complete", "attempt": attempt,
                                   "result": {"preparedKey": "prepared/other/x.wav"}})
     late_failure = worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10,
-                               json={"jobId": job["jobId"], "status": "failed",
+                               json={"jobId": job["jobId"], "status": "failed", "attempt": attempt,
                                      "error": {"code": "render_failed", "message": "late"}})
     for response in (late_progress, duplicate, late_failure):
         assert response.status_code == 200 and response.json()["applied"] is False
@@ -246,8 +248,10 @@ def test_a_complete_report_cannot_point_the_download_at_another_object(local_sta
     worker = local_stack.worker_client()
     # a forged report races the real one; whichever lands, no foreign key survives
     forged = {"preparedKey": "uploads/someone-else/secret.wav", "format": "wav", "duration": 1}
+    wait_for(lambda: attempt_of(local_stack, job["jobId"]), 60, "the job to start")
     worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10,
-                json={"jobId": job["jobId"], "status": "complete", "result": forged})
+                json={"jobId": job["jobId"], "status": "complete", "result": forged,
+                      "attempt": attempt_of(local_stack, job["jobId"])})
     done, _ = poll(local_stack, job["jobId"])
     assert "uploads/someone-else" not in json.dumps(done)
 
@@ -255,8 +259,8 @@ def test_a_complete_report_cannot_point_the_download_at_another_object(local_sta
 def test_reports_about_unknown_jobs_are_404_and_bad_reports_400(local_stack):
     worker = local_stack.worker_client()
     unknown = worker.patch(local_stack.url(f"/internal/jobs/{'e' * 32}"),
-                           json={"progress": 0.3}, timeout=10)
+                           json={"progress": 0.3, "attempt": "ab"}, timeout=10)
     assert unknown.status_code == 404
     bad = worker.patch(local_stack.url(f"/internal/jobs/{'e' * 32}"),
-                       json={"progress": 3}, timeout=10)
+                       json={"progress": 3, "attempt": "ab"}, timeout=10)
     assert bad.status_code == 400 and error_of(bad)["field"] == "progress"

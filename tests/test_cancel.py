@@ -40,7 +40,7 @@ def test_cancel_stops_a_running_render_and_cleans_up(local_stack):
     assert response.json()["status"] == "canceled"
     assert response.json()["error"]["code"] == "canceled"
     log = local_stack.workdir / "worker.log"
-    wait_for(lambda: f"job {job_id}: stopped, it was canceled" in log.read_text(), 10,
+    wait_for(lambda: f"job {job_id}: stopped, the API said this attempt is over" in log.read_text(), 10,
              "the worker stopping")
     final = job_of(local_stack, job_id)
     assert final["status"] == "canceled" and final["downloadUrl"] is None
@@ -70,7 +70,7 @@ def test_a_queued_job_that_is_canceled_never_starts(local_stack):
         # Celery drops it on the revoke broadcast; a worker that missed the
         # broadcast (restarted since) learns it from its first report instead
         return (f"Discarding revoked task: soundreel.render_job[{queued}]" in text
-                or f"job {queued} was canceled before it started" in text)
+                or f"job {queued} is canceled: this delivery does nothing" in text)
 
     wait_for(dropped, 30, "the queued job being dropped")
     assert f"job {queued}: render of" not in log.read_text()  # no work began

@@ -25,14 +25,15 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_procfile_has_web_worker_and_flower():
-    assert set(procfile()) == {"web", "worker", "flower"}
+def test_procfile_has_web_worker_beat_and_flower():
+    assert set(procfile()) == {"web", "worker", "beat", "flower"}
 
 
 def test_compose_runs_the_procfiles_commands():
     services = compose()["services"]
-    assert set(services) == {"redis", "api", "worker", "flower"}
-    for process, service in (("web", "api"), ("worker", "worker"), ("flower", "flower")):
+    assert set(services) == {"redis", "api", "worker", "beat", "flower"}
+    for process, service in (("web", "api"), ("worker", "worker"), ("beat", "beat"),
+                             ("flower", "flower")):
         assert shlex.split(services[service]["command"]) == shlex.split(procfile()[process])
 
 
@@ -41,6 +42,7 @@ def test_entry_points_are_the_documented_ones():
     assert "'api:create_app()'" in commands["web"] and commands["web"].startswith("gunicorn")
     assert commands["worker"].startswith("celery -A tasks worker")
     assert commands["flower"].startswith("celery -A tasks flower")
+    assert commands["beat"].startswith("celery -A tasks beat")
 
 
 def test_redis_keeps_jobs_across_restarts_and_never_evicts():

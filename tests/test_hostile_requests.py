@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.conftest import SAMPLE
-from tests.e2e import poll, submit, upload
+from tests.e2e import attempt_of, poll, submit, upload
 
 NASTY_BODIES = [
     "[]",
@@ -63,7 +63,8 @@ def test_ten_thousand_duplicate_webhooks_leave_the_record_as_one_did(local_stack
     done, _ = poll(local_stack, job["jobId"])
     assert done["status"] == "complete"
     worker = local_stack.worker_client()
-    report = {"jobId": job["jobId"], "status": "complete", "result": done["result"]}
+    report = {"jobId": job["jobId"], "status": "complete", "result": done["result"],
+              "attempt": attempt_of(local_stack, job["jobId"])}  # the very report that landed
     url = local_stack.url("/internal/webhooks/worker")
     applied = sum(worker.post(url, json=report, timeout=30).json()["applied"]
                   for _ in range(10_000))

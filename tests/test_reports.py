@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tasks.reports import ProgressReporter
+from tasks.reports import ProgressReporter, Start
 
 
 class SlowClient:
@@ -17,7 +17,7 @@ class SlowClient:
         self.sent: list[tuple[float, str]] = []
         self.lock = threading.Lock()
 
-    def patch_progress(self, job_id: str, progress: float, stage: str) -> None:
+    def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str) -> None:
         time.sleep(self.delay)
         with self.lock:
             self.sent.append((progress, stage))
@@ -64,36 +64,57 @@ def test_close_with_nothing_reported_sends_nothing():
     assert client.sent == [] and not reporter._thread.is_alive()
 
 
-class CancelingClient(SlowClient):
-    """Answers every PATCH with the status the API has."""
+class AnsweringClient(SlowClient):
+    """Answers every PATCH as the API does: go on (current) or stop."""
 
-    def __init__(self, status: str) -> None:
+    def __init__(self, current: bool, status: str = "running") -> None:
         super().__init__()
+        self.current = current
         self.status = status
+        self.attempts: list[str] = []
 
-    def patch_progress(self, job_id: str, progress: float, stage: str) -> str:
-        super().patch_progress(job_id, progress, stage)
-        return self.status
+    def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str) -> bool:
+        super().patch_progress(job_id, attempt, progress, stage)
+        self.attempts.append(attempt)
+        return self.current
 
-    def start_attempt(self, job_id: str) -> str:
-        self.started = True
-        return self.status
+    def start_attempt(self, job_id: str, worker: str) -> Start:
+        self.started = worker
+        return Start(self.status, "abc" if self.current else None)
 
 
-def test_start_learns_at_once_that_a_queued_job_was_canceled():
-    client = CancelingClient("canceled")
+def test_start_learns_at_once_that_a_queued_job_was_canceled_or_is_held():
+    for status in ("canceled", "running"):  # running: another live attempt holds it
+        client = AnsweringClient(current=False, status=status)
+        with ProgressReporter(client, "job") as reporter:  # type: ignore[arg-type]
+            assert not reporter.start("w1@host/1").go
+            assert reporter.stop.is_set() and client.started == "w1@host/1"
+
+
+def test_reports_carry_the_attempt_the_start_gave():
+    client = AnsweringClient(current=True)
     with ProgressReporter(client, "job") as reporter:  # type: ignore[arg-type]
-        assert reporter.start() == "canceled"
-        assert reporter.canceled.is_set() and client.started
+        assert reporter.start("w1@host/1").go
+        reporter.update(0.1, "rendering")
+    assert client.attempts == ["abc"] and not reporter.stop.is_set()
 
 
-def test_heartbeat_repeats_the_last_report_so_a_cancel_is_heard_without_progress():
-    client = CancelingClient("running")
+def test_heartbeat_repeats_the_last_report_so_a_stop_is_heard_without_progress():
+    client = AnsweringClient(current=True)
     with ProgressReporter(client, "job", heartbeat=0.1) as reporter:  # type: ignore[arg-type]
         reporter.update(0.05, "rendering")
         time.sleep(0.15)
-        assert not reporter.canceled.is_set()
-        client.status = "canceled"  # DELETE arrives while the decode makes no progress
+        assert not reporter.stop.is_set()
+        client.current = False  # DELETE, a deadline, or a takeover, while the decode is quiet
         time.sleep(0.35)
-        assert reporter.canceled.is_set()
+        assert reporter.stop.is_set()
     assert len(client.sent) >= 3 and set(client.sent) == {(0.05, "rendering")}
+
+
+def test_an_unreachable_api_does_not_stop_the_work():
+    client = AnsweringClient(current=True)
+    client.patch_progress = lambda *args: None  # type: ignore[method-assign]
+    with ProgressReporter(client, "job", heartbeat=0.05) as reporter:  # type: ignore[arg-type]
+        reporter.update(0.05, "rendering")
+        time.sleep(0.2)
+        assert not reporter.stop.is_set()

@@ -5,24 +5,33 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
+from dataclasses import replace
 
 import pytest
 
 from storage import Event, Job, JobNotFound, JobStore
-from storage.constants import CANCELED, COMPLETE, FAILED, QUEUED, RUNNING, STATES
+from storage.constants import CANCELED, COMPLETE, FAILED, QUEUED, RUNNING, STATES, TIMED_OUT
 from storage.jobs import TRANSITIONS, apply
 
+A1 = "a1"  # the current attempt of a running job in these tests
+
 EVENTS = {
-    "start": Event.started(max_attempts=3),
-    "progress": Event.progressed(0.5, "rendering"),
+    "start": Event.started(max_attempts=3, attempt_id="a2", worker="w1@host/2"),
+    "progress": Event.progressed(0.5, "rendering", A1),
     "complete": Event.completed({"videoKey": "renders/x/output.mp4", "format": "mp4",
-                                 "duration": 3.0}),
-    "fail": Event.failed("render_failed", "ffmpeg died"),
+                                 "duration": 3.0}, A1),
+    "fail": Event.failed("render_failed", "ffmpeg died", A1),
     "cancel": Event.canceled(),
+    "time_out": Event.timed_out(),
+    "requeue": Event.requeued(max_attempts=3),
+    "release": Event.released("w1@host/1", {"code": "time_limit_exceeded", "message": "x"}),
 }
 
 
 def make_job(status: str = QUEUED, progress: float = 0.0, **extra) -> Job:
+    if status == RUNNING:
+        extra = {"attempt_id": A1, "worker": "w1@host/1", "attempts": 1, **extra}
     return Job(job_id="j" * 32, tenant="acme", kind="render", audio_key="uploads/a/b.mp3",
                output_key="renders/j/output.mp4", status=status, progress=progress, **extra)
 
@@ -30,21 +39,22 @@ def make_job(status: str = QUEUED, progress: float = 0.0, **extra) -> Job:
 EXPECTED = {
     (QUEUED, "start"): RUNNING,
     (RUNNING, "start"): RUNNING,
-    (QUEUED, "progress"): RUNNING,
-    (QUEUED, "complete"): COMPLETE,
-    (QUEUED, "fail"): FAILED,
     (RUNNING, "progress"): RUNNING,
     (RUNNING, "complete"): COMPLETE,
     (RUNNING, "fail"): FAILED,
+    (RUNNING, "release"): FAILED,
     (QUEUED, "cancel"): CANCELED,
     (RUNNING, "cancel"): CANCELED,
+    (QUEUED, "time_out"): TIMED_OUT,
+    (RUNNING, "time_out"): TIMED_OUT,
+    (RUNNING, "requeue"): QUEUED,
 }
 
 
 @pytest.mark.parametrize(("state", "event"), list(itertools.product(STATES, EVENTS)))
 def test_every_transition_is_allowed_or_ignored_as_the_table_says(state: str, event: str):
     job = make_job(status=state, progress=0.25 if state != QUEUED else 0.0)
-    after = apply(job, EVENTS[event])
+    after = apply(job, EVENTS[event])  # no live lease
     if (state, event) in EXPECTED:
         assert after is not None and after.status == EXPECTED[(state, event)]
     else:
@@ -53,6 +63,44 @@ def test_every_transition_is_allowed_or_ignored_as_the_table_says(state: str, ev
 
 def test_the_table_in_code_is_the_one_tested():
     assert TRANSITIONS == EXPECTED
+
+
+def test_a_start_while_the_lease_lives_does_nothing_and_once_it_died_takes_over():
+    job = make_job(status=RUNNING, progress=0.4, stage="rendering")
+    assert apply(job, EVENTS["start"], lease_alive=True) is None
+    taken = apply(job, EVENTS["start"], lease_alive=False)
+    assert (taken.attempt_id, taken.worker, taken.attempts) == ("a2", "w1@host/2", 2)
+    assert (taken.progress, taken.stage) == (0.4, "rendering")  # nothing goes back
+
+
+@pytest.mark.parametrize("event", ["progress", "complete", "fail"])
+def test_reports_of_a_stale_attempt_or_of_none_are_ignored(event: str):
+    job = make_job(status=RUNNING, attempt_id="a9")  # another attempt took over
+    assert apply(job, EVENTS[event]) is None
+    assert apply(make_job(status=RUNNING), replace(EVENTS[event], attempt_id=None)) is None
+
+
+def test_release_counts_only_from_the_holder_and_without_error_keeps_the_record():
+    job = make_job(status=RUNNING)
+    assert apply(job, Event.released("w2@host/1", {"code": "x", "message": "y"})) is None
+    assert apply(job, Event.released("w1@host/1")) is None  # only the lease goes
+    failed = apply(job, EVENTS["release"])
+    assert failed.status == FAILED and failed.error["code"] == "time_limit_exceeded"
+
+
+def test_requeue_needs_a_dead_lease_and_past_max_attempts_gives_up():
+    job = make_job(status=RUNNING, progress=0.3, stage="rendering")
+    assert apply(job, EVENTS["requeue"], lease_alive=True) is None
+    queued = apply(job, EVENTS["requeue"])
+    assert queued.status == QUEUED and queued.attempt_id is None and queued.progress == 0.3
+    spent = apply(replace(job, attempts=3), EVENTS["requeue"])
+    assert spent.status == FAILED and spent.error["code"] == "worker_lost"
+
+
+def test_a_requeued_attempts_reports_no_longer_count():
+    queued = apply(make_job(status=RUNNING), EVENTS["requeue"])
+    assert apply(queued, EVENTS["complete"]) is None
+    assert apply(queued, EVENTS["progress"]) is None
 
 
 def test_terminal_states_are_sticky():
@@ -64,15 +112,15 @@ def test_terminal_states_are_sticky():
 
 def test_progress_never_goes_backwards():
     job = make_job(status=RUNNING, progress=0.6, stage="rendering")
-    assert apply(job, Event.progressed(0.4, "downloading")) is None
-    later = apply(job, Event.progressed(0.7))
+    assert apply(job, Event.progressed(0.4, "downloading", A1)) is None
+    later = apply(job, Event.progressed(0.7, None, A1))
     assert later is not None and later.progress == 0.7 and later.stage == "rendering"
 
 
 def test_each_start_is_an_attempt_and_past_max_attempts_the_job_fails_worker_lost():
     job = make_job()
     for attempt in (1, 2):
-        job = apply(job, Event.started(max_attempts=2))
+        job = apply(job, Event.started(max_attempts=2))  # each time the lease had died
         assert job.status == RUNNING and job.attempts == attempt
     given_up = apply(job, Event.started(max_attempts=2))
     assert given_up.status == FAILED and given_up.error["code"] == "worker_lost"
@@ -87,20 +135,20 @@ def test_a_redelivery_keeps_the_progress_and_stage_already_shown():
 
 def test_a_late_report_from_an_earlier_stage_is_ignored():
     job = make_job(status=RUNNING, progress=0.95, stage="uploading")
-    assert apply(job, Event.progressed(0.95, "rendering")) is None
-    assert apply(job, Event.progressed(0.97, "rendering")) is None
-    assert apply(job, Event.progressed(0.97, "uploading")).progress == 0.97
+    assert apply(job, Event.progressed(0.95, "rendering", A1)) is None
+    assert apply(job, Event.progressed(0.97, "rendering", A1)) is None
+    assert apply(job, Event.progressed(0.97, "uploading", A1)).progress == 0.97
 
 
 def test_duplicate_progress_report_is_ignored():
     job = make_job(status=RUNNING, progress=0.5, stage="rendering")
-    assert apply(job, Event.progressed(0.5, "rendering")) is None
+    assert apply(job, Event.progressed(0.5, "rendering", A1)) is None
 
 
 def test_progress_is_clamped_and_nan_ignored():
-    job = make_job()
-    assert apply(job, Event.progressed(float("nan"))) is None
-    assert apply(job, Event.progressed(7.0)).progress == 1.0
+    job = make_job(status=RUNNING)
+    assert apply(job, Event.progressed(float("nan"), None, A1)) is None
+    assert apply(job, Event.progressed(7.0, None, A1)).progress == 1.0
 
 
 def test_complete_sets_result_and_full_progress():
@@ -119,17 +167,57 @@ def test_failure_keeps_the_stage_it_failed_in():
 # --- the Redis-backed store ------------------------------------------------------
 
 
+def start(store: JobStore, worker: str = "w1@host/1") -> str:
+    report = store.apply_report("j" * 32, Event.started(3, worker=worker))
+    assert report.current
+    return report.job.attempt_id
+
+
 def test_store_round_trips_and_reports_whether_an_event_applied(redis_client):
     store = JobStore(redis_client)
     store.create(make_job())
-    job, applied = store.report("j" * 32, Event.progressed(0.2, "downloading"))
+    attempt = start(store)
+    job, applied = store.report("j" * 32, Event.progressed(0.2, "downloading", attempt))
     assert applied and job.status == RUNNING
-    job, applied = store.report("j" * 32, EVENTS["complete"])
+    job, applied = store.report("j" * 32, replace(EVENTS["complete"], attempt_id=attempt))
     assert applied and store.get("j" * 32).status == COMPLETE
-    job, applied = store.report("j" * 32, Event.progressed(0.9, "rendering"))
+    job, applied = store.report("j" * 32, Event.progressed(0.9, "rendering", attempt))
     assert not applied and job.status == COMPLETE and job.progress == 1.0
-    job, applied = store.report("j" * 32, EVENTS["fail"])
+    job, applied = store.report("j" * 32, replace(EVENTS["fail"], attempt_id=attempt))
     assert not applied and store.get("j" * 32).status == COMPLETE
+    assert not store.lease_alive("j" * 32) and list(store.active()) == []
+
+
+def test_store_lease_taken_at_start_renewed_by_progress_and_dropped_at_the_end(redis_client):
+    store = JobStore(redis_client, lease_seconds=0.5)
+    store.create(make_job())
+    attempt = start(store)
+    assert store.lease_alive("j" * 32)
+    second = store.apply_report("j" * 32, Event.started(3, worker="w2@host/1"))
+    assert not second.current and second.job.attempt_id == attempt  # did nothing
+    for _ in range(4):  # heartbeats keep it alive past its TTL
+        time.sleep(0.25)
+        assert store.apply_report("j" * 32, Event.progressed(0.1, "rendering", attempt)).current
+    assert store.lease_alive("j" * 32)
+    time.sleep(0.7)  # no heartbeat: the worker is gone
+    assert not store.lease_alive("j" * 32)
+    takeover = store.apply_report("j" * 32, Event.started(3, worker="w2@host/1"))
+    assert takeover.current and takeover.job.attempts == 2
+    stale = store.apply_report("j" * 32, Event.progressed(0.5, "rendering", attempt))
+    assert not stale.applied and not stale.current
+    store.report("j" * 32, Event.canceled())
+    assert not store.lease_alive("j" * 32)
+
+
+def test_a_release_by_the_holders_parent_drops_the_lease_at_once(redis_client):
+    store = JobStore(redis_client)
+    store.create(make_job())
+    start(store, "w1@host/7")
+    assert not store.apply_report("j" * 32, Event.released("w1@host/8")).current
+    assert store.lease_alive("j" * 32)
+    assert store.apply_report("j" * 32, Event.released("w1@host/7")).current
+    assert not store.lease_alive("j" * 32)
+    assert store.apply_report("j" * 32, Event.started(3, worker="w1@host/9")).current
 
 
 def test_store_refuses_a_second_create_and_unknown_jobs(redis_client):
@@ -146,8 +234,9 @@ def test_store_refuses_a_second_create_and_unknown_jobs(redis_client):
 def test_racing_reports_end_with_the_highest_progress_and_one_terminal_state(redis_client):
     store = JobStore(redis_client)
     store.create(make_job())
-    events = [Event.progressed(i / 100, "rendering") for i in range(100)]
-    events.insert(60, EVENTS["complete"])
+    attempt = start(store)
+    events = [Event.progressed(i / 100, "rendering", attempt) for i in range(100)]
+    events.insert(60, replace(EVENTS["complete"], attempt_id=attempt))
     threads = [threading.Thread(target=store.report, args=("j" * 32, e)) for e in events]
     for thread in threads:
         thread.start()

@@ -11,8 +11,8 @@ from tasks.errors import DownloadFailed, JobFailed
 
 
 def test_failure_payload_keeps_the_code_of_job_failures():
-    payload = failure_payload("j1", DownloadFailed("gone"))
-    assert payload == {"jobId": "j1", "status": "failed",
+    payload = failure_payload("j1", DownloadFailed("gone"), attempt="a1")
+    assert payload == {"jobId": "j1", "status": "failed", "attempt": "a1",
                        "error": {"code": "download_failed", "message": "gone"}}
     assert failure_payload("j1", JobFailed("bad", "invalid_audio"))["error"]["code"] == (
         "invalid_audio"

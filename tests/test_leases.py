@@ -1,0 +1,115 @@
+"""Leases and the reaper, for real: a whole worker SIGKILLed mid-render, a job past
+its deadline, a second delivery of a job that is alive. Each test runs its own
+redis-server, API, Celery beat and workers, with a short lease so the reaper acts
+within seconds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from scripts import stack as st
+from tests.conftest import SAMPLE
+from tests.e2e import poll, record, submit, upload, wait_for
+from tests.media import probe
+from storage import Settings
+from tasks.celeryapp import create_celery
+from tests.test_faults import SLOW, ffmpeg_encoders, start_api
+
+#: A lease this short is lost 3 s after the last heartbeat (workers beat every 2 s).
+FAST_REAPER = {"LEASE_SECONDS": "3", "REAP_INTERVAL": "1"}
+
+
+@pytest.fixture
+def parts(tmp_path: Path):
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(st.redis_server(tmp_path))
+        running = start_api(stack, tmp_path, redis_url, **FAST_REAPER)
+        running.procs["beat"] = stack.enter_context(st.beat(running.env, tmp_path))
+        yield stack, running, tmp_path
+
+
+def long_audio(tmp_path: Path, seconds: int) -> Path:
+    path = tmp_path / f"tone-{seconds}s.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    f"sine=frequency=440:duration={seconds}", "-c:a", "libmp3lame", str(path)],
+                   check=True)
+    return path
+
+
+def test_a_whole_worker_killed_mid_render_completes_on_another_after_lease_expiry(parts):
+    stack, running, tmp_path = parts
+    first = stack.enter_context(st.worker(running.env, tmp_path / "w1.log", name="w1"))
+    job_id = submit(running, {**SLOW, "audioKey": upload(running, SAMPLE)})["jobId"]
+    wait_for(lambda: record(running, job_id).progress >= 0.15, 60, "the render under way")
+    assert record(running, job_id).worker.startswith("w1@")
+    second = stack.enter_context(st.worker(running.env, tmp_path / "w2.log", name="w2"))
+
+    os.killpg(first.pid, signal.SIGKILL)  # the parent, its pool and their ffmpeg: no goodbye
+    first.wait()
+
+    done, seen = poll(running, job_id, timeout=180)
+    assert done["status"] == "complete", done["error"]
+    after = record(running, job_id)
+    assert after.attempts == 2 and after.worker.startswith("w2@")
+    assert seen == sorted(seen)  # the bar never went back
+    assert "worker was lost; queued again" in (tmp_path / "api.log").read_text()
+    assert (tmp_path / "w2.log").read_text().count(f"render_job[{job_id}] received") == 1
+    video = tmp_path / "storage" / f"renders/{job_id}/output.mp4"
+    assert abs(float(probe(video)["format"]["duration"]) - 20.0) < 0.1
+    assert sorted(p.name for p in video.parent.iterdir()) == ["output.mp4"]
+    assert second.poll() is None
+
+
+def test_a_second_delivery_of_a_job_whose_worker_is_alive_does_nothing(parts):
+    stack, running, tmp_path = parts
+    stack.enter_context(st.worker(running.env, tmp_path / "w1.log", name="w1"))
+    job_id = submit(running, {**SLOW, "audioKey": upload(running, SAMPLE)})["jobId"]
+    wait_for(lambda: record(running, job_id).progress >= 0.1, 60, "the render under way")
+    holder = record(running, job_id).attempt_id
+    # the broker hands the same job out again (as after a visibility timeout)
+    app = create_celery(Settings.from_env(running.env))
+    job = record(running, job_id)
+    app.send_task("soundreel.render_job", task_id=job_id, kwargs={
+        "job_id": job_id, "kind": job.kind, "audio_key": job.audio_key,
+        "output_key": job.output_key, "options": job.options,
+    })
+    log = tmp_path / "w1.log"
+    wait_for(lambda: f"job {job_id} is running: this delivery does nothing" in log.read_text(),
+             30, "the duplicate to be dropped")
+    done, _ = poll(running, job_id, timeout=180)
+    assert done["status"] == "complete" and done["attempts"] == 1
+    assert record(running, job_id).attempt_id == holder
+
+
+def test_a_job_past_its_deadline_ends_timed_out_queued_or_running(parts):
+    stack, running, tmp_path = parts
+    audio = upload(running, long_audio(tmp_path, 240))
+    # queued, with no worker for its queue (only one for callbacks, which runs the reaper)
+    stack.enter_context(st.worker(running.env, tmp_path / "c1.log", name="c1",
+                                  queues="callbacks"))
+    queued = submit(running, {"kind": "prepare", "audioKey": audio, "timeoutSeconds": 10})
+    done, _ = poll(running, queued["jobId"], timeout=60)
+    assert done["status"] == "timed_out" and done["error"]["code"] == "timed_out"
+    assert done["attempts"] == 0 and done["deadlineAt"] == queued["deadlineAt"]
+
+    worker = stack.enter_context(st.worker(running.env, tmp_path / "w1.log", name="w1"))
+    log = tmp_path / "w1.log"
+    wait_for(lambda: f"job {queued['jobId']} is timed_out: this delivery does nothing"
+             in log.read_text(), 30, "the stale message to be dropped")
+    # running when the deadline passes: the worker stops at its next heartbeat
+    slow = submit(running, {**SLOW, "audioKey": audio, "timeoutSeconds": 12})["jobId"]
+    wait_for(lambda: record(running, slow).status == "running", 30, "the render to start")
+    done, _ = poll(running, slow, timeout=60)
+    assert done["status"] == "timed_out" and done["result"] is None
+    wait_for(lambda: f"job {slow}: stopped, the API said this attempt is over"
+             in log.read_text(), 15, "the worker to stop")
+    wait_for(lambda: not ffmpeg_encoders(), 10, "its ffmpeg to be gone")
+    assert not (tmp_path / "storage" / f"renders/{slow}").exists()
+    assert list((tmp_path / "tmp").glob("soundreel-*")) == []
+    assert worker.poll() is None
