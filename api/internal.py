@@ -11,7 +11,9 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from api.auth import require_worker
+from api.errors import NotFound
 from api.schemas import (
+    DeliveryOutcome,
     ProgressReport,
     ReleaseRequest,
     StartRequest,
@@ -63,6 +65,20 @@ def release_attempt(job_id: str) -> Any:
 def worker_webhook() -> Any:
     job, applied = service().finish(parse(WorkerReport, json_body()))
     return {"jobId": job.job_id, "status": job.status, "applied": applied}
+
+
+@bp.get("/deliveries/<job_id>")
+def delivery(job_id: str) -> Any:
+    found = service().delivery_for_worker(job_id)
+    if found is None:
+        raise NotFound(f"No webhook delivery for job {job_id}.")
+    return found
+
+
+@bp.post("/deliveries/<job_id>/attempts")
+def delivery_attempt(job_id: str) -> Any:
+    delivery = service().record_delivery(job_id, parse(DeliveryOutcome, json_body()))
+    return {"jobId": job_id, "state": delivery.state}
 
 
 @bp.post("/reap")

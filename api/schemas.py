@@ -32,7 +32,9 @@ class Strict(BaseModel):
 
 class JobRequest(Strict):
     kind: Literal["render", "preview", "prepare"] = "render"
-    audio_key: str = Field(alias="audioKey", max_length=512)
+    audio_key: str | None = Field(default=None, alias="audioKey", max_length=512)
+    #: Instead of an upload: an http(s) URL the worker fetches (through the SSRF guard).
+    audio_url: str | None = Field(default=None, alias="audioUrl", max_length=2048)
     options: RenderSpec = Field(default_factory=RenderSpec)
     output_key: str | None = Field(default=None, alias="outputKey", max_length=512)
     #: Seconds from submission after which the job ends ``timed_out``; the kind's
@@ -41,10 +43,14 @@ class JobRequest(Strict):
         default=None, alias="timeoutSeconds", ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS,
         strict=True,
     )
+    #: POSTed, signed (Standard Webhooks), when the job ends.
+    webhook_url: str | None = Field(default=None, alias="webhookUrl", max_length=2048)
 
     @field_validator("audio_key")
     @classmethod
-    def _audio_key(cls, value: str) -> str:
+    def _audio_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         try:
             check_key(value)
         except InvalidKey:
@@ -72,6 +78,8 @@ class JobRequest(Strict):
 
     @model_validator(mode="after")
     def _output_extension(self) -> JobRequest:
+        if (self.audio_key is None) == (self.audio_url is None):
+            raise ValueError("give either audioKey (an upload) or audioUrl, not both")
         wanted = OUTPUT_EXTENSIONS[self.kind]
         if self.output_key is not None and not self.output_key.endswith(wanted):
             raise ValueError(f"outputKey of a {self.kind} job must end with {wanted}")
@@ -81,7 +89,7 @@ class JobRequest(Strict):
 
     def upload_keys(self) -> dict[str, str]:
         """Every uploaded file the job reads, by request field: all must be the tenant's."""
-        keys = {"audioKey": self.audio_key}
+        keys = {"audioKey": self.audio_key} if self.audio_key else {}
         for role, key in self.options.asset_keys.items():
             keys[f"options.{role}Key"] = key
         return keys
@@ -105,6 +113,16 @@ class ProgressReport(Strict):
 class ReportedError(Strict):
     code: str = Field(max_length=64, pattern=r"^[a-z_]+$")
     message: str = Field(max_length=2000)
+
+
+class DeliveryOutcome(Strict):
+    """A worker's report of one client webhook attempt."""
+
+    webhook_id: str = Field(alias="webhookId", max_length=100)
+    status_code: int | None = Field(default=None, alias="statusCode", ge=100, le=599)
+    error: str | None = Field(default=None, max_length=500)
+    duration_ms: int = Field(alias="durationMs", ge=0, le=10**8)
+    forbidden: bool = False
 
 
 class ReleaseRequest(Strict):

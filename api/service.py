@@ -6,6 +6,7 @@ One `Service` per app, kept in ``app.extensions["soundreel"]``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -17,7 +18,14 @@ from flask import current_app
 from werkzeug.utils import secure_filename
 
 from api.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
-from api.schemas import JobRequest, ProgressReport, ReleaseRequest, StartRequest, WorkerReport
+from api.schemas import (
+    DeliveryOutcome,
+    JobRequest,
+    ProgressReport,
+    ReleaseRequest,
+    StartRequest,
+    WorkerReport,
+)
 from storage import Event, Job, JobNotFound, JobStore, ObjectStore, Settings
 from storage.constants import (
     COMPLETE,
@@ -33,9 +41,17 @@ from storage.constants import (
     upload_id_of,
     upload_key,
 )
+from storage.deliveries import Delivery, DeliveryStore, after_attempt, redelivered
 from storage.idempotency import IdempotencyStore
 from storage.jobs import Report, iso_at
-from tasks.constants import RENDER_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK, TIME_LIMITS
+from storage.urlguard import ForbiddenUrl, check_url
+from tasks.constants import (
+    DELIVER_WEBHOOK_TASK,
+    RENDER_TASK,
+    REPORT_FAILURE_TASK,
+    REPORT_RESULT_TASK,
+    TIME_LIMITS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +97,7 @@ class Service:
         self.settings = settings
         self.jobs = jobs
         self.idempotency = IdempotencyStore(jobs.redis)
+        self.deliveries = DeliveryStore(jobs.redis)
         self.objects = objects
         self.celery = celery
 
@@ -125,16 +142,21 @@ class Service:
                 code="output_key_taken",
                 field="outputKey",
             )
+        for field, url in (("audioUrl", request.audio_url), ("webhookUrl", request.webhook_url)):
+            if url is not None:
+                self._check_url(field, url)
         job_id = uuid.uuid4().hex
         timeout = request.timeout_seconds or DEFAULT_TIMEOUTS[request.kind]
         job = Job(
             job_id=job_id,
             tenant=tenant,
             kind=request.kind,
-            audio_key=request.audio_key,
+            audio_key=request.audio_key or "",
+            audio_url=request.audio_url,
             output_key=request.output_key or default_output_key(request.kind, job_id),
             options=request.options.model_dump(),
             deadline_at=iso_at(time.time() + timeout),
+            webhook_url=request.webhook_url,
         )
         self.jobs.create(job)
         try:
@@ -146,6 +168,14 @@ class Service:
         log.info("tenant %s submitted %s job %s", tenant, job.kind, job.job_id)
         return job
 
+    def _check_url(self, field: str, url: str) -> None:
+        """The SSRF guard at submission: refuse what is already known to be forbidden
+        (the worker checks again, at the address it connects to)."""
+        try:
+            check_url(url, self.settings.allow_private_urls)
+        except ForbiddenUrl as exc:
+            raise BadRequest(f"{field}: {exc.message}", code="forbidden_url", field=field) from None
+
     def _enqueue(self, job: Job) -> None:
         """Send the job's task (task id = job id, so Flower shows it under that id)."""
         self.celery.send_task(
@@ -154,6 +184,7 @@ class Service:
                 "job_id": job.job_id,
                 "kind": job.kind,
                 "audio_key": job.audio_key,
+                "audio_url": job.audio_url,
                 "output_key": job.output_key,
                 "options": job.options,
             },
@@ -180,7 +211,7 @@ class Service:
         revoke broadcast only saves that worker the pick-up.
         """
         self.job_for(tenant, job_id)
-        job, applied = self.jobs.report(job_id, Event.canceled())
+        job, applied = self._report(job_id, Event.canceled())
         if not applied:
             raise Conflict(
                 f"The job is already {job.status}; only queued or running jobs can be canceled.",
@@ -194,7 +225,18 @@ class Service:
         return job
 
     def view(self, job: Job) -> dict[str, Any]:
+        """The job as clients poll it: its document plus fresh links."""
         url, expires_at = self._download_link(job)
+        return {
+            **self.document(job),
+            "downloadUrl": url,
+            "downloadUrlExpiresAt": expires_at,
+            **self._extra_links(job),
+        }
+
+    @staticmethod
+    def document(job: Job) -> dict[str, Any]:
+        """The job without links: what the client webhook carries."""
         return {
             "jobId": job.job_id,
             "kind": job.kind,
@@ -203,15 +245,14 @@ class Service:
             "stage": job.stage,
             "createdAt": job.created_at,
             "updatedAt": job.updated_at,
-            "audioKey": job.audio_key,
+            "audioKey": job.audio_key or None,
+            "audioUrl": job.audio_url,
             "options": job.options,
             "result": job.result,
             "error": job.error,
             "attempts": job.attempts,
             "deadlineAt": job.deadline_at or None,
-            "downloadUrl": url,
-            "downloadUrlExpiresAt": expires_at,
-            **self._extra_links(job),
+            "webhookUrl": job.webhook_url,
         }
 
     def _trusted_result(self, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +295,7 @@ class Service:
         """A delivery of the job is about to start work. It gets a new attempt and
         the lease, unless a live attempt holds the job (``current`` is then false:
         the delivery does nothing) or MAX_ATTEMPTS is spent (worker_lost)."""
-        report = self.jobs.apply_report(
+        report = self._apply(
             job_id, Event.started(self.settings.max_attempts, worker=request.worker)
         )
         if report.applied and report.job.status == FAILED:
@@ -266,7 +307,7 @@ class Service:
 
     def progress(self, job_id: str, report: ProgressReport) -> Report:
         """Progress, and the heartbeat that renews the attempt's lease."""
-        return self.jobs.apply_report(
+        return self._apply(
             job_id, Event.progressed(report.progress, report.stage, report.attempt)
         )
 
@@ -274,7 +315,7 @@ class Service:
         """A worker's parent says the child running the job died (the lease goes, so
         the redelivery starts at once) or hit the hard time limit (the job fails)."""
         error = request.error.model_dump() if request.error else None
-        report = self.jobs.apply_report(job_id, Event.released(request.worker, error))
+        report = self._apply(job_id, Event.released(request.worker, error))
         if report.current:
             log.warning("job %s: worker %s lost the attempt (%s)", job_id, request.worker,
                         error["code"] if error else "child died")
@@ -287,7 +328,7 @@ class Service:
         else:
             assert report.error is not None
             event = Event.failed(report.error.code, report.error.message, report.attempt)
-        job, applied = self.jobs.report(report.job_id, event)
+        job, applied = self._report(report.job_id, event)
         if applied and job.status == COMPLETE:
             keys = {name: job.result[name] for name in RESULT_KEY_FIELDS if name in job.result}
             log.info("job %s complete: %s", job.job_id, keys)
@@ -324,14 +365,12 @@ class Service:
             if job.terminal:
                 self.jobs.forget_active(job_id)
             elif deadline <= now:
-                job, applied = self.jobs.report(job_id, Event.timed_out())
+                job, applied = self._report(job_id, Event.timed_out())
                 if applied:
                     counts["timedOut"] += 1
                     log.warning("job %s timed out (%s)", job_id, job.deadline_at)
             elif job.status == RUNNING and not self.jobs.lease_alive(job_id):
-                job, applied = self.jobs.report(
-                    job_id, Event.requeued(self.settings.max_attempts)
-                )
+                job, applied = self._report(job_id, Event.requeued(self.settings.max_attempts))
                 if applied and job.status == QUEUED:
                     self._enqueue(job)
                     counts["requeued"] += 1
@@ -340,4 +379,84 @@ class Service:
                 elif applied:
                     counts["workerLost"] += 1
                     log.warning("job %s: worker lost %d times, given up", job_id, job.attempts)
+        counts["webhooksSent"] = self._dispatch()
         return counts
+
+    # --- client webhooks -----------------------------------------------------
+
+    def _apply(self, job_id: str, event: Event) -> Report:
+        """Apply a report; a job it ends that has a webhook gets it sent at once."""
+        report = self.jobs.apply_report(job_id, event)
+        if report.applied and report.job.terminal and report.job.webhook_url:
+            self._dispatch(job_id)
+        return report
+
+    def _report(self, job_id: str, event: Event) -> tuple[Job, bool]:
+        report = self._apply(job_id, event)
+        return report.job, report.applied
+
+    def _dispatch(self, job_id: str | None = None) -> int:
+        """Hand due deliveries (or ``job_id``'s) to workers. One that cannot be sent
+        now stays claimed for CLAIM_SECONDS, then is due again: never lost."""
+        try:
+            claimed = self.deliveries.claim_due(time.time(), job_id=job_id)
+            for due in claimed:
+                self.celery.send_task(DELIVER_WEBHOOK_TASK, args=[due])
+        except Exception as exc:  # noqa: BLE001 - the job's own answer matters more
+            log.warning("webhook dispatch deferred: %s", type(exc).__name__)
+            return 0
+        return len(claimed)
+
+    def delivery_for_worker(self, job_id: str) -> dict[str, Any] | None:
+        """What a worker needs for one attempt. The body is made from the ended
+        job's record, which no longer changes: the same bytes on every try."""
+        delivery = self.deliveries.get(job_id)
+        if delivery is None:
+            return None
+        body = json.dumps(self.document(self.jobs.get(job_id)), separators=(",", ":"))
+        return {"jobId": job_id, "tenant": delivery.tenant, "webhookId": delivery.webhook_id,
+                "url": delivery.url, "state": delivery.state, "body": body}
+
+    def record_delivery(self, job_id: str, outcome: DeliveryOutcome) -> Delivery:
+        def change(delivery: Delivery) -> Delivery:
+            return after_attempt(
+                delivery, outcome.status_code, outcome.error, outcome.duration_ms, time.time(),
+                self.settings.webhook_retry_scale, final_error=outcome.forbidden,
+            )
+
+        delivery = self.deliveries.update(job_id, change)
+        log.info("webhook %s of job %s: %s (%s)", delivery.webhook_id, job_id,
+                 outcome.status_code or outcome.error, delivery.state)
+        return delivery
+
+    def deliveries_of(self, tenant: str, job_id: str) -> dict[str, Any]:
+        job = self.job_for(tenant, job_id)
+        delivery = self.deliveries.get(job_id)
+        if delivery is None:
+            state = "none" if not job.webhook_url else "waiting"  # waiting: not ended yet
+            return {"jobId": job_id, "webhookUrl": job.webhook_url, "webhookId": None,
+                    "state": state, "nextAttemptAt": None, "attempts": []}
+        return {
+            "jobId": job_id,
+            "webhookUrl": delivery.url,
+            "webhookId": delivery.webhook_id,
+            "state": delivery.state,
+            "nextAttemptAt": iso_at(delivery.next_attempt_at)
+            if delivery.state == "pending" and delivery.next_attempt_at else None,
+            "attempts": [
+                {"at": iso_at(a["at"]), "statusCode": a["statusCode"], "error": a["error"],
+                 "durationMs": a["durationMs"]}
+                for a in delivery.attempts
+            ],
+        }
+
+    def redeliver(self, tenant: str, job_id: str) -> dict[str, Any]:
+        job = self.job_for(tenant, job_id)
+        if not job.webhook_url:
+            raise Conflict("The job has no webhookUrl.", code="no_webhook")
+        if self.deliveries.get(job_id) is None:
+            raise Conflict("The job has not ended yet; its webhook is sent when it does.",
+                           code="job_not_finished")
+        self.deliveries.update(job_id, lambda d: redelivered(d, time.time()))
+        self._dispatch(job_id)
+        return self.deliveries_of(tenant, job_id)

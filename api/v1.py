@@ -14,6 +14,7 @@ from api.errors import BadRequest, NotFound
 from api.idempotency import idempotent
 from api.schemas import JobRequest, json_body, parse
 from api.service import service
+from storage.secrets import webhook_secret
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 
@@ -68,6 +69,24 @@ def get_job(job_id: str) -> Any:
 @bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> Any:
     return service().view(service().cancel(g.tenant, _checked(job_id)))
+
+
+@bp.get("/jobs/<job_id>/deliveries")
+def job_deliveries(job_id: str) -> Any:
+    """The job's webhook: its id, state, next try and every attempt so far."""
+    return service().deliveries_of(g.tenant, _checked(job_id))
+
+
+@bp.post("/jobs/<job_id>/deliveries/redeliver")
+def redeliver(job_id: str) -> Any:
+    """Send the ended job's webhook again (same webhook-id), with a fresh schedule."""
+    return service().redeliver(g.tenant, _checked(job_id)), 202
+
+
+@bp.get("/webhooks/secret")
+def webhook_secret_of_tenant() -> Any:
+    """The secret that signs this tenant's webhooks (Standard Webhooks, ``whsec_``)."""
+    return {"secret": webhook_secret(service().settings, g.tenant)}
 
 
 def _checked(job_id: str) -> str:

@@ -76,6 +76,14 @@ def lease_redis_key(job_id: str) -> str:
     return f"{REDIS_PREFIX}lease:{job_id}"
 
 
+def delivery_redis_key(job_id: str) -> str:
+    """The client webhook delivery of an ended job (`storage.deliveries`)."""
+    return f"{REDIS_PREFIX}delivery:{job_id}"
+
+
+#: Webhook deliveries waiting for their next attempt, scored by when (epoch seconds).
+DUE_DELIVERIES_REDIS_KEY: Final = f"{REDIS_PREFIX}deliveries:due"
+
 #: Jobs not yet ended, scored by their deadline (epoch seconds): what the reaper walks.
 ACTIVE_JOBS_REDIS_KEY: Final = f"{REDIS_PREFIX}active"
 

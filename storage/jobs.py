@@ -54,6 +54,7 @@ from storage.constants import (
     output_redis_key,
     upload_redis_key,
 )
+from storage.deliveries import Delivery, DeliveryStore
 from storage.errors import JobNotFound, StorageUnavailable
 
 EventKind = Literal[
@@ -120,6 +121,10 @@ class Job:
     started_at: str | None = None
     #: When the job ends ``timed_out`` if it has not ended by then ("" = never).
     deadline_at: str = ""
+    #: The client's webhook, POSTed (signed) when the job ends.
+    webhook_url: str | None = None
+    #: The input as a client URL (then ``audio_key`` is ""), fetched through the guard.
+    audio_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -361,6 +366,10 @@ class JobStore:
                 pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)
                 if changed.terminal:
                     pipe.zrem(ACTIVE_JOBS_REDIS_KEY, job_id)
+                    if changed.webhook_url:
+                        # in the same transaction: an ended job never misses its webhook
+                        DeliveryStore.add(pipe, Delivery.for_job(
+                            job_id, changed.tenant, changed.webhook_url))
             if action == "set":
                 attempt = (changed or job).attempt_id
                 pipe.set(lease, attempt or "", px=int(self.lease_seconds * 1000))

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from storage.urlguard import parse_allow_list
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_STORAGE_DIR = "./var/storage"
@@ -89,8 +91,14 @@ class Settings:
     #: lost (its lease expires) and is handed to another worker. Workers report
     #: every 2 s, so this covers API restarts and slow networks.
     lease_seconds: float = DEFAULT_LEASE_SECONDS
-    #: How often Celery beat runs the reaper (lost leases, deadlines).
+    #: How often Celery beat runs the reaper (lost leases, deadlines, due webhooks).
     reap_interval: float = DEFAULT_REAP_INTERVAL
+    #: ``host:port`` endpoints exempt from the SSRF guard (development and tests only).
+    allow_private_urls: frozenset[str] = frozenset()
+    #: Key from which each tenant's webhook secret is derived; WORKER_TOKEN if unset.
+    webhook_signing_key: str = field(default="", repr=False)
+    #: Multiplies the webhook retry schedule (tests shrink it; 1 in production).
+    webhook_retry_scale: float = 1.0
     log_level: str = "INFO"
 
     @classmethod
@@ -125,6 +133,17 @@ class Settings:
             raise SettingsError("MAX_ATTEMPTS must be a whole number, at least 1")
         lease_seconds = _seconds("LEASE_SECONDS", get("LEASE_SECONDS"), DEFAULT_LEASE_SECONDS)
         reap_interval = _seconds("REAP_INTERVAL", get("REAP_INTERVAL"), DEFAULT_REAP_INTERVAL)
+        try:
+            allow_private_urls = parse_allow_list(get("ALLOW_PRIVATE_URLS") or "")
+        except ValueError as exc:
+            raise SettingsError(f"ALLOW_PRIVATE_URLS: {exc}") from None
+        scale = get("WEBHOOK_RETRY_SCALE")
+        try:
+            retry_scale = float(scale) if scale else 1.0
+        except ValueError:
+            raise SettingsError("WEBHOOK_RETRY_SCALE must be a number") from None
+        if not 0 < retry_scale <= 1:
+            raise SettingsError("WEBHOOK_RETRY_SCALE must be above 0 and at most 1")
         worker_token = get("WORKER_TOKEN")
         if not worker_token:
             raise SettingsError(
@@ -145,6 +164,9 @@ class Settings:
             max_attempts=int(attempts) if attempts else DEFAULT_MAX_ATTEMPTS,
             lease_seconds=lease_seconds,
             reap_interval=reap_interval,
+            allow_private_urls=allow_private_urls,
+            webhook_signing_key=get("WEBHOOK_SIGNING_KEY") or "",
+            webhook_retry_scale=retry_scale,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
         )
 

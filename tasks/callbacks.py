@@ -102,5 +102,8 @@ def register(app: SoundreelCelery) -> None:
         except ApiUnavailable as exc:
             log.warning("reaper: the API cannot be reached (%s); next tick", exc)
             return
-        if any(counts.values()):
+        lost = {k: v for k, v in counts.items() if v and k != "webhooksSent"}
+        if lost:
             log.warning("reaper: %s", counts)
+        elif counts.get("webhooksSent"):
+            log.info("reaper: %s", counts)

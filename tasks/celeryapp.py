@@ -14,9 +14,11 @@ from kombu import Queue
 
 import tasks.callbacks
 import tasks.render
+import tasks.webhooks
 from storage import ObjectStore, Settings, object_store
 from tasks.constants import (
     CALLBACK_QUEUE,
+    DELIVER_WEBHOOK_TASK,
     JOB_SOFT_TIME_LIMIT,
     JOB_TIME_LIMIT,
     REAP_TASK,
@@ -77,6 +79,7 @@ def create_celery(settings: Settings) -> SoundreelCelery:
             REPORT_RESULT_TASK: {"queue": CALLBACK_QUEUE},
             REPORT_FAILURE_TASK: {"queue": CALLBACK_QUEUE},
             REAP_TASK: {"queue": CALLBACK_QUEUE},
+            DELIVER_WEBHOOK_TASK: {"queue": CALLBACK_QUEUE},
         },
         # `celery -A tasks beat` sends the reaper; a tick not run within its
         # interval is dropped (the next one does the same work).
@@ -94,4 +97,5 @@ def create_celery(settings: Settings) -> SoundreelCelery:
     )
     tasks.render.register(app)
     tasks.callbacks.register(app)
+    tasks.webhooks.register(app)
     return app

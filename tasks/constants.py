@@ -16,6 +16,8 @@ REPORT_RESULT_TASK: Final = "soundreel.report_result"
 #: ``link_error``: turns the failure into a report and sends it like a result.
 REPORT_FAILURE_TASK: Final = "soundreel.report_failure"
 
+#: One POST of a client webhook (tasks.webhooks).
+DELIVER_WEBHOOK_TASK: Final = "soundreel.deliver_webhook"
 #: Celery beat's periodic reaper: lost leases and deadlines (see api.service.Service.reap).
 REAP_TASK: Final = "soundreel.reap"
 

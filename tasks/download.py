@@ -1,4 +1,5 @@
-"""Fetching a job's input over a signed URL, bounded in size and time."""
+"""Fetching a job's input, bounded in size and time: over our own storage's signed
+URL (trusted), or from a client's ``audioUrl`` (hostile: through the SSRF guard)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ from pathlib import Path
 
 import requests
 
-from tasks.errors import DownloadFailed
+from storage.urlguard import ForbiddenUrl, UrlFetchError, guarded_request
+from tasks.errors import DownloadFailed, JobFailed
 
 CHUNK = 1024 * 1024
 #: (connect, read) seconds; read is per chunk, not for the whole body.
 TIMEOUT = (10, 60)
+#: The whole fetch of a client's audioUrl, redirects included.
+CLIENT_URL_DEADLINE = 10 * 60.0
 
 
 def download(url: str, dest: Path, *, max_bytes: int) -> int:
@@ -40,4 +44,33 @@ def download(url: str, dest: Path, *, max_bytes: int) -> int:
         ) from None
     if written == 0:
         raise DownloadFailed("The input audio is empty (0 bytes). Upload the file again.")
+    return written
+
+
+def fetch_client_url(
+    url: str, dest: Path, *, max_bytes: int, allow: frozenset[str],
+    deadline: float = CLIENT_URL_DEADLINE,
+) -> int:
+    """Stream a client's ``audioUrl`` into ``dest`` through the SSRF guard: resolved
+    once, connected to the checked address, every redirect checked, a total deadline
+    and a byte cap. A forbidden address fails the job with ``forbidden_url``."""
+    written = 0
+    with open(dest, "wb") as out:
+        def sink(chunk: bytes) -> None:
+            nonlocal written
+            written += len(chunk)
+            out.write(chunk)
+
+        try:
+            response = guarded_request("GET", url, allow=allow, sink=sink, max_bytes=max_bytes,
+                                       deadline=deadline)
+        except ForbiddenUrl as exc:
+            raise JobFailed(f"audioUrl: {exc.message}", "forbidden_url") from None
+        except UrlFetchError as exc:
+            raise DownloadFailed(f"Could not fetch audioUrl: {exc.message}") from None
+    if response.status != 200:
+        raise DownloadFailed(f"Could not fetch audioUrl: the server answered HTTP "
+                             f"{response.status}.")
+    if written == 0:
+        raise DownloadFailed("audioUrl gave an empty body (0 bytes).")
     return written

@@ -42,7 +42,7 @@ from storage.constants import (
 )
 from tasks.callbacks import time_limit_error
 from tasks.constants import RENDER_TASK
-from tasks.download import download
+from tasks.download import download, fetch_client_url
 from tasks.errors import JobCanceled, JobFailed, UploadFailed
 from tasks.reports import ApiUnavailable, ProgressReporter
 
@@ -82,6 +82,8 @@ def run_job(
     max_bytes: int,
     should_stop: Callable[[], bool] = lambda: False,
     max_audio_seconds: float | None = None,
+    audio_url: str | None = None,
+    allow_urls: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Do one job end to end and return its ``result``; raise `JobFailed` on failure.
 
@@ -98,7 +100,10 @@ def run_job(
         workdir = Path(tmp)
         report(0.0, STAGE_DOWNLOADING)
         source = workdir / "input"
-        download(store.presigned_url(audio_key, AUDIO_URL_TTL), source, max_bytes=max_bytes)
+        if audio_url:
+            fetch_client_url(audio_url, source, max_bytes=max_bytes, allow=allow_urls)
+        else:
+            download(store.presigned_url(audio_key, AUDIO_URL_TTL), source, max_bytes=max_bytes)
         assets = Assets(
             **{
                 role: _fetch(store, key, workdir / f"asset-{role}", max_bytes)
@@ -267,7 +272,7 @@ def register(app: SoundreelCelery) -> None:
     @app.task(name=RENDER_TASK, bind=True, Request=JobDelivery, max_retries=None)
     def render_job(
         self: Any, *, job_id: str, kind: str, audio_key: str, output_key: str,
-        options: dict[str, Any],
+        options: dict[str, Any], audio_url: str | None = None,
     ) -> dict[str, Any]:
         me = holder(self.request.hostname, os.getpid())
         with ProgressReporter(app.api, job_id) as progress:
@@ -286,8 +291,9 @@ def register(app: SoundreelCelery) -> None:
                 raise Ignore()
             # the errback (same process) reads it: a failure report names its attempt
             self.request.soundreel_attempt = answer.attempt
-            log.info("job %s: %s of %s started (attempt %s)", job_id, kind, audio_key,
-                     answer.attempt)
+            # a client's URL may be signed: never logged
+            log.info("job %s: %s of %s started (attempt %s)", job_id, kind,
+                     audio_key or "an audioUrl", answer.attempt)
             try:
                 result = run_job(
                     app.object_store,
@@ -300,6 +306,8 @@ def register(app: SoundreelCelery) -> None:
                     max_bytes=app.settings.max_upload_bytes,
                     should_stop=progress.stop.is_set,
                     max_audio_seconds=app.settings.max_audio_seconds,
+                    audio_url=audio_url,
+                    allow_urls=app.settings.allow_private_urls,
                 )
             except JobCanceled:
                 # the job was canceled or timed out (the API shows it), or another

@@ -106,6 +106,23 @@ class ApiClient:
             # the lease then expires by itself and the reaper takes over
             log.warning("job %s: release of %s not sent: %s", job_id, worker, exc)
 
+    def delivery(self, job_id: str) -> dict[str, Any] | None:
+        """A client webhook to send: url, webhookId, tenant, body, state."""
+        response = self._request("GET", f"/internal/deliveries/{job_id}", None)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise ApiUnavailable(f"API answered {response.status_code}")
+        return response.json()
+
+    def record_delivery(self, job_id: str, webhook_id: str, outcome: dict[str, Any]) -> None:
+        body = {"webhookId": webhook_id, "statusCode": outcome["statusCode"],
+                "error": outcome["error"], "durationMs": outcome["durationMs"],
+                "forbidden": outcome["forbidden"]}
+        response = self._request("POST", f"/internal/deliveries/{job_id}/attempts", body)
+        if response.status_code >= 400:
+            raise ApiUnavailable(f"API answered {response.status_code}")
+
     def reap(self) -> dict[str, int]:
         response = self._request("POST", "/internal/reap", None, timeout=60)
         if response.status_code >= 400:

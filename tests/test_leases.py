@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from scripts import stack as st
+from storage import Settings
+from tasks.celeryapp import create_celery
 from tests.conftest import SAMPLE
 from tests.e2e import poll, record, submit, upload, wait_for
 from tests.media import probe
-from storage import Settings
-from tasks.celeryapp import create_celery
 from tests.test_faults import SLOW, ffmpeg_encoders, start_api
 
 #: A lease this short is lost 3 s after the last heartbeat (workers beat every 2 s).

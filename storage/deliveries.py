@@ -1,0 +1,169 @@
+"""Client webhook deliveries: one per ended job that asked for one (``webhookUrl``).
+
+A delivery is created in the same Redis transaction that ends the job (see
+`storage.jobs.JobStore.apply_report`), so an ended job never misses its webhook
+because the API died at the wrong moment. It is due at once; the reaper's tick
+(and the API, right away) hands due deliveries to workers, each claim pushing the
+due time out by CLAIM_SECONDS so a worker that dies mid-POST only delays it. Each
+attempt's outcome comes back to the API, which records it and schedules the next
+try: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then daily until 3 days have passed
+(at-least-once, the same ``webhook-id`` every time, as Standard Webhooks asks).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import redis
+
+from storage.constants import DUE_DELIVERIES_REDIS_KEY, RECORD_TTL_SECONDS, delivery_redis_key
+from storage.errors import JobNotFound
+
+#: Waits after the 1st, 2nd, ... failed attempt; then DAILY until GIVE_UP_AFTER.
+RETRY_DELAYS = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600)
+DAILY = 24 * 3600
+GIVE_UP_AFTER = 3 * 24 * 3600
+#: A claimed delivery not reported back within this is due again (its worker died).
+CLAIM_SECONDS = 120
+
+State = Literal["pending", "delivered", "failed"]
+
+
+def next_delay(failures: int, since_first: float, scale: float = 1.0) -> float | None:
+    """Seconds until the next try after ``failures`` failed attempts, the first one
+    ``since_first`` seconds ago; None once the 3 days are used up. ``scale``
+    shrinks the schedule for tests (WEBHOOK_RETRY_SCALE)."""
+    base = RETRY_DELAYS[failures - 1] if failures <= len(RETRY_DELAYS) else DAILY
+    delay = base * scale
+    if since_first + delay > GIVE_UP_AFTER * scale:
+        return None
+    return delay
+
+
+def retryable(status: int | None) -> bool:
+    """Timeouts and connection errors (no status), 5xx and 429 are retried; other
+    answers are final (2xx delivered, 4xx refused by the receiver)."""
+    return status is None or status == 429 or status >= 500
+
+
+@dataclass(frozen=True)
+class Delivery:
+    job_id: str
+    tenant: str
+    webhook_id: str
+    url: str
+    created_at: float = field(default_factory=time.time)
+    state: State = "pending"
+    attempts: tuple[dict[str, Any], ...] = ()
+    next_attempt_at: float | None = None
+    #: When the current round of tries began (creation, or the last redeliver):
+    #: the schedule and its 3 days count from here.
+    round_started: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.round_started:
+            object.__setattr__(self, "round_started", self.created_at)
+
+    @classmethod
+    def for_job(cls, job_id: str, tenant: str, url: str) -> Delivery:
+        # One id per job, on every try and every redelivery: receivers dedupe on it.
+        return cls(job_id=job_id, tenant=tenant, webhook_id=f"msg_{job_id}", url=url)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Delivery:
+        data = json.loads(raw)
+        data["attempts"] = tuple(data.get("attempts", ()))
+        return cls(**data)
+
+
+def redelivered(delivery: Delivery, now: float) -> Delivery:
+    """A new round of tries, due now, with the same webhook id; history kept."""
+    return replace(delivery, state="pending", next_attempt_at=now, round_started=now)
+
+
+def after_attempt(
+    delivery: Delivery, status: int | None, error: str | None, duration_ms: int,
+    now: float, scale: float = 1.0, final_error: bool = False,
+) -> Delivery:
+    """The delivery once an attempt's outcome is known. ``final_error``: a failure
+    no retry can fix (the URL is now forbidden). An outcome for a delivery that
+    is no longer pending (a duplicate) is recorded but changes nothing else."""
+    attempt = {"at": now, "statusCode": status, "error": error, "durationMs": duration_ms}
+    attempts = (*delivery.attempts, attempt)
+    if delivery.state != "pending":
+        return replace(delivery, attempts=attempts)
+    if status is not None and 200 <= status < 300:
+        return replace(delivery, state="delivered", attempts=attempts, next_attempt_at=None)
+    if final_error or not retryable(status):
+        return replace(delivery, state="failed", attempts=attempts, next_attempt_at=None)
+    failures = sum(1 for a in attempts if a["at"] >= delivery.round_started)
+    delay = next_delay(failures, now - delivery.round_started, scale)
+    if delay is None:
+        return replace(delivery, state="failed", attempts=attempts, next_attempt_at=None)
+    return replace(delivery, attempts=attempts, next_attempt_at=now + delay)
+
+
+class DeliveryStore:
+    """Delivery records in Redis and the sorted set of those due."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    @staticmethod
+    def add(pipe: redis.client.Pipeline, delivery: Delivery) -> None:
+        """Queue the writes that create ``delivery``, due now (inside a MULTI)."""
+        pipe.set(delivery_redis_key(delivery.job_id), delivery.to_json(), ex=RECORD_TTL_SECONDS)
+        pipe.zadd(DUE_DELIVERIES_REDIS_KEY, {delivery.job_id: delivery.created_at})
+
+    def get(self, job_id: str) -> Delivery | None:
+        raw = self.redis.get(delivery_redis_key(job_id))
+        return Delivery.from_json(raw) if raw is not None else None
+
+    def claim_due(self, now: float, limit: int = 100, job_id: str | None = None) -> list[str]:
+        """Jobs whose delivery is due, each pushed CLAIM_SECONDS out so that two
+        dispatchers never hand the same attempt to two workers."""
+        if job_id is not None:
+            candidates = [job_id]
+        else:
+            candidates = [m.decode() for m in self.redis.zrangebyscore(
+                DUE_DELIVERIES_REDIS_KEY, "-inf", now, start=0, num=limit)]
+        claimed = []
+        for candidate in candidates:
+            def claim(pipe: redis.client.Pipeline, member: str = candidate) -> bool:
+                score = pipe.zscore(DUE_DELIVERIES_REDIS_KEY, member)
+                pipe.multi()
+                if score is None or score > now:
+                    return False
+                pipe.zadd(DUE_DELIVERIES_REDIS_KEY, {member: now + CLAIM_SECONDS})
+                return True
+
+            if self.redis.transaction(claim, DUE_DELIVERIES_REDIS_KEY, value_from_callable=True):
+                claimed.append(candidate)
+        return claimed
+
+    def update(self, job_id: str, change: Any) -> Delivery:
+        """Apply ``change(delivery) -> delivery`` atomically and reschedule it."""
+        key = delivery_redis_key(job_id)
+        out: list[Delivery] = []
+
+        def run(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.get(key)
+            if raw is None:
+                raise JobNotFound(job_id)
+            changed = change(Delivery.from_json(raw))
+            pipe.multi()
+            pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)
+            if changed.state == "pending" and changed.next_attempt_at is not None:
+                pipe.zadd(DUE_DELIVERIES_REDIS_KEY, {job_id: changed.next_attempt_at})
+            elif changed.state != "pending":
+                pipe.zrem(DUE_DELIVERIES_REDIS_KEY, job_id)
+            out[:] = [changed]
+
+        self.redis.transaction(run, key)
+        return out[0]
