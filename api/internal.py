@@ -36,7 +36,7 @@ def authenticate() -> None:
 def start_attempt(job_id: str) -> Any:
     """The worker asks before working: go on only if ``current`` is true, with the
     ``attempt`` id it is given (its reports carry it)."""
-    body = json_body() if request.get_data(cache=True) else {}
+    body = json_body() if request.content_length else {}
     report = service().start(job_id, parse(StartRequest, body))
     job = report.job
     return {"jobId": job.job_id, "status": job.status, "attempts": job.attempts,

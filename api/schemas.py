@@ -102,6 +102,9 @@ AttemptId = Annotated[str, Field(max_length=64, pattern=r"^[0-9a-f]{1,64}$")]
 class StartRequest(Strict):
     #: ``nodename/pid`` of the process that will do the work.
     worker: str | None = Field(default=None, max_length=300)
+    #: The attempt id the worker proposes; asked again with the same id (its first
+    #: answer was lost), the start is idempotent.
+    attempt: AttemptId | None = None
 
 
 class ProgressReport(Strict):

@@ -33,6 +33,7 @@ from storage.constants import (
     FAILED,
     OTHER_URL_TTL,
     QUEUED,
+    REAPER_LOCK_REDIS_KEY,
     RESULT_KEY_FIELDS,
     RUNNING,
     VIDEO_URL_TTL,
@@ -42,11 +43,14 @@ from storage.constants import (
     upload_key,
 )
 from storage.deliveries import Delivery, DeliveryStore, after_attempt, redelivered
+from storage.errors import StorageUnavailable
 from storage.idempotency import IdempotencyStore
-from storage.jobs import Report, iso_at
+from storage.jobs import Report, epoch_of, iso_at
 from storage.urlguard import ForbiddenUrl, check_url
+from tasks.broker import task_ids_in_broker
 from tasks.constants import (
     DELIVER_WEBHOOK_TASK,
+    RENDER_QUEUE,
     RENDER_TASK,
     REPORT_FAILURE_TASK,
     REPORT_RESULT_TASK,
@@ -54,6 +58,9 @@ from tasks.constants import (
 )
 
 log = logging.getLogger(__name__)
+
+#: One reaper at a time (beat ticks can overlap under load); held at most this long.
+REAPER_LOCK_SECONDS = 60
 
 #: Result files besides the main output, and the link field each gets in a job view.
 EXTRA_LINKS = {"thumbnailKey": "thumbnailUrl", "peaksKey": "peaksUrl"}
@@ -295,9 +302,9 @@ class Service:
         """A delivery of the job is about to start work. It gets a new attempt and
         the lease, unless a live attempt holds the job (``current`` is then false:
         the delivery does nothing) or MAX_ATTEMPTS is spent (worker_lost)."""
-        report = self._apply(
-            job_id, Event.started(self.settings.max_attempts, worker=request.worker)
-        )
+        report = self._apply(job_id, Event.started(
+            self.settings.max_attempts, attempt_id=request.attempt or "", worker=request.worker
+        ))
         if report.applied and report.job.status == FAILED:
             log.warning("job %s given up after %d attempts", job_id, report.job.attempts - 1)
         elif not report.current and report.job.status == RUNNING:
@@ -349,38 +356,80 @@ class Service:
         - ``running`` with a dead lease (its worker died with no redelivery, e.g. a
           whole worker SIGKILLed: its message waits for the broker's visibility
           timeout): queued again and re-sent, or ``failed``/``worker_lost`` once
-          MAX_ATTEMPTS deliveries have started it.
+          MAX_ATTEMPTS deliveries have started it;
+        - ``queued`` for a while with no message in the broker (a send that failed
+          half-way): sent again.
 
-        Every step is one `JobStore` transaction, so reapers running at once (two
-        beats, an overlap) cannot requeue a job twice.
+        Every step is one `JobStore` transaction, so two reapers cannot requeue a job
+        twice, and a duplicate message is harmless (the lease refuses it); a lock
+        still keeps overlapping ticks from doing the same work.
         """
-        counts = {"timedOut": 0, "requeued": 0, "workerLost": 0}
-        now = time.time()
-        for job_id, deadline in list(self.jobs.active()):
-            try:
-                job = self.jobs.get(job_id)
-            except JobNotFound:
-                self.jobs.forget_active(job_id)
-                continue
-            if job.terminal:
-                self.jobs.forget_active(job_id)
-            elif deadline <= now:
-                job, applied = self._report(job_id, Event.timed_out())
-                if applied:
-                    counts["timedOut"] += 1
-                    log.warning("job %s timed out (%s)", job_id, job.deadline_at)
-            elif job.status == RUNNING and not self.jobs.lease_alive(job_id):
-                job, applied = self._report(job_id, Event.requeued(self.settings.max_attempts))
-                if applied and job.status == QUEUED:
-                    self._enqueue(job)
-                    counts["requeued"] += 1
-                    log.warning("job %s: its worker was lost; queued again (attempt %d was "
-                                "the last)", job_id, job.attempts)
-                elif applied:
-                    counts["workerLost"] += 1
-                    log.warning("job %s: worker lost %d times, given up", job_id, job.attempts)
+        counts = {"timedOut": 0, "requeued": 0, "workerLost": 0, "resent": 0}
+        token = uuid.uuid4().hex
+        if not self.jobs.redis.set(REAPER_LOCK_REDIS_KEY, token, nx=True, ex=REAPER_LOCK_SECONDS):
+            return counts  # another tick is at it
+        try:
+            now = time.time()
+            in_broker: set[str] | None = None
+            for job_id, deadline in list(self.jobs.active()):
+                try:
+                    outcome = self._reap_one(job_id, deadline, now)
+                    if outcome == "check_broker":
+                        if in_broker is None:
+                            in_broker = task_ids_in_broker(self.jobs.redis, [RENDER_QUEUE])
+                        outcome = self._resend_if_lost(job_id, in_broker)
+                except (JobNotFound, StorageUnavailable):
+                    raise
+                except Exception:  # noqa: BLE001 - one bad record must not stop the rest
+                    log.exception("reaper: job %s skipped", job_id)
+                    continue
+                if outcome in counts:
+                    counts[outcome] += 1
+        finally:
+            if self.jobs.redis.get(REAPER_LOCK_REDIS_KEY) == token.encode():
+                self.jobs.redis.delete(REAPER_LOCK_REDIS_KEY)
         counts["webhooksSent"] = self._dispatch()
         return counts
+
+    def _reap_one(self, job_id: str, deadline: float, now: float) -> str | None:
+        try:
+            job = self.jobs.get(job_id)
+        except JobNotFound:
+            self.jobs.forget_active(job_id)
+            return None
+        if job.terminal:
+            self.jobs.forget_active(job_id)
+            return None
+        if deadline <= now:
+            job, applied = self._report(job_id, Event.timed_out())
+            if applied:
+                log.warning("job %s timed out (%s)", job_id, job.deadline_at)
+                return "timedOut"
+            return None
+        if job.status == RUNNING and not self.jobs.lease_alive(job_id):
+            job, applied = self._report(job_id, Event.requeued(self.settings.max_attempts))
+            if applied and job.status == QUEUED:
+                self._enqueue(job)
+                log.warning("job %s: its worker was lost; queued again after %d attempt(s)",
+                            job_id, job.attempts)
+                return "requeued"
+            if applied:
+                log.warning("job %s: worker lost %d times, given up", job_id, job.attempts)
+                return "workerLost"
+            return None
+        if job.status == QUEUED and now - epoch_of(job.updated_at) > self.settings.lease_seconds:
+            return "check_broker"
+        return None
+
+    def _resend_if_lost(self, job_id: str, in_broker: set[str]) -> str | None:
+        if job_id in in_broker:
+            return None
+        job = self.jobs.get(job_id)  # again: it may have started meanwhile
+        if job.status != QUEUED:
+            return None
+        self._enqueue(job)
+        log.warning("job %s was queued with no message in the broker; sent again", job_id)
+        return "resent"
 
     # --- client webhooks -----------------------------------------------------
 

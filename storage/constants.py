@@ -84,6 +84,9 @@ def delivery_redis_key(job_id: str) -> str:
 #: Webhook deliveries waiting for their next attempt, scored by when (epoch seconds).
 DUE_DELIVERIES_REDIS_KEY: Final = f"{REDIS_PREFIX}deliveries:due"
 
+#: Held by the reaper while it runs, so overlapping ticks do not repeat its work.
+REAPER_LOCK_REDIS_KEY: Final = f"{REDIS_PREFIX}reaper"
+
 #: Jobs not yet ended, scored by their deadline (epoch seconds): what the reaper walks.
 ACTIVE_JOBS_REDIS_KEY: Final = f"{REDIS_PREFIX}active"
 

@@ -228,8 +228,10 @@ def apply(
         return None
     now = now or utcnow()
     if event.kind == "start":
-        if job.status == RUNNING and lease_alive:
-            return None  # another delivery holds the job and is alive: do nothing
+        if job.status == RUNNING and (lease_alive or job.attempt_id == event.attempt_id):
+            # another delivery holds the job and is alive: do nothing; or the same
+            # attempt asking again (its first answer was lost): it is current already
+            return None
         attempts = job.attempts + 1
         if attempts > event.max_attempts:
             return replace(job, status=FAILED, attempts=attempts, error=worker_lost(job),
@@ -251,7 +253,9 @@ def apply(
         return None  # a stale attempt's report, or one from no attempt at all
     if event.kind == "release":
         if event.error is None:
-            return None  # only the lease goes (JobStore.report)
+            # the attempt is over (a late heartbeat of the dead child renews nothing);
+            # the redelivery takes the job at once
+            return replace(job, attempt_id=None, worker=None, updated_at=now)
         return replace(job, status=FAILED, error=event.error, updated_at=now)
     if event.kind == "progress":
         reported = event.progress
@@ -281,6 +285,8 @@ def lease_action(job: Job, event: Event, changed: Job | None) -> LeaseAction:
         return "drop"
     if event.kind == "start" and changed is not None and changed.status == RUNNING:
         return "set"
+    if event.kind == "start" and job.status == RUNNING and is_current(job, event):
+        return "set"  # the same attempt asking again
     if event.kind == "progress" and job.status == RUNNING and is_current(job, event):
         return "set"
     if event.kind == "release" and job.status == RUNNING and is_current(job, event):
@@ -375,9 +381,13 @@ class JobStore:
                 pipe.set(lease, attempt or "", px=int(self.lease_seconds * 1000))
             elif action == "drop":
                 pipe.delete(lease)
-            current = is_current(changed or job, event) if event.kind != "start" else (
-                changed is not None and changed.status == RUNNING
-            )
+            if event.kind == "start":
+                current = (changed is not None and changed.status == RUNNING) or (
+                    changed is None and job.status == RUNNING and is_current(job, event))
+            elif event.kind == "release":
+                current = is_current(job, event)
+            else:
+                current = is_current(changed or job, event)
             outcome[:] = [Report(changed or job, changed is not None, current)]
 
         with unavailable_on_connection_error():

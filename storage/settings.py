@@ -93,6 +93,9 @@ class Settings:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     #: How often Celery beat runs the reaper (lost leases, deadlines, due webhooks).
     reap_interval: float = DEFAULT_REAP_INTERVAL
+    #: Seconds before an unacked broker message is delivered again; keep it above the
+    #: longest hard time limit (1 h). Lower only in tests of that very redelivery.
+    visibility_timeout: float = 2 * 3600
     #: ``host:port`` endpoints exempt from the SSRF guard (development and tests only).
     allow_private_urls: frozenset[str] = frozenset()
     #: Key from which each tenant's webhook secret is derived; WORKER_TOKEN if unset.
@@ -133,6 +136,13 @@ class Settings:
             raise SettingsError("MAX_ATTEMPTS must be a whole number, at least 1")
         lease_seconds = _seconds("LEASE_SECONDS", get("LEASE_SECONDS"), DEFAULT_LEASE_SECONDS)
         reap_interval = _seconds("REAP_INTERVAL", get("REAP_INTERVAL"), DEFAULT_REAP_INTERVAL)
+        visibility = get("BROKER_VISIBILITY_TIMEOUT")
+        try:
+            visibility_timeout = float(visibility) if visibility else 2 * 3600.0
+        except ValueError:
+            raise SettingsError("BROKER_VISIBILITY_TIMEOUT must be a number of seconds") from None
+        if visibility_timeout <= 0:
+            raise SettingsError("BROKER_VISIBILITY_TIMEOUT must be positive")
         try:
             allow_private_urls = parse_allow_list(get("ALLOW_PRIVATE_URLS") or "")
         except ValueError as exc:
@@ -165,6 +175,7 @@ class Settings:
             lease_seconds=lease_seconds,
             reap_interval=reap_interval,
             allow_private_urls=allow_private_urls,
+            visibility_timeout=visibility_timeout,
             webhook_signing_key=get("WEBHOOK_SIGNING_KEY") or "",
             webhook_retry_scale=retry_scale,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),

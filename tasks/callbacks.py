@@ -17,7 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from tasks.constants import REAP_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK, TIME_LIMITS
 from tasks.errors import JobCanceled, JobFailed
-from tasks.reports import ApiUnavailable, WebhookRejected, WebhookUnavailable
+from tasks.reports import ApiClient, ApiUnavailable, WebhookRejected, WebhookUnavailable
 
 if TYPE_CHECKING:
     from tasks.celeryapp import SoundreelCelery
@@ -55,6 +55,23 @@ def failure_payload(
     return {"jobId": job_id, "status": "failed", "attempt": attempt, "error": error}
 
 
+def report_now(api: ApiClient, payload: dict[str, Any]) -> bool:
+    """Post a job's end at once, from the worker that did it; False if the API could
+    not take it now (then the queued `report_result` retries it)."""
+    try:
+        api.post_webhook(payload)
+    except WebhookUnavailable as exc:
+        log.warning("job %s: report deferred to the callback queue (%s)",
+                    payload.get("jobId"), exc)
+        return False
+    except WebhookRejected as exc:
+        log.error("job %s: the API rejected the %s report: %s", payload.get("jobId"),
+                  payload.get("status"), exc)
+        return True
+    log.info("job %s: reported %s", payload.get("jobId"), payload.get("status"))
+    return True
+
+
 def register(app: SoundreelCelery) -> None:
     @app.task(
         name=REPORT_RESULT_TASK,
@@ -66,6 +83,8 @@ def register(app: SoundreelCelery) -> None:
         max_retries=WEBHOOK_MAX_RETRIES,
     )
     def report_result(self: Any, payload: dict[str, Any]) -> None:
+        if payload.pop("reported", False):
+            return  # the worker reported it itself
         try:
             app.api.post_webhook(payload)
         except WebhookRejected as exc:
@@ -92,7 +111,8 @@ def register(app: SoundreelCelery) -> None:
             job_id, exc, (request.kwargs or {}).get("kind", "render"), attempt
         )
         log.warning("job %s failed: %s", job_id, payload["error"]["code"])
-        app.send_task(REPORT_RESULT_TASK, args=[payload])
+        if not report_now(app.api, payload):
+            app.send_task(REPORT_RESULT_TASK, args=[payload])
 
     @app.task(name=REAP_TASK)
     def reap() -> None:

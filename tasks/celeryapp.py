@@ -47,17 +47,26 @@ class SoundreelCelery(Celery):
         return ApiClient(self.settings.internal_base_url, self.settings.worker_token)
 
 
+def _transport_options(settings: Settings) -> dict[str, float]:
+    options = {
+        "visibility_timeout": settings.visibility_timeout,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+    }
+    if settings.visibility_timeout < VISIBILITY_TIMEOUT:
+        # a short timeout (tests) is only useful if kombu looks for expired messages
+        # often: by default it sweeps every 100 s
+        options.update(unacked_restore_interval=1, unacked_restore_throttle=1)
+    return options
+
+
 def create_celery(settings: Settings) -> SoundreelCelery:
     app = SoundreelCelery("soundreel", set_as_current=False)
     app.settings = settings
     app.conf.update(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            "visibility_timeout": VISIBILITY_TIMEOUT,
-            "socket_timeout": 10,
-            "socket_connect_timeout": 5,
-        },
+        broker_transport_options=_transport_options(settings),
         # The job record in Redis (storage.jobs) is the truth, not a result backend.
         result_backend=None,
         task_ignore_result=True,

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from storage.constants import (
     peaks_key,
     thumbnail_key,
 )
-from tasks.callbacks import time_limit_error
+from tasks.callbacks import report_now, time_limit_error
 from tasks.constants import RENDER_TASK
 from tasks.download import download, fetch_client_url
 from tasks.errors import JobCanceled, JobFailed, UploadFailed
@@ -131,6 +132,8 @@ def run_job(
             raise JobCanceled("The job was canceled.")
         report(PRODUCE_END, STAGE_UPLOADING)
         for output in outputs:
+            if should_stop():  # canceled, timed out or taken over: store nothing more
+                raise JobCanceled("The job was canceled.")
             try:
                 store.put_file(output.key, output.path, output.content_type)
             except SoftTimeLimitExceeded:
@@ -272,19 +275,23 @@ def register(app: SoundreelCelery) -> None:
     @app.task(name=RENDER_TASK, bind=True, Request=JobDelivery, max_retries=None)
     def render_job(
         self: Any, *, job_id: str, kind: str, audio_key: str, output_key: str,
-        options: dict[str, Any], audio_url: str | None = None,
+        options: dict[str, Any], audio_url: str | None = None, attempt: str | None = None,
     ) -> dict[str, Any]:
         me = holder(self.request.hostname, os.getpid())
+        # Proposed by the worker, and kept across a retry: if the API took the start
+        # but its answer was lost, asking again with the same id is not a new attempt.
+        attempt = attempt or uuid.uuid4().hex
         with ProgressReporter(app.api, job_id) as progress:
             try:
-                answer = progress.start(me)
+                answer = progress.start(me, attempt)
             except ApiUnavailable as exc:
                 # Work nobody can record is work lost: wait for the API instead.
                 countdown = min(START_RETRY_SECONDS * 2 ** self.request.retries,
                                 START_RETRY_MAX_SECONDS)
                 log.warning("job %s: the API cannot be asked (%s); again in %d s", job_id,
                             exc, countdown)
-                raise self.retry(countdown=countdown) from None
+                raise self.retry(countdown=countdown,
+                                 kwargs={**self.request.kwargs, "attempt": attempt}) from None
             if not answer.go:
                 # canceled, given up, ended, or held by a live attempt elsewhere
                 log.warning("job %s is %s: this delivery does nothing", job_id, answer.status)
@@ -314,6 +321,10 @@ def register(app: SoundreelCelery) -> None:
                 # attempt took it over: nothing to report, nothing to retry
                 log.info("job %s: stopped, the API said this attempt is over", job_id)
                 raise Ignore() from None
-        log.info("job %s: %s stored at %s", job_id, kind, output_key)
-        return {"jobId": job_id, "status": "complete", "attempt": answer.attempt,
-                "result": result}
+            log.info("job %s: %s stored at %s", job_id, kind, output_key)
+            payload = {"jobId": job_id, "status": "complete", "attempt": answer.attempt,
+                       "result": result}
+            # Reported now, while the heartbeat still holds the lease; the `link`
+            # callback is the fallback (it skips a report already made).
+            payload["reported"] = report_now(app.api, payload)
+        return payload

@@ -59,9 +59,10 @@ class ApiClient:
         self._headers = {"Authorization": f"Bearer {token}"}
         self._session = session or requests.Session()
 
-    def start_attempt(self, job_id: str, worker: str) -> Start:
+    def start_attempt(self, job_id: str, worker: str, attempt: str) -> Start:
         """Ask before any work; raise `ApiUnavailable` when the API cannot answer."""
-        response = self._request("POST", f"/internal/jobs/{job_id}/start", {"worker": worker})
+        response = self._request("POST", f"/internal/jobs/{job_id}/start",
+                                 {"worker": worker, "attempt": attempt})
         if response.status_code == 404:
             return Start("missing", None)  # the record expired or never was
         if response.status_code in (401, 403, 429) or response.status_code >= 500:
@@ -190,11 +191,11 @@ class ProgressReporter:
         self._thread = threading.Thread(target=self._run, name=f"progress-{job_id}", daemon=True)
         self._thread.start()
 
-    def start(self, worker: str) -> Start:
-        """Ask the API, before any work, whether this delivery should work on the job.
-        A job canceled while queued, held by a live attempt, or given up after too
-        many attempts is known before anything is downloaded."""
-        answer = self._client.start_attempt(self._job_id, worker)
+    def start(self, worker: str, attempt: str) -> Start:
+        """Ask the API, before any work, whether this delivery should work on the job
+        as ``attempt``. A job canceled while queued, held by a live attempt, or given
+        up after too many attempts is known before anything is downloaded."""
+        answer = self._client.start_attempt(self._job_id, worker, attempt)
         if answer.go:
             self.attempt = answer.attempt or ""
         else:

@@ -25,15 +25,15 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_procfile_has_web_worker_beat_and_flower():
-    assert set(procfile()) == {"web", "worker", "beat", "flower"}
+def test_procfile_has_web_workers_beat_and_flower():
+    assert set(procfile()) == {"web", "worker", "callbacks", "beat", "flower"}
 
 
 def test_compose_runs_the_procfiles_commands():
     services = compose()["services"]
-    assert set(services) == {"redis", "api", "worker", "beat", "flower"}
-    for process, service in (("web", "api"), ("worker", "worker"), ("beat", "beat"),
-                             ("flower", "flower")):
+    assert set(services) == {"redis", "api", "worker", "callbacks", "beat", "flower"}
+    for process, service in (("web", "api"), ("worker", "worker"), ("callbacks", "callbacks"),
+                             ("beat", "beat"), ("flower", "flower")):
         assert shlex.split(services[service]["command"]) == shlex.split(procfile()[process])
 
 
@@ -43,6 +43,9 @@ def test_entry_points_are_the_documented_ones():
     assert commands["worker"].startswith("celery -A tasks worker")
     assert commands["flower"].startswith("celery -A tasks flower")
     assert commands["beat"].startswith("celery -A tasks beat")
+    # renders and the short HTTP tasks (reports, webhooks, the reaper) never share a pool
+    assert shlex.split(commands["worker"])[-1] == "render"
+    assert "-Q callbacks" in commands["callbacks"]
 
 
 def test_redis_keeps_jobs_across_restarts_and_never_evicts():

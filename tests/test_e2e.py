@@ -137,7 +137,7 @@ def test_failure_reaches_the_api_through_the_failure_webhook(local_stack, tmp_pa
     api_log = (local_stack.workdir / "api.log").read_text()
     worker_log = (local_stack.workdir / "worker.log").read_text()
     assert f"job {job['jobId']} failed: invalid_audio" in worker_log  # the errback ran
-    assert f"job {job['jobId']}: reported failed" in worker_log  # report_result posted it
+    assert f"job {job['jobId']}: reported failed" in worker_log  # it was posted
     assert f"job {job['jobId']} failed: " in api_log  # and the API applied it
 
 

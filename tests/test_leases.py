@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import redis
 
 from scripts import stack as st
 from storage import Settings
@@ -113,3 +114,35 @@ def test_a_job_past_its_deadline_ends_timed_out_queued_or_running(parts):
     assert not (tmp_path / "storage" / f"renders/{slow}").exists()
     assert list((tmp_path / "tmp").glob("soundreel-*")) == []
     assert worker.poll() is None
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again(parts):
+    stack, running, tmp_path = parts
+    stack.enter_context(st.worker(running.env, tmp_path / "c1.log", name="c1",
+                                  queues="callbacks"))
+    job_id = submit(running, {"kind": "prepare", "audioKey": upload(running, SAMPLE)})["jobId"]
+    broker = redis.Redis.from_url(running.redis_url)
+    assert broker.delete("render") == 1  # the message is gone (as after a half-done send)
+    wait_for(lambda: broker.llen("render") == 1, 30, "the reaper to send it again")
+    assert "was queued with no message in the broker; sent again" in (
+        tmp_path / "api.log").read_text()
+    stack.enter_context(st.worker(running.env, tmp_path / "w1.log", name="w1"))
+    done, _ = poll(running, job_id, timeout=60)
+    assert done["status"] == "complete" and done["attempts"] == 1
+
+
+def test_a_render_longer_than_the_visibility_timeout_is_rendered_once(parts):
+    stack, running, tmp_path = parts
+    # the broker hands the message out again 3 s after delivery, mid-render
+    env = {**running.env, "BROKER_VISIBILITY_TIMEOUT": "3"}
+    stack.enter_context(st.worker(env, tmp_path / "w1.log", name="w1"))
+    audio = upload(running, long_audio(tmp_path, 60))
+    job_id = submit(running, {**SLOW, "audioKey": audio})["jobId"]
+    done, _ = poll(running, job_id, timeout=300)
+    assert done["status"] == "complete" and done["attempts"] == 1
+    log = (tmp_path / "w1.log").read_text()
+    assert log.count(f"render_job[{job_id}] received") >= 2  # it was delivered again...
+    assert f"job {job_id} is running: this delivery does nothing" in log  # ...and refused
+    assert log.count(f"job {job_id}: render of") == 1  # rendered once
+    video = tmp_path / "storage" / f"renders/{job_id}/output.mp4"
+    assert abs(float(probe(video)["format"]["duration"]) - 60.0) < 0.1

@@ -78,7 +78,7 @@ class AnsweringClient(SlowClient):
         self.attempts.append(attempt)
         return self.current
 
-    def start_attempt(self, job_id: str, worker: str) -> Start:
+    def start_attempt(self, job_id: str, worker: str, attempt: str) -> Start:
         self.started = worker
         return Start(self.status, "abc" if self.current else None)
 
@@ -87,14 +87,14 @@ def test_start_learns_at_once_that_a_queued_job_was_canceled_or_is_held():
     for status in ("canceled", "running"):  # running: another live attempt holds it
         client = AnsweringClient(current=False, status=status)
         with ProgressReporter(client, "job") as reporter:  # type: ignore[arg-type]
-            assert not reporter.start("w1@host/1").go
+            assert not reporter.start("w1@host/1", "abc").go
             assert reporter.stop.is_set() and client.started == "w1@host/1"
 
 
 def test_reports_carry_the_attempt_the_start_gave():
     client = AnsweringClient(current=True)
     with ProgressReporter(client, "job") as reporter:  # type: ignore[arg-type]
-        assert reporter.start("w1@host/1").go
+        assert reporter.start("w1@host/1", "abc").go
         reporter.update(0.1, "rendering")
     assert client.attempts == ["abc"] and not reporter.stop.is_set()
 

@@ -83,9 +83,16 @@ def test_reports_of_a_stale_attempt_or_of_none_are_ignored(event: str):
 def test_release_counts_only_from_the_holder_and_without_error_keeps_the_record():
     job = make_job(status=RUNNING)
     assert apply(job, Event.released("w2@host/1", {"code": "x", "message": "y"})) is None
-    assert apply(job, Event.released("w1@host/1")) is None  # only the lease goes
+    ended = apply(job, Event.released("w1@host/1"))  # the attempt ends, the job stays
+    assert ended.status == RUNNING and ended.attempt_id is None
+    assert apply(ended, EVENTS["progress"]) is None  # the dead child's late heartbeat
     failed = apply(job, EVENTS["release"])
     assert failed.status == FAILED and failed.error["code"] == "time_limit_exceeded"
+
+
+def test_a_start_repeated_by_the_same_attempt_changes_nothing():
+    job = make_job(status=RUNNING)
+    assert apply(job, Event.started(3, attempt_id=A1), lease_alive=True) is None
 
 
 def test_requeue_needs_a_dead_lease_and_past_max_attempts_gives_up():
@@ -212,12 +219,24 @@ def test_store_lease_taken_at_start_renewed_by_progress_and_dropped_at_the_end(r
 def test_a_release_by_the_holders_parent_drops_the_lease_at_once(redis_client):
     store = JobStore(redis_client)
     store.create(make_job())
-    start(store, "w1@host/7")
+    attempt = start(store, "w1@host/7")
     assert not store.apply_report("j" * 32, Event.released("w1@host/8")).current
     assert store.lease_alive("j" * 32)
     assert store.apply_report("j" * 32, Event.released("w1@host/7")).current
     assert not store.lease_alive("j" * 32)
+    late = store.apply_report("j" * 32, Event.progressed(0.3, "rendering", attempt))
+    assert late.current is False
+    assert not store.lease_alive("j" * 32)  # a late heartbeat of the dead child
     assert store.apply_report("j" * 32, Event.started(3, worker="w1@host/9")).current
+
+
+def test_a_start_whose_answer_was_lost_is_current_when_asked_again(redis_client):
+    store = JobStore(redis_client)
+    store.create(make_job())
+    first = store.apply_report("j" * 32, Event.started(3, attempt_id="abc", worker="w/1"))
+    again = store.apply_report("j" * 32, Event.started(3, attempt_id="abc", worker="w/2"))
+    assert first.current and again.current and not again.applied
+    assert again.job.attempts == 1 and store.lease_alive("j" * 32)
 
 
 def test_store_refuses_a_second_create_and_unknown_jobs(redis_client):
