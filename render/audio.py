@@ -150,7 +150,9 @@ def header_duration(path: Path) -> float | None:
     """ffmpeg's estimate of the length from the container header; None when it has none.
 
     Cheap (nothing is decoded) but only an estimate: good for a progress bar,
-    never for a result: the decoded sample count is the exact answer.
+    never for a result: the decoded sample count is the exact answer. It also
+    refuses, as InvalidAudio, a stream no podcast has and only a decompression
+    bomb needs: more than MAX_CHANNELS channels, or a rate outside 8..192 kHz.
     """
     result = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", *untrusted_input(path)],
@@ -160,8 +162,38 @@ def header_duration(path: Path) -> float | None:
         timeout=60,
         check=False,  # without an output file ffmpeg always exits 1 after printing the header
     )
-    match = _DURATION_LINE.search(result.stderr.decode("utf-8", "replace"))
+    header = result.stderr.decode("utf-8", "replace")
+    check_stream(header)
+    match = _DURATION_LINE.search(header)
     if not match:
         return None
     hours, minutes, seconds = match.groups()
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+#: Limits on the first audio stream, checked from the header before decoding.
+MAX_CHANNELS = 8
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
+_STREAM_LINE = re.compile(r"Audio: [^,\n]+, (\d+) Hz, ([^,\n]+)")
+_NAMED_LAYOUTS = {"mono": 1, "stereo": 2, "quad": 4, "hexagonal": 6, "octagonal": 8}
+
+
+def check_stream(header: str) -> None:
+    """Refuse a first audio stream with too many channels or an odd sample rate."""
+    match = _STREAM_LINE.search(header)
+    if not match:
+        return  # no audio stream: decoding says so, with ffmpeg's reason
+    rate, layout = int(match.group(1)), match.group(2).strip()
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InvalidAudio.unsupported(f"a sample rate of {rate} Hz")
+    channels = _channel_count(layout)
+    if channels > MAX_CHANNELS:
+        raise InvalidAudio.unsupported(f"{channels} channels")
+
+
+def _channel_count(layout: str) -> int:
+    if counted := re.match(r"(\d+) channels", layout):
+        return int(counted.group(1))
+    if dotted := re.match(r"\d+(?:\.\d+)+", layout):  # 5.1, 7.1.4, 9.1.6 ...
+        return sum(int(part) for part in dotted.group(0).split("."))
+    return _NAMED_LAYOUTS.get(layout.split("(")[0], 2)

@@ -96,8 +96,8 @@ class Scene:
         length = spec.clip_seconds
         if max_seconds is not None:
             length = max_seconds if length is None else min(length, max_seconds)
+        header = header_duration(Path(audio_path))  # also refuses bomb-like streams
         if length is None:
-            header = header_duration(Path(audio_path))
             expected = None if header is None else max(header - spec.start, 0.0)
         else:
             expected = length

@@ -71,6 +71,11 @@ class InvalidAudio(RenderError):
         )
 
     @classmethod
+    def unsupported(cls, what: str) -> InvalidAudio:
+        return cls(f"The audio has {what}. Upload ordinary audio (up to 8 channels, "
+                   "8 to 192 kHz).")
+
+    @classmethod
     def empty(cls) -> InvalidAudio:
         return cls(
             "The uploaded file contains no audio: it is empty or its audio lasts zero "

@@ -99,3 +99,25 @@ def test_max_audio_seconds_setting():
     for bad in ("forever", "-1", "0"):
         with pytest.raises(SettingsError, match="MAX_AUDIO_SECONDS"):
             Settings.from_env({**base, "MAX_AUDIO_SECONDS": bad})
+
+
+@pytest.mark.parametrize(("args", "what"), [
+    (["-ac", "16"], "16 channels"),
+    (["-ar", "384000"], "384000 Hz"),
+    (["-ar", "4000"], "4000 Hz"),
+])
+def test_streams_only_a_bomb_needs_are_refused_before_decoding(tmp_path: Path, args, what):
+    audio = make_audio(tmp_path / "odd.wav", "sine=frequency=300:duration=1", *args)
+    for produce in (lambda: render_video(audio, tmp_path / "out.mp4", SMALL),
+                    lambda: prepare_audio(audio, tmp_path / "out.wav")):
+        with pytest.raises(InvalidAudio, match=what) as caught:
+            produce()
+        assert caught.value.code == "invalid_audio"
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.wav").exists()
+
+
+def test_ordinary_layouts_pass_the_stream_check(tmp_path: Path):
+    for channels in ("1", "2", "6"):
+        audio = make_audio(tmp_path / f"ok{channels}.wav", "sine=frequency=300:duration=1",
+                           "-ac", channels, "-ar", "48000")
+        assert render_video(audio, tmp_path / f"ok{channels}.mp4", SMALL).frames > 0
