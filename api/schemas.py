@@ -99,6 +99,17 @@ class JobRequest(Strict):
 AttemptId = Annotated[str, Field(max_length=64, pattern=r"^[0-9a-f]{1,64}$")]
 
 
+class JobListQuery(Strict):
+    """``GET /v1/jobs`` query string."""
+
+    status: Literal["queued", "running", "complete", "failed", "canceled", "timed_out"] | None = (
+        None
+    )
+    kind: Literal["render", "preview", "prepare"] | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=40, pattern=r"^[0-9]+(\.[0-9]+)?$")
+
+
 class StartRequest(Strict):
     #: ``nodename/pid`` of the process that will do the work.
     worker: str | None = Field(default=None, max_length=300)
@@ -111,6 +122,9 @@ class ProgressReport(Strict):
     progress: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
     stage: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
     attempt: AttemptId
+    #: The audio's length, once the worker has measured it (for ``eta``).
+    audio_seconds: float | None = Field(default=None, alias="audioSeconds", ge=0, le=10**6,
+                                        allow_inf_nan=False)
 
 
 class ReportedError(Strict):

@@ -45,11 +45,15 @@ from storage.constants import (
 from storage.deliveries import Delivery, DeliveryStore, after_attempt, redelivered
 from storage.errors import StorageUnavailable
 from storage.idempotency import IdempotencyStore
-from storage.jobs import Report, epoch_of, iso_at
+from storage.jobs import Report, epoch_of, iso_at, timings
+from storage.secrets import share_token
+from storage.speed import SpeedStore
 from storage.urlguard import ForbiddenUrl, check_url
 from tasks.broker import task_ids_in_broker
 from tasks.constants import (
     DELIVER_WEBHOOK_TASK,
+    PREVIEW_QUEUE,
+    QUEUE_BY_KIND,
     RENDER_QUEUE,
     RENDER_TASK,
     REPORT_FAILURE_TASK,
@@ -59,6 +63,8 @@ from tasks.constants import (
 
 log = logging.getLogger(__name__)
 
+#: Records read at most for one page of GET /v1/jobs.
+LIST_SCAN = 1000
 #: One reaper at a time (beat ticks can overlap under load); held at most this long.
 REAPER_LOCK_SECONDS = 60
 
@@ -105,6 +111,7 @@ class Service:
         self.jobs = jobs
         self.idempotency = IdempotencyStore(jobs.redis)
         self.deliveries = DeliveryStore(jobs.redis)
+        self.speed = SpeedStore(jobs.redis)
         self.objects = objects
         self.celery = celery
 
@@ -170,7 +177,7 @@ class Service:
             self._enqueue(job)
         except BaseException:
             # No record without a task: undo, then let the handler answer 503.
-            self.jobs.delete(job.job_id)
+            self.jobs.delete(job)
             raise
         log.info("tenant %s submitted %s job %s", tenant, job.kind, job.job_id)
         return job
@@ -196,6 +203,7 @@ class Service:
                 "options": job.options,
             },
             task_id=job.job_id,
+            queue=QUEUE_BY_KIND[job.kind],
             soft_time_limit=TIME_LIMITS[job.kind][0],
             time_limit=TIME_LIMITS[job.kind][1],
             link=self.celery.signature(REPORT_RESULT_TASK),
@@ -208,6 +216,33 @@ class Service:
         if job.tenant != tenant:
             raise JobNotFound(job_id)
         return job
+
+    def list_jobs(
+        self, tenant: str, *, status: str | None, kind: str | None, limit: int,
+        cursor: float | None,
+    ) -> tuple[list[Job], float | None]:
+        """A page of the tenant's jobs, newest first, and the cursor of the next page.
+
+        Filters are applied to the records read; at most LIST_SCAN records are read
+        per page, so a rare filter gives short (even empty) pages with a cursor."""
+        found: list[Job] = []
+        before, scanned = cursor, 0
+        while len(found) < limit and scanned < LIST_SCAN:
+            rows = self.jobs.tenant_jobs(tenant, before, min(LIST_SCAN - scanned, 100))
+            if not rows:
+                return found, None
+            for (_, score), job in zip(rows, self.jobs.get_many([r[0] for r in rows]),
+                                            strict=True):
+                scanned += 1
+                before = score
+                if job is None or job.tenant != tenant:
+                    continue
+                if (status is None or job.status == status) and (kind is None or job.kind == kind):
+                    found.append(job)
+                    if len(found) == limit:
+                        break
+        more = bool(self.jobs.tenant_jobs(tenant, before, 1))
+        return found, before if more else None
 
     def cancel(self, tenant: str, job_id: str) -> Job:
         """Cancel a queued or running job; 409 once it has ended.
@@ -232,14 +267,41 @@ class Service:
         return job
 
     def view(self, job: Job) -> dict[str, Any]:
-        """The job as clients poll it: its document plus fresh links."""
+        """The job as clients poll it: its document, where it stands in the queue,
+        when it should end, and fresh links."""
         url, expires_at = self._download_link(job)
+        position = self.jobs.queue_position(job) if job.status == QUEUED else None
+        token = share_token(self.settings, job.job_id)
         return {
             **self.document(job),
+            "queuePosition": position,
+            "eta": self._eta(job, position),
+            "shareUrl": f"{self.settings.public_base_url}/jobs/{job.job_id}?token={token}",
             "downloadUrl": url,
             "downloadUrlExpiresAt": expires_at,
             **self._extra_links(job),
         }
+
+    def _eta(self, job: Job, position: int | None) -> float | None:
+        """Seconds until the job should end, or None until that is known.
+
+        Running: from its own progress rate once it is 10 % in; before that, from the
+        audio's length and the speed this deployment has measured for the kind.
+        Queued: the jobs ahead times the measured time of one (as if one worker).
+        """
+        if job.terminal:
+            return None
+        speed = self.speed.get(job.kind)
+        if job.status == RUNNING and job.started_at:
+            elapsed = max(time.time() - epoch_of(job.started_at), 0.0)
+            if job.progress >= 0.1:
+                return round(elapsed * (1 - job.progress) / job.progress, 1)
+            if job.audio_seconds and speed.per_audio_second:
+                return round(max(job.audio_seconds * speed.per_audio_second - elapsed, 1.0), 1)
+            return None
+        if position is not None and speed.per_job:
+            return round((position + 1) * speed.per_job, 1)
+        return None
 
     @staticmethod
     def document(job: Job) -> dict[str, Any]:
@@ -260,6 +322,7 @@ class Service:
             "attempts": job.attempts,
             "deadlineAt": job.deadline_at or None,
             "webhookUrl": job.webhook_url,
+            "timings": timings(job),
         }
 
     def _trusted_result(self, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -314,9 +377,9 @@ class Service:
 
     def progress(self, job_id: str, report: ProgressReport) -> Report:
         """Progress, and the heartbeat that renews the attempt's lease."""
-        return self._apply(
-            job_id, Event.progressed(report.progress, report.stage, report.attempt)
-        )
+        return self._apply(job_id, Event.progressed(
+            report.progress, report.stage, report.attempt, report.audio_seconds
+        ))
 
     def release(self, job_id: str, request: ReleaseRequest) -> Report:
         """A worker's parent says the child running the job died (the lease goes, so
@@ -376,7 +439,8 @@ class Service:
                     outcome = self._reap_one(job_id, deadline, now)
                     if outcome == "check_broker":
                         if in_broker is None:
-                            in_broker = task_ids_in_broker(self.jobs.redis, [RENDER_QUEUE])
+                            in_broker = task_ids_in_broker(self.jobs.redis,
+                                                           [RENDER_QUEUE, PREVIEW_QUEUE])
                         outcome = self._resend_if_lost(job_id, in_broker)
                 except (JobNotFound, StorageUnavailable):
                     raise
@@ -438,6 +502,8 @@ class Service:
         report = self.jobs.apply_report(job_id, event)
         if report.applied and report.job.terminal and report.job.webhook_url:
             self._dispatch(job_id)
+        if report.applied and report.job.status == COMPLETE:
+            self.speed.record(report.job)
         return report
 
     def _report(self, job_id: str, event: Event) -> tuple[Job, bool]:

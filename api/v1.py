@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, g, request
 from api.auth import require_tenant
 from api.errors import BadRequest, NotFound
 from api.idempotency import idempotent
-from api.schemas import JobRequest, json_body, parse
+from api.schemas import JobListQuery, JobRequest, json_body, parse
 from api.service import service
 from storage.secrets import webhook_secret
 
@@ -59,6 +59,18 @@ def submit_job() -> Any:
         return service().view(job), 202, {"Location": f"/v1/jobs/{job.job_id}"}
 
     return idempotent(service().idempotency, fingerprint, produce)
+
+
+@bp.get("/jobs")
+def list_jobs() -> Any:
+    """The tenant's jobs, newest first; ``?status=&kind=&limit=&cursor=``."""
+    query = parse(JobListQuery, request.args.to_dict())
+    jobs, after = service().list_jobs(
+        g.tenant, status=query.status, kind=query.kind, limit=query.limit,
+        cursor=float(query.cursor) if query.cursor else None,
+    )
+    return {"jobs": [service().view(job) for job in jobs],
+            "nextCursor": repr(after) if after is not None else None}
 
 
 @bp.get("/jobs/<job_id>")

@@ -31,12 +31,16 @@ TERMINAL_STATES: Final = frozenset({COMPLETE, FAILED, CANCELED, TIMED_OUT})
 #: earlier stage (a late PATCH cannot turn "uploading" back into "rendering").
 STAGE_QUEUED: Final = "queued"
 STAGE_DOWNLOADING: Final = "downloading"
-STAGE_DECODING: Final = "decoding"  # prepare jobs
+#: Probing the audio and setting the scene up; for prepare jobs, the whole decode.
+STAGE_ANALYZING: Final = "analyzing"
 STAGE_RENDERING: Final = "rendering"  # render and preview jobs
 STAGE_UPLOADING: Final = "uploading"
+#: Stored; the worker is reporting the end.
+STAGE_FINALIZING: Final = "finalizing"
 STAGE_DONE: Final = "done"
 STAGES: Final = (
-    STAGE_QUEUED, STAGE_DOWNLOADING, STAGE_DECODING, STAGE_RENDERING, STAGE_UPLOADING, STAGE_DONE
+    STAGE_QUEUED, STAGE_DOWNLOADING, STAGE_ANALYZING, STAGE_RENDERING, STAGE_UPLOADING,
+    STAGE_FINALIZING, STAGE_DONE,
 )
 
 # --- job kinds ---------------------------------------------------------------
@@ -49,6 +53,12 @@ PREVIEW: Final = "preview"
 PREPARE: Final = "prepare"
 
 KINDS: Final = (RENDER, PREVIEW, PREPARE)
+
+#: The broker queue each kind goes to: full renders on one, the short jobs on the
+#: other, so a long render never delays a preview (run workers per queue).
+RENDER_QUEUE: Final = "render"
+PREVIEW_QUEUE: Final = "preview"
+QUEUE_BY_KIND: Final = {RENDER: RENDER_QUEUE, PREVIEW: PREVIEW_QUEUE, PREPARE: PREVIEW_QUEUE}
 
 #: How long job records (and upload and output ownership) are kept in Redis.
 RECORD_TTL_SECONDS: Final = 30 * 24 * 3600
@@ -83,6 +93,21 @@ def delivery_redis_key(job_id: str) -> str:
 
 #: Webhook deliveries waiting for their next attempt, scored by when (epoch seconds).
 DUE_DELIVERIES_REDIS_KEY: Final = f"{REDIS_PREFIX}deliveries:due"
+
+def queued_redis_key(queue: str) -> str:
+    """Jobs waiting in a broker queue, scored by when they were sent: a job's rank is
+    its ``queuePosition``."""
+    return f"{REDIS_PREFIX}queued:{queue}"
+
+
+def tenant_jobs_redis_key(tenant: str) -> str:
+    """A tenant's jobs, scored by creation time: ``GET /v1/jobs``, newest first."""
+    return f"{REDIS_PREFIX}tenant:{tenant}:jobs"
+
+
+#: Per kind: the moving average of seconds of work per second of audio, and of
+#: seconds per job, measured on this deployment (the ``eta`` of jobs).
+SPEED_REDIS_KEY: Final = f"{REDIS_PREFIX}speed"
 
 #: Held by the reaper while it runs, so overlapping ticks do not repeat its work.
 REAPER_LOCK_REDIS_KEY: Final = f"{REDIS_PREFIX}reaper"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ from storage.constants import (
     CANCELED,
     COMPLETE,
     FAILED,
+    QUEUE_BY_KIND,
     QUEUED,
     RECORD_TTL_SECONDS,
     RUNNING,
@@ -52,6 +54,8 @@ from storage.constants import (
     job_redis_key,
     lease_redis_key,
     output_redis_key,
+    queued_redis_key,
+    tenant_jobs_redis_key,
     upload_redis_key,
 )
 from storage.deliveries import Delivery, DeliveryStore
@@ -125,6 +129,10 @@ class Job:
     webhook_url: str | None = None
     #: The input as a client URL (then ``audio_key`` is ""), fetched through the guard.
     audio_url: str | None = None
+    #: Seconds of audio the job covers, as the worker measured it (for ``eta``).
+    audio_seconds: float | None = None
+    #: When the current attempt reached each stage (``timings``).
+    stage_at: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -156,6 +164,7 @@ class Event:
     attempt_id: str | None = None
     #: ``nodename/pid`` of the process doing the attempt (start and release).
     worker: str | None = None
+    audio_seconds: float | None = None
 
     @classmethod
     def started(cls, max_attempts: int, attempt_id: str = "", worker: str | None = None) -> Event:
@@ -164,8 +173,9 @@ class Event:
 
     @classmethod
     def progressed(cls, progress: float, stage: str | None = None,
-                   attempt_id: str | None = None) -> Event:
-        return cls("progress", progress=progress, stage=stage, attempt_id=attempt_id)
+                   attempt_id: str | None = None, audio_seconds: float | None = None) -> Event:
+        return cls("progress", progress=progress, stage=stage, attempt_id=attempt_id,
+                   audio_seconds=audio_seconds)
 
     @classmethod
     def completed(cls, result: dict[str, Any], attempt_id: str | None = None) -> Event:
@@ -241,7 +251,7 @@ def apply(
             stage = STAGE_DOWNLOADING
         return replace(job, status=RUNNING, attempts=attempts, stage=stage,
                        attempt_id=event.attempt_id, worker=event.worker, started_at=now,
-                       updated_at=now)
+                       stage_at={STAGE_DOWNLOADING: now}, updated_at=now)
     if event.kind == "requeue":
         if lease_alive:
             return None
@@ -267,15 +277,35 @@ def apply(
         stage = event.stage if event.stage is not None else job.stage
         if _stage_rank(stage) < _stage_rank(job.stage):
             return None  # a late report from an earlier stage
-        if reported == job.progress and stage == job.stage:
+        seconds = job.audio_seconds if job.audio_seconds is not None else event.audio_seconds
+        if reported == job.progress and stage == job.stage and seconds == job.audio_seconds:
             return None  # a duplicate: nothing to write
-        return replace(job, progress=reported, stage=stage, updated_at=now)
+        stage_at = job.stage_at
+        if stage != job.stage and stage is not None and stage not in stage_at:
+            stage_at = {**stage_at, stage: now}
+        return replace(job, progress=reported, stage=stage, audio_seconds=seconds,
+                       stage_at=stage_at, updated_at=now)
     if event.kind == "complete":
         return replace(
             job, status=COMPLETE, progress=1.0, stage=STAGE_DONE, result=event.result,
             updated_at=now,
         )
     return replace(job, status=target, error=event.error, updated_at=now)
+
+
+def timings(job: Job) -> dict[str, float] | None:
+    """Seconds the completed job spent queued, rendering (from the start of its last
+    attempt to its upload) and uploading (to the end); None until it is complete."""
+    if job.status != COMPLETE or not job.started_at:
+        return None
+    created, started, ended = (epoch_of(t) for t in (job.created_at, job.started_at,
+                                                     job.updated_at))
+    uploading = epoch_of(job.stage_at["uploading"]) if "uploading" in job.stage_at else ended
+    return {
+        "queued": round(max(started - created, 0.0), 3),
+        "rendering": round(max(uploading - started, 0.0), 3),
+        "uploading": round(max(ended - uploading, 0.0), 3),
+    }
 
 
 def lease_action(job: Job, event: Event, changed: Job | None) -> LeaseAction:
@@ -329,18 +359,47 @@ class JobStore:
     def create(self, job: Job) -> None:
         with unavailable_on_connection_error():
             deadline = epoch_of(job.deadline_at) if job.deadline_at else float("inf")
+            created_at = epoch_of(job.created_at)
             pipe = self.redis.pipeline(transaction=True)
             pipe.set(job_redis_key(job.job_id), job.to_json(), nx=True, ex=RECORD_TTL_SECONDS)
             pipe.zadd(ACTIVE_JOBS_REDIS_KEY, {job.job_id: deadline})
-            created, _ = pipe.execute()
+            pipe.zadd(queued_redis_key(QUEUE_BY_KIND[job.kind]), {job.job_id: created_at})
+            tenant_jobs = tenant_jobs_redis_key(job.tenant)
+            pipe.zadd(tenant_jobs, {job.job_id: created_at})
+            pipe.zremrangebyscore(tenant_jobs, "-inf", created_at - RECORD_TTL_SECONDS)
+            created = pipe.execute()[0]
             if not created:
                 raise ValueError(f"job {job.job_id} exists")
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job: Job) -> None:
         """Only for undoing a create whose task could not be sent."""
         with unavailable_on_connection_error():
-            self.redis.delete(job_redis_key(job_id))
-            self.redis.zrem(ACTIVE_JOBS_REDIS_KEY, job_id)
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(job_redis_key(job.job_id))
+            pipe.zrem(ACTIVE_JOBS_REDIS_KEY, job.job_id)
+            pipe.zrem(queued_redis_key(QUEUE_BY_KIND[job.kind]), job.job_id)
+            pipe.zrem(tenant_jobs_redis_key(job.tenant), job.job_id)
+            pipe.execute()
+
+    def queue_position(self, job: Job) -> int | None:
+        """How many jobs are ahead of a queued one in its queue."""
+        with unavailable_on_connection_error():
+            return self.redis.zrank(queued_redis_key(QUEUE_BY_KIND[job.kind]), job.job_id)
+
+    def tenant_jobs(self, tenant: str, before: float | None, count: int) -> list[tuple[str, float]]:
+        """A tenant's job ids, newest first, created strictly before ``before``."""
+        high = "+inf" if before is None else f"({before!r}"
+        with unavailable_on_connection_error():
+            rows = self.redis.zrevrangebyscore(tenant_jobs_redis_key(tenant), high, "-inf",
+                                               start=0, num=count, withscores=True)
+        return [(member.decode(), score) for member, score in rows]
+
+    def get_many(self, job_ids: list[str]) -> list[Job | None]:
+        if not job_ids:
+            return []
+        with unavailable_on_connection_error():
+            raws = self.redis.mget([job_redis_key(job_id) for job_id in job_ids])
+        return [Job.from_json(raw) if raw is not None else None for raw in raws]
 
     def get(self, job_id: str) -> Job:
         with unavailable_on_connection_error():
@@ -370,6 +429,11 @@ class JobStore:
             pipe.multi()
             if changed is not None:
                 pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)
+                waiting = queued_redis_key(QUEUE_BY_KIND[job.kind])
+                if job.status == QUEUED and changed.status != QUEUED:
+                    pipe.zrem(waiting, job_id)
+                elif changed.status == QUEUED and job.status != QUEUED:
+                    pipe.zadd(waiting, {job_id: time.time()})  # re-sent: at the back
                 if changed.terminal:
                     pipe.zrem(ACTIVE_JOBS_REDIS_KEY, job_id)
                     if changed.webhook_url:

@@ -21,6 +21,7 @@ from tasks.constants import (
     DELIVER_WEBHOOK_TASK,
     JOB_SOFT_TIME_LIMIT,
     JOB_TIME_LIMIT,
+    PREVIEW_QUEUE,
     REAP_TASK,
     RENDER_QUEUE,
     RENDER_TASK,
@@ -81,7 +82,7 @@ def create_celery(settings: Settings) -> SoundreelCelery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         task_soft_time_limit=JOB_SOFT_TIME_LIMIT,
         task_time_limit=JOB_TIME_LIMIT,
-        task_queues=[Queue(RENDER_QUEUE), Queue(CALLBACK_QUEUE)],
+        task_queues=[Queue(RENDER_QUEUE), Queue(PREVIEW_QUEUE), Queue(CALLBACK_QUEUE)],
         task_default_queue=RENDER_QUEUE,
         task_routes={
             RENDER_TASK: {"queue": RENDER_QUEUE},

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Final
 
-#: Renders, previews and prepares. Long-running, one at a time per child.
-RENDER_QUEUE: Final = "render"
+from storage.constants import PREVIEW_QUEUE, QUEUE_BY_KIND, RENDER_QUEUE
+
+__all__ = ["PREVIEW_QUEUE", "QUEUE_BY_KIND", "RENDER_QUEUE"]  # and the names below
+
 #: Result callbacks: short HTTP calls that must not wait behind renders.
 CALLBACK_QUEUE: Final = "callbacks"
 

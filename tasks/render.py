@@ -18,6 +18,7 @@ from celery.worker.request import Request
 from pydantic import ValidationError
 
 from render import (
+    PREVIEW_SECONDS,
     Assets,
     RenderCanceled,
     RenderError,
@@ -27,6 +28,7 @@ from render import (
     render_video,
     write_peaks,
 )
+from render.audio import header_duration
 from storage import ObjectStore
 from storage.constants import (
     AUDIO_URL_TTL,
@@ -34,8 +36,9 @@ from storage.constants import (
     PREVIEW,
     RENDER,
     RESULT_KEY_FIELD_BY_KIND,
-    STAGE_DECODING,
+    STAGE_ANALYZING,
     STAGE_DOWNLOADING,
+    STAGE_FINALIZING,
     STAGE_RENDERING,
     STAGE_UPLOADING,
     peaks_key,
@@ -60,6 +63,7 @@ WORKDIR_PREFIX = "soundreel-"
 #: Where each step sits on the job's 0..1 progress bar.
 DOWNLOAD_END = 0.05
 PRODUCE_END = 0.95
+FINALIZE_AT = 0.99
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ def run_job(
     max_audio_seconds: float | None = None,
     audio_url: str | None = None,
     allow_urls: frozenset[str] = frozenset(),
+    measured: Callable[[float], None] = lambda seconds: None,
 ) -> dict[str, Any]:
     """Do one job end to end and return its ``result``; raise `JobFailed` on failure.
 
@@ -113,8 +118,11 @@ def run_job(
         )
         if should_stop():
             raise JobCanceled("The job was canceled.")
-        stage = STAGE_DECODING if kind == PREPARE else STAGE_RENDERING
-        report(DOWNLOAD_END, stage)
+        report(DOWNLOAD_END, STAGE_ANALYZING)
+        seconds = _audio_seconds(source, spec, kind)
+        if seconds:
+            measured(seconds)
+        stage = STAGE_ANALYZING if kind == PREPARE else STAGE_RENDERING
 
         def produced(fraction: float) -> None:
             report(DOWNLOAD_END + (PRODUCE_END - DOWNLOAD_END) * fraction, stage)
@@ -143,7 +151,24 @@ def run_job(
                 raise UploadFailed(
                     f"The output could not be stored ({type(exc).__name__}); resubmit the job."
                 ) from None
+        report(FINALIZE_AT, STAGE_FINALIZING)
     return result
+
+
+def _audio_seconds(source: Path, spec: RenderSpec, kind: str) -> float | None:
+    """How much audio the job covers, from the header (an estimate, for ``eta``)."""
+    try:
+        length = header_duration(source)
+    except RenderError:
+        return None  # the render refuses it in a moment, with the reason
+    if length is None:
+        return spec.clip_seconds
+    window = max(length - spec.start, 0.0)
+    if spec.clip_seconds is not None:
+        window = min(window, spec.clip_seconds)
+    if kind == PREVIEW:
+        window = min(window, PREVIEW_SECONDS)
+    return window if kind != PREPARE else length
 
 
 def sweep_stale_workdirs(root: Path | None = None) -> list[Path]:
@@ -315,6 +340,7 @@ def register(app: SoundreelCelery) -> None:
                     max_audio_seconds=app.settings.max_audio_seconds,
                     audio_url=audio_url,
                     allow_urls=app.settings.allow_private_urls,
+                    measured=progress.measured,
                 )
             except JobCanceled:
                 # the job was canceled or timed out (the API shows it), or another

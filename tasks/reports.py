@@ -77,11 +77,15 @@ class ApiClient:
             raise ApiUnavailable(f"unreadable answer: {type(exc).__name__}") from None
 
     def patch_progress(
-        self, job_id: str, attempt: str, progress: float, stage: str
+        self, job_id: str, attempt: str, progress: float, stage: str,
+        audio_seconds: float | None = None,
     ) -> bool | None:
         """Report progress (and renew the lease). True: go on; False: stop (the job
         ended or another attempt took it over); None: the API could not be asked."""
-        body = {"progress": round(progress, 4), "stage": stage, "attempt": attempt}
+        body: dict[str, Any] = {"progress": round(progress, 4), "stage": stage,
+                                "attempt": attempt}
+        if audio_seconds is not None:
+            body["audioSeconds"] = round(audio_seconds, 3)
         try:
             response = self._request("PATCH", f"/internal/jobs/{job_id}", body)
             if response.status_code == 404:
@@ -187,6 +191,7 @@ class ProgressReporter:
         self._closed = False
         self.stop = threading.Event()
         self.attempt = ""
+        self._audio_seconds: float | None = None
         self._last_send = 0.0
         self._thread = threading.Thread(target=self._run, name=f"progress-{job_id}", daemon=True)
         self._thread.start()
@@ -201,6 +206,10 @@ class ProgressReporter:
         else:
             self.stop.set()
         return answer
+
+    def measured(self, audio_seconds: float) -> None:
+        """The audio's length, sent with the following reports (the API's ``eta``)."""
+        self._audio_seconds = audio_seconds
 
     def update(self, progress: float, stage: str) -> None:
         with self._wake:
@@ -247,6 +256,8 @@ class ProgressReporter:
             self._send(*latest)
 
     def _send(self, progress: float, stage: str) -> None:
-        if self._client.patch_progress(self._job_id, self.attempt, progress, stage) is False:
+        answer = self._client.patch_progress(self._job_id, self.attempt, progress, stage,
+                                             self._audio_seconds)
+        if answer is False:
             self.stop.set()
         self._last_send = time.monotonic()

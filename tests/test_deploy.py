@@ -26,14 +26,15 @@ def compose() -> dict:
 
 
 def test_procfile_has_web_workers_beat_and_flower():
-    assert set(procfile()) == {"web", "worker", "callbacks", "beat", "flower"}
+    assert set(procfile()) == {"web", "worker", "previews", "callbacks", "beat", "flower"}
 
 
 def test_compose_runs_the_procfiles_commands():
     services = compose()["services"]
-    assert set(services) == {"redis", "api", "worker", "callbacks", "beat", "flower"}
-    for process, service in (("web", "api"), ("worker", "worker"), ("callbacks", "callbacks"),
-                             ("beat", "beat"), ("flower", "flower")):
+    assert set(services) == {"redis", "api", "worker", "previews", "callbacks", "beat",
+                             "flower"}
+    for process, service in (("web", "api"), ("worker", "worker"), ("previews", "previews"),
+                             ("callbacks", "callbacks"), ("beat", "beat"), ("flower", "flower")):
         assert shlex.split(services[service]["command"]) == shlex.split(procfile()[process])
 
 
@@ -46,6 +47,7 @@ def test_entry_points_are_the_documented_ones():
     # renders and the short HTTP tasks (reports, webhooks, the reaper) never share a pool
     assert shlex.split(commands["worker"])[-1] == "render"
     assert "-Q callbacks" in commands["callbacks"]
+    assert "-Q preview" in commands["previews"]
 
 
 def test_redis_keeps_jobs_across_restarts_and_never_evicts():

@@ -17,7 +17,8 @@ class SlowClient:
         self.sent: list[tuple[float, str]] = []
         self.lock = threading.Lock()
 
-    def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str) -> None:
+    def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
+                       audio_seconds: float | None = None) -> None:
         time.sleep(self.delay)
         with self.lock:
             self.sent.append((progress, stage))
@@ -73,7 +74,8 @@ class AnsweringClient(SlowClient):
         self.status = status
         self.attempts: list[str] = []
 
-    def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str) -> bool:
+    def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
+                       audio_seconds: float | None = None) -> bool:
         super().patch_progress(job_id, attempt, progress, stage)
         self.attempts.append(attempt)
         return self.current
