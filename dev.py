@@ -9,7 +9,8 @@
 
 Setup installs what the machine lacks: ``redis-server`` (the demo and tests start
 private ones on free ports) and, for the tests, Debian's ``ffmpeg`` for
-``ffprobe``; then a virtualenv in ``.venv`` with the project and its dev extras.
+``ffprobe`` and ``tmux`` (a real terminal for the CLI test); then a virtualenv in
+``.venv`` with the project and its dev extras.
 It uses only the standard library, so it runs before anything is installed.
 """
 
@@ -68,6 +69,8 @@ def setup(for_tests: bool) -> None:
     needed = {"redis-server": "redis-server"}
     if for_tests:
         needed["ffprobe"] = "ffmpeg"
+        needed["tmux"] = "tmux"  # the CLI test drives `soundreel` in a real terminal
+        needed["chromium"] = "chromium"  # the browser test (Playwright drives /usr/bin/chromium)
     apt_install(needed)
     ensure_venv()
 

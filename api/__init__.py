@@ -6,15 +6,13 @@ argument the settings are read from the environment.
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
-from api import files, internal, v1
+from api import files, internal, observability, openapi, pages, v1
 from api.auth import KeyRing
 from api.errors import register_error_handlers
 from api.service import Service
-from storage import JobStore, Settings, object_store
+from storage import JobStore, Settings, logs, object_store
 from tasks import create_celery
 
 #: Room for the multipart framing around a file of exactly MAX_UPLOAD_BYTES.
@@ -24,9 +22,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     settings.require_api_keys()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.setup(settings.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + MULTIPART_OVERHEAD
     app.json.sort_keys = False
@@ -41,9 +37,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(v1.bp)
     app.register_blueprint(internal.bp)
     app.register_blueprint(files.bp)
+    app.register_blueprint(pages.bp)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.register_blueprint(observability.bp)
+    app.register_blueprint(openapi.bp)
+    observability.install(app)
     return app

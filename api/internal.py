@@ -30,6 +30,7 @@ bp = Blueprint("internal", __name__, url_prefix="/internal")
 @bp.before_request
 def authenticate() -> None:
     require_worker(current_app.extensions["soundreel"].settings.worker_token)
+    service().seen_worker()
 
 
 @bp.post("/jobs/<job_id>/start")

@@ -13,11 +13,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
+import redis
 from celery import Celery
 from flask import current_app
 from werkzeug.utils import secure_filename
 
 from api.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
+from api.metrics import REALTIME_BUCKETS, RENDER_BUCKETS, Metrics
 from api.schemas import (
     DeliveryOutcome,
     JobRequest,
@@ -26,7 +28,8 @@ from api.schemas import (
     StartRequest,
     WorkerReport,
 )
-from storage import Event, Job, JobNotFound, JobStore, ObjectStore, Settings
+from api.speed import SpeedStore, work_scale
+from storage import Event, Job, JobNotFound, JobStore, ObjectStore, Settings, logs
 from storage.constants import (
     COMPLETE,
     DEFAULT_TIMEOUTS,
@@ -37,6 +40,7 @@ from storage.constants import (
     RESULT_KEY_FIELDS,
     RUNNING,
     VIDEO_URL_TTL,
+    WORKER_SEEN_REDIS_KEY,
     default_output_key,
     expected_result_keys,
     upload_id_of,
@@ -47,7 +51,6 @@ from storage.errors import StorageUnavailable
 from storage.idempotency import IdempotencyStore
 from storage.jobs import Report, epoch_of, iso_at, timings
 from storage.secrets import share_token
-from storage.speed import SpeedStore
 from storage.urlguard import ForbiddenUrl, check_url
 from tasks.broker import task_ids_in_broker
 from tasks.constants import (
@@ -63,6 +66,9 @@ from tasks.constants import (
 
 log = logging.getLogger(__name__)
 
+#: Fields of a job view that are links (fresh on every poll): not in client webhooks.
+LINK_FIELDS = frozenset({"downloadUrl", "downloadUrlExpiresAt", "thumbnailUrl", "peaksUrl",
+                         "shareUrl"})
 #: Records read at most for one page of GET /v1/jobs.
 LIST_SCAN = 1000
 #: One reaper at a time (beat ticks can overlap under load); held at most this long.
@@ -112,6 +118,7 @@ class Service:
         self.idempotency = IdempotencyStore(jobs.redis)
         self.deliveries = DeliveryStore(jobs.redis)
         self.speed = SpeedStore(jobs.redis)
+        self.metrics = Metrics(jobs.redis)
         self.objects = objects
         self.celery = celery
 
@@ -168,7 +175,8 @@ class Service:
             audio_key=request.audio_key or "",
             audio_url=request.audio_url,
             output_key=request.output_key or default_output_key(request.kind, job_id),
-            options=request.options.model_dump(),
+            # as the client writes them (camelCase), every default filled in
+            options=request.options.model_dump(by_alias=True),
             deadline_at=iso_at(time.time() + timeout),
             webhook_url=request.webhook_url,
         )
@@ -179,7 +187,9 @@ class Service:
             # No record without a task: undo, then let the handler answer 503.
             self.jobs.delete(job)
             raise
-        log.info("tenant %s submitted %s job %s", tenant, job.kind, job.job_id)
+        self.metrics.inc("soundreel_jobs_submitted", kind=job.kind)
+        log.info("tenant %s submitted %s job %s", tenant, job.kind, job.job_id,
+                 extra={"job_id": job.job_id})
         return job
 
     def _check_url(self, field: str, url: str) -> None:
@@ -204,10 +214,16 @@ class Service:
             },
             task_id=job.job_id,
             queue=QUEUE_BY_KIND[job.kind],
+            # what worker logs, events and Flower show of the arguments: a client's
+            # audioUrl may be signed, so only the job's id and kind
+            argsrepr="()",
+            kwargsrepr=repr({"job_id": job.job_id, "kind": job.kind}),
             soft_time_limit=TIME_LIMITS[job.kind][0],
             time_limit=TIME_LIMITS[job.kind][1],
             link=self.celery.signature(REPORT_RESULT_TASK),
             link_error=self.celery.signature(REPORT_FAILURE_TASK),
+            # the request id follows the job into the worker's logs and reports
+            headers={"request_id": logs.request_id.get()},
         )
 
     def job_for(self, tenant: str, job_id: str) -> Job:
@@ -291,7 +307,7 @@ class Service:
         """
         if job.terminal:
             return None
-        speed = self.speed.get(job.kind)
+        speed = self.speed.get(job.kind, work_scale(job))
         if job.status == RUNNING and job.started_at:
             elapsed = max(time.time() - epoch_of(job.started_at), 0.0)
             if job.progress >= 0.1:
@@ -361,6 +377,13 @@ class Service:
 
     # --- worker reports ----------------------------------------------------
 
+    def seen_worker(self) -> None:
+        """A worker called (``/readyz`` wants one within a minute)."""
+        try:
+            self.jobs.redis.set(WORKER_SEEN_REDIS_KEY, time.time())
+        except redis.RedisError:
+            pass  # the call itself will say whether Redis is there
+
     def start(self, job_id: str, request: StartRequest) -> Report:
         """A delivery of the job is about to start work. It gets a new attempt and
         the lease, unless a live attempt holds the job (``current`` is then false:
@@ -392,6 +415,7 @@ class Service:
         return report
 
     def finish(self, report: WorkerReport) -> tuple[Job, bool]:
+        logs.job_id.set(report.job_id)
         if report.status == "complete":
             result = self._trusted_result(report.job_id, report.result or {})
             event = Event.completed(result, report.attempt)
@@ -502,9 +526,22 @@ class Service:
         report = self.jobs.apply_report(job_id, event)
         if report.applied and report.job.terminal and report.job.webhook_url:
             self._dispatch(job_id)
-        if report.applied and report.job.status == COMPLETE:
-            self.speed.record(report.job)
+        if report.applied and report.job.terminal:
+            self._count_end(report.job)
         return report
+
+    def _count_end(self, job: Job) -> None:
+        code = (job.error or {}).get("code", "")
+        self.metrics.inc("soundreel_jobs_finished", kind=job.kind, status=job.status, code=code)
+        if job.status != COMPLETE or not job.started_at:
+            return
+        self.speed.record(job)
+        seconds = epoch_of(job.updated_at) - epoch_of(job.started_at)
+        self.metrics.observe("soundreel_render_seconds", seconds, RENDER_BUCKETS, kind=job.kind)
+        duration = (job.result or {}).get("duration")
+        if duration and seconds > 0:
+            self.metrics.observe("soundreel_realtime_factor", duration / seconds,
+                                 REALTIME_BUCKETS, kind=job.kind)
 
     def _report(self, job_id: str, event: Event) -> tuple[Job, bool]:
         report = self._apply(job_id, event)
@@ -523,12 +560,15 @@ class Service:
         return len(claimed)
 
     def delivery_for_worker(self, job_id: str) -> dict[str, Any] | None:
-        """What a worker needs for one attempt. The body is made from the ended
-        job's record, which no longer changes: the same bytes on every try."""
+        """What a worker needs for one attempt. The body is the job as polled minus
+        its links, made from the ended job's record, which no longer changes: the
+        same bytes on every try."""
         delivery = self.deliveries.get(job_id)
         if delivery is None:
             return None
-        body = json.dumps(self.document(self.jobs.get(job_id)), separators=(",", ":"))
+        view = self.view(self.jobs.get(job_id))
+        body = json.dumps({k: v for k, v in view.items() if k not in LINK_FIELDS},
+                          separators=(",", ":"))
         return {"jobId": job_id, "tenant": delivery.tenant, "webhookId": delivery.webhook_id,
                 "url": delivery.url, "state": delivery.state, "body": body}
 
@@ -540,6 +580,8 @@ class Service:
             )
 
         delivery = self.deliveries.update(job_id, change)
+        outcome_name = "retry" if delivery.state == "pending" else delivery.state
+        self.metrics.inc("soundreel_webhook_attempts", outcome=outcome_name)
         log.info("webhook %s of job %s: %s (%s)", delivery.webhook_id, job_id,
                  outcome.status_code or outcome.error, delivery.state)
         return delivery

@@ -14,6 +14,7 @@ from api.errors import BadRequest, NotFound
 from api.idempotency import idempotent
 from api.schemas import JobListQuery, JobRequest, json_body, parse
 from api.service import service
+from storage import logs
 from storage.secrets import webhook_secret
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
@@ -24,6 +25,7 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 @bp.before_request
 def authenticate() -> None:
     g.tenant = require_tenant(current_app.extensions["soundreel.keys"])
+    logs.tenant.set(g.tenant)
 
 
 @bp.post("/uploads")

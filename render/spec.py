@@ -148,7 +148,8 @@ class RenderSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("preset") in PRESETS:
+        if isinstance(data, dict) and isinstance(data.get("preset"), str) \
+                and data["preset"] in PRESETS:
             width, height = PRESETS[data["preset"]]
             if data.get("width", width) != width or data.get("height", height) != height:
                 raise ValueError("give either preset or width/height, not both")

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import cached_property
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 import tasks.callbacks
 import tasks.render
 import tasks.webhooks
-from storage import ObjectStore, Settings, object_store
+from storage import ObjectStore, Settings, logs, object_store
 from tasks.constants import (
     CALLBACK_QUEUE,
     DELIVER_WEBHOOK_TASK,
@@ -46,6 +47,22 @@ class SoundreelCelery(Celery):
     @cached_property
     def api(self) -> ApiClient:
         return ApiClient(self.settings.internal_base_url, self.settings.worker_token)
+
+
+@signals.setup_logging.connect(weak=False)
+def _json_logs(loglevel: Any = None, **_: Any) -> None:
+    """Workers and beat log JSON lines like the API (Celery leaves logging to us
+    once this signal has a receiver)."""
+    logs.setup(loglevel if isinstance(loglevel, str) else "INFO")
+
+
+@signals.task_prerun.connect(weak=False)
+def _task_context(task: Any = None, kwargs: Any = None, args: Any = None, **_: Any) -> None:
+    """Every log line of a task names its job and the request that made it."""
+    job = (kwargs or {}).get("job_id") or (args[0] if args and isinstance(args[0], str)
+                                           else None)
+    logs.job_id.set(job if isinstance(job, str) else None)
+    logs.request_id.set(task.request.get("request_id") if task is not None else None)
 
 
 def _transport_options(settings: Settings) -> dict[str, float]:

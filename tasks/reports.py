@@ -7,6 +7,7 @@ webhook is retried by the callback task until the API has it.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+
+from storage import logs
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +137,19 @@ class ApiClient:
             raise ApiUnavailable(f"API answered {response.status_code}")
         return response.json()
 
+    def _headers_now(self) -> dict[str, str]:
+        """The token, and the request id of the job being worked on (for the logs)."""
+        if rid := logs.request_id.get():
+            return {**self._headers, "X-Request-ID": rid}
+        return self._headers
+
     def _request(
         self, method: str, path: str, body: dict[str, Any] | None,
         timeout: float = PROGRESS_TIMEOUT,
     ) -> requests.Response:
         try:
             return self._session.request(
-                method, f"{self.base_url}{path}", json=body, headers=self._headers,
+                method, f"{self.base_url}{path}", json=body, headers=self._headers_now(),
                 timeout=timeout,
             )
         except requests.RequestException as exc:
@@ -151,7 +160,7 @@ class ApiClient:
             response = self._session.post(
                 f"{self.base_url}/internal/webhooks/worker",
                 json=payload,
-                headers=self._headers,
+                headers=self._headers_now(),
                 timeout=WEBHOOK_TIMEOUT,
             )
         except requests.RequestException as exc:
@@ -193,7 +202,9 @@ class ProgressReporter:
         self.attempt = ""
         self._audio_seconds: float | None = None
         self._last_send = 0.0
-        self._thread = threading.Thread(target=self._run, name=f"progress-{job_id}", daemon=True)
+        # in a copy of this context, so the thread's reports carry the job's request id
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
+                                        name=f"progress-{job_id}", daemon=True)
         self._thread.start()
 
     def start(self, worker: str, attempt: str) -> Start:
@@ -213,8 +224,14 @@ class ProgressReporter:
 
     def update(self, progress: float, stage: str) -> None:
         with self._wake:
+            if self._latest is not None and self._latest[1] != stage:
+                # A new stage: the last report of the one before goes first, so the
+                # API sees every stage (timings), not only the newest. Stages change
+                # a handful of times per job; this waits for the sender, not the API.
+                self._wake.wait_for(lambda: self._latest == self._sent or self._closed,
+                                    timeout=PROGRESS_TIMEOUT + 1)
             self._latest = (progress, stage)
-            self._wake.notify()
+            self._wake.notify_all()
 
     def close(self) -> None:
         """Send the last value and stop the thread."""
@@ -252,6 +269,7 @@ class ProgressReporter:
                     else:
                         self._wake.wait()
                 latest = self._sent = self._latest
+                self._wake.notify_all()  # a stage change may be waiting for this one
             assert latest is not None
             self._send(*latest)
 

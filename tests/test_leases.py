@@ -122,8 +122,9 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(parts):
                                   queues="callbacks"))
     job_id = submit(running, {"kind": "prepare", "audioKey": upload(running, SAMPLE)})["jobId"]
     broker = redis.Redis.from_url(running.redis_url)
-    assert broker.delete("render") == 1  # the message is gone (as after a half-done send)
-    wait_for(lambda: broker.llen("render") == 1, 30, "the reaper to send it again")
+    # the message is gone (as after a half-done send); prepares go to the preview queue
+    assert broker.delete("preview") == 1
+    wait_for(lambda: broker.llen("preview") == 1, 30, "the reaper to send it again")
     assert "was queued with no message in the broker; sent again" in (
         tmp_path / "api.log").read_text()
     stack.enter_context(st.worker(running.env, tmp_path / "w1.log", name="w1"))

@@ -120,3 +120,12 @@ def test_an_unreachable_api_does_not_stop_the_work():
         reporter.update(0.05, "rendering")
         time.sleep(0.2)
         assert not reporter.stop.is_set()
+
+
+def test_no_stage_is_skipped_even_when_stages_change_faster_than_reports_go():
+    client = SlowClient(delay=0.1)
+    with ProgressReporter(client, "job", interval=10.0) as reporter:  # type: ignore[arg-type]
+        for stage in ("downloading", "analyzing", "rendering", "uploading", "finalizing"):
+            reporter.update(0.5, stage)
+    assert [stage for _, stage in client.sent] == [
+        "downloading", "analyzing", "rendering", "uploading", "finalizing"]

@@ -37,7 +37,7 @@ from tests.test_faults import SLOW, start_api
 
 #: 1/300: the schedule's 5 s, 5 min, 30 min ... become 17 ms, 1 s, 6 s ...
 SCALE = 1 / 300
-LINKS = ("downloadUrl", "downloadUrlExpiresAt", "thumbnailUrl", "peaksUrl")
+LINKS = ("downloadUrl", "downloadUrlExpiresAt", "thumbnailUrl", "peaksUrl", "shareUrl")
 
 # --- the schedule and the signature, without a stack ---------------------------
 

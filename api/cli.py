@@ -1,0 +1,495 @@
+"""``soundreel``: render audio into video from a terminal, through a soundreel API.
+
+    soundreel render talk.mp3 -o talk.mp4 --style bars --size 1080x1920 --title "Episode 12"
+    soundreel render talk.mp3 --no-wait          # prints the job id
+    soundreel status <jobId>
+    soundreel cancel <jobId>
+    soundreel jobs [--status S] [--kind K] [--limit N]
+
+Settings come from the environment: ``SOUNDREEL_API_KEY`` (required) and
+``SOUNDREEL_URL`` (default ``http://127.0.0.1:8000``). The key is never printed.
+
+Output: what a script wants (the output path, a job id, the table of jobs) goes to
+stdout; the progress bar, prompts and errors go to stderr. Exit codes: 0 the job
+completed (or the command did what it was asked), 1 the job failed, was canceled
+or timed out, or the API refused or could not be reached (``error: <code>:
+<message>``), 2 a usage error or a missing setting, 130 interrupted with the job
+left running.
+
+Ctrl-C while a job renders asks ``Cancel job <id>? [y/N]`` when stdin is a
+terminal; ``y`` cancels it, anything else leaves it running. Without a terminal
+(a script, CI) the job is left running and its id printed: a script being stopped
+should not destroy work it cannot ask about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from api.client import ApiError, Client, ClientError, Unreachable
+from render.spec import FRAME_RATES, PRESETS, STYLES, RenderSpec
+from storage.constants import KINDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, STATES
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+#: Exit codes (see the module docstring).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: Seconds between polls while waiting for a job.
+POLL_INTERVAL = 0.5
+#: The flag that sets each render option, to name it in a usage error.
+OPTION_FLAGS = {"width": "--size", "height": "--size", "fps": "--fps", "style": "--style",
+                "title": "--title", "subtitle": "--subtitle", "start": "--start",
+                "end": "--end", "preset": "--preset"}
+
+
+class UsageError(Exception):
+    """Bad arguments or settings found after parsing: exit 2, like argparse's own."""
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    """The CLI's environment, read once."""
+
+    url: str
+    api_key: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> CliSettings:
+        key = environ.get("SOUNDREEL_API_KEY", "").strip()
+        if not key:
+            raise UsageError(
+                "SOUNDREEL_API_KEY is not set: export SOUNDREEL_API_KEY=<your API key> "
+                "(and SOUNDREEL_URL if the API is not at " + DEFAULT_URL + ")"
+            )
+        url = environ.get("SOUNDREEL_URL", "").strip() or DEFAULT_URL
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise UsageError(f"SOUNDREEL_URL must be an http(s) URL like {DEFAULT_URL}")
+        return cls(url=url.rstrip("/"), api_key=key)
+
+
+def say(message: str) -> None:
+    """A message for the person (errors, hints) on stderr, never wrapped or styled."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the progress display --------------------------------------------------------
+
+
+class NoteColumn(ProgressColumn):
+    """Where the job stands besides its percentage: place in the queue, or ETA."""
+
+    def render(self, task: Task) -> Text:
+        return Text(str(task.fields.get("note", "")), style="progress.remaining")
+
+
+def describe(job: Mapping[str, Any]) -> tuple[str, float, str]:
+    """The stage label, progress fraction and note to show for a polled job."""
+    status = job.get("status") or "?"
+    stage = job.get("stage") or status
+    progress = float(job.get("progress") or 0.0)
+    note = ""
+    if status == "complete":
+        stage, progress = "complete", 1.0
+    elif status in ("failed", "canceled", "timed_out"):
+        stage = status.replace("_", " ")
+    elif status == "queued" and isinstance(job.get("queuePosition"), int):
+        ahead = job["queuePosition"]
+        note = "next in queue" if ahead == 0 else f"{ahead} ahead in queue"
+    if status in ("queued", "running") and isinstance(job.get("eta"), int | float):
+        eta = f"ETA {clock(job['eta'])}"
+        note = f"{note}, {eta}" if note else eta
+    return stage, min(max(progress, 0.0), 1.0), note
+
+
+def clock(seconds: float) -> str:
+    seconds = max(int(round(seconds)), 0)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def size_text(count: int) -> str:
+    if count < 1000:
+        return f"{count} B"
+    value, units = count / 1000, ["kB", "MB", "GB", "TB"]
+    while value >= 1000 and len(units) > 1:
+        value, units = value / 1000, units[1:]
+    return f"{value:.1f} {units[0]}"
+
+
+class JobProgress:
+    """A live bar on a terminal (rich); one line per change of stage or tenth in a log."""
+
+    def __init__(self, console: Console, job_id: str) -> None:
+        self.console = console
+        self.job_id = job_id
+        self.live = console.is_terminal and not console.is_dumb_terminal
+        self._last: tuple[str, int] | None = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._download: TaskID | None = None
+
+    def start(self) -> None:
+        """Name the job, then show the bar."""
+        say(f"job {self.job_id}")
+        if not self.live:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description:<11}"),
+            BarColumn(bar_width=40),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            NoteColumn(),
+            console=self.console,
+            refresh_per_second=8,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("submitted", total=1.0, note="")
+
+    def update(self, job: Mapping[str, Any]) -> None:
+        stage, fraction, note = describe(job)
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=stage, completed=fraction, note=note)
+            return
+        line = (stage, int(fraction * 10))
+        if line != self._last:
+            self._last = line
+            say(f"{stage} {fraction * 100:3.0f}%" + (f"  {note}" if note else ""))
+
+    def downloaded(self, done: int, total: int | None) -> None:
+        if self._progress is None:
+            return
+        if self._download is None:
+            self._download = self._progress.add_task("download", total=total or None, note="")
+        self._progress.update(self._download, completed=done, total=total or None,
+                              note=size_text(done))
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.refresh()
+            self._progress.stop()
+            self._progress = None
+
+
+# --- commands --------------------------------------------------------------------
+
+
+def size_arg(value: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*", value)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{value!r}: give WIDTHxHEIGHT, e.g. 1280x720")
+    return int(match[1]), int(match[2])
+
+
+def render_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The job request for ``render``'s flags, checked here as the API would check it."""
+    options: dict[str, Any] = {}
+    if args.preset:
+        options["preset"] = args.preset
+    if args.size:
+        options["width"], options["height"] = args.size
+    for name in ("style", "fps", "title", "subtitle", "start", "end"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    body: dict[str, Any] = {"kind": args.kind}
+    if args.kind == "prepare":
+        if options:
+            flags = sorted({OPTION_FLAGS.get(name, name) for name in options})
+            raise UsageError(f"a prepare job takes no render options ({', '.join(flags)})")
+    else:
+        try:
+            RenderSpec.model_validate(options)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = str(first["loc"][0]) if first["loc"] else ""
+            message = first["msg"].removeprefix("Value error, ")
+            flag = OPTION_FLAGS.get(name)
+            raise UsageError(f"{flag}: {name} {message}" if flag else message) from None
+        body["options"] = options
+    if args.timeout is not None:
+        if not MIN_TIMEOUT_SECONDS <= args.timeout <= MAX_TIMEOUT_SECONDS:
+            raise UsageError(
+                f"--timeout: give {MIN_TIMEOUT_SECONDS} to {MAX_TIMEOUT_SECONDS} seconds"
+            )
+        body["timeoutSeconds"] = args.timeout
+    return body
+
+
+def output_path(args: argparse.Namespace) -> Path:
+    """Where the result goes: ``-o`` (a file, or a directory to put it in), or the
+    audio's name with the output's extension next to it."""
+    suffix = ".wav" if args.kind == "prepare" else ".mp4"
+    audio: Path = args.audio
+    dest: Path = args.output or audio.with_suffix(suffix)
+    if dest.is_dir():
+        dest = dest / (audio.stem + suffix)
+    if dest.resolve() == audio.resolve():
+        raise UsageError(f"-o {dest} would overwrite the audio; choose another name")
+    if not dest.parent.is_dir():
+        raise UsageError(f"-o {dest}: directory {dest.parent} does not exist")
+    return dest
+
+
+def cmd_render(client: Client, args: argparse.Namespace, err: Console) -> int:
+    if not args.audio.is_file():
+        raise UsageError(f"{args.audio}: no such file")
+    body = render_body(args)
+    dest = None if args.no_wait else output_path(args)
+    spinner = err.status(f"uploading {args.audio.name}") if err.is_terminal else nullcontext()
+    try:
+        with spinner:
+            audio_key = client.upload(args.audio)
+    except KeyboardInterrupt:
+        say("interrupted: nothing was submitted")
+        return EXIT_INTERRUPTED
+    try:
+        job = client.submit(**body, audioKey=audio_key, idempotency_key=str(uuid.uuid4()))
+    except KeyboardInterrupt:
+        say("interrupted while submitting: `soundreel jobs` shows whether the job was created")
+        return EXIT_INTERRUPTED
+    job_id = job["jobId"]
+    if args.no_wait:
+        print(job_id, flush=True)
+        return EXIT_OK
+    view = JobProgress(err, job_id)
+    try:
+        try:
+            view.start()
+            view.update(job)
+            job = client.wait(job_id, on_update=view.update, interval=POLL_INTERVAL)
+        except KeyboardInterrupt:
+            view.stop()
+            ended = interrupted(client, job_id, err)
+            if ended is None:
+                return EXIT_INTERRUPTED
+            job = ended
+        if job.get("status") != "complete":
+            view.stop()
+            return report_failure(job)
+        try:
+            saved = client.download(job, dest, on_progress=view.downloaded)
+        except KeyboardInterrupt:
+            view.stop()
+            say(f"interrupted: job {job_id} is complete; `soundreel status {job_id}` "
+                "shows its download link")
+            return EXIT_INTERRUPTED
+    finally:
+        view.stop()
+    print(saved, flush=True)
+    return EXIT_OK
+
+
+def interrupted(client: Client, job_id: str, err: Console) -> dict[str, Any] | None:
+    """Ctrl-C while waiting: cancel the job if the person at the terminal says so.
+
+    Returns the job when it has ended (canceled now, or it ended meanwhile), None
+    when it is left running."""
+    answer = ""
+    if sys.stdin.isatty():
+        try:
+            answer = err.input(f"Cancel job {job_id}? [y/N] ", markup=False).strip().lower()
+        except (KeyboardInterrupt, EOFError):
+            say("")
+    if answer in ("y", "yes"):
+        try:
+            return client.cancel(job_id)
+        except ApiError as exc:
+            if exc.code != "job_finished":
+                raise
+            return client.job(job_id)  # it ended before the cancel arrived
+    say(f"job {job_id} keeps running: `soundreel status {job_id}` to check on it, "
+        f"`soundreel cancel {job_id}` to stop it")
+    return None
+
+
+def report_failure(job: Mapping[str, Any]) -> int:
+    error = job.get("error") or {}
+    code = error.get("code") or job.get("status")
+    message = error.get("message") or f"the job ended {job.get('status')}"
+    say(f"error: {code}: {message}")
+    return EXIT_FAILED
+
+
+def cmd_status(client: Client, args: argparse.Namespace, err: Console) -> int:
+    job = client.job(args.job_id)
+    if args.json:
+        print(json.dumps(job, indent=2))
+    else:
+        stage, fraction, note = describe(job)
+        rows = [("job", job.get("jobId")), ("kind", job.get("kind")),
+                ("status", job.get("status")), ("stage", job.get("stage")),
+                ("progress", f"{fraction * 100:.0f}%")]
+        if note:
+            rows.append(("", note))
+        error = job.get("error")
+        if error:
+            rows.append(("error", f"{error.get('code')}: {error.get('message')}"))
+        result = job.get("result") or {}
+        if isinstance(result.get("duration"), int | float):
+            rows.append(("duration", f"{result['duration']:.2f} s"))
+        for label, name in (("download", "downloadUrl"), ("share", "shareUrl")):
+            if job.get(name):
+                rows.append((label, job[name]))
+        for name, value in rows:
+            print(f"{name:<11} {value if value is not None else '-'}")
+    return EXIT_FAILED if job.get("status") in ("failed", "canceled", "timed_out") else EXIT_OK
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace, err: Console) -> int:
+    job = client.cancel(args.job_id)
+    print(f"{job.get('jobId', args.job_id)} {job.get('status')}")
+    return EXIT_OK
+
+
+def cmd_jobs(client: Client, args: argparse.Namespace, err: Console) -> int:
+    page = client.jobs(status=args.status, kind=args.kind, limit=args.limit, cursor=args.cursor)
+    jobs = page.get("jobs") or []
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return EXIT_OK
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("JOB", no_wrap=True, min_width=32)
+    for name in ("KIND", "STATUS", "STAGE"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("PROGRESS", justify="right", no_wrap=True)
+    table.add_column("CREATED", no_wrap=True)
+    for job in jobs:
+        _, fraction, _ = describe(job)
+        table.add_row(str(job.get("jobId")), job.get("kind") or "", job.get("status") or "",
+                      job.get("stage") or "", f"{fraction * 100:.0f}%",
+                      str(job.get("createdAt") or ""))
+    out = Console(highlight=False, width=max(Console().width, 110))
+    if jobs:
+        out.print(table)
+    else:
+        say("no jobs")
+    if page.get("nextCursor"):
+        say(f"more: soundreel jobs --cursor {page['nextCursor']}")
+    return EXIT_OK
+
+
+# --- arguments -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="soundreel",
+        description="Render audio into video (audiograms) with a soundreel API.",
+        epilog="Environment: SOUNDREEL_API_KEY (required), SOUNDREEL_URL (default "
+               f"{DEFAULT_URL}). Exit codes: 0 complete, 1 failed/canceled/timed out or an "
+               "API error, 2 usage, 130 interrupted with the job left running.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    render = commands.add_parser(
+        "render", help="upload audio, render it, download the video",
+        description="Upload AUDIO, render it, show progress, download the result to -o "
+                    "and print its path (with --no-wait: print the job id and return).",
+    )
+    render.add_argument("audio", type=Path, metavar="AUDIO",
+                        help="audio file (mp3, wav, m4a, ogg, flac, ...)")
+    render.add_argument("-o", "--output", type=Path, metavar="PATH",
+                        help="where to save the result (default: AUDIO's name with .mp4, "
+                             ".wav for prepare)")
+    render.add_argument("--kind", choices=KINDS, default="render",
+                        help="render: the full video; preview: a short low-res clip; prepare: "
+                             "normalised WAV (default: render)")
+    canvas = render.add_mutually_exclusive_group()
+    canvas.add_argument("--size", type=size_arg, metavar="WxH",
+                        help="canvas in pixels, even sides (default 1280x720)")
+    canvas.add_argument("--preset", choices=tuple(PRESETS), help="square, portrait or landscape")
+    render.add_argument("--style", choices=STYLES, help="animation (default bars)")
+    render.add_argument("--fps", type=int, choices=FRAME_RATES, help="frame rate (default 30)")
+    render.add_argument("--title", help="title text")
+    render.add_argument("--subtitle", help="subtitle text")
+    render.add_argument("--start", type=float, metavar="SECONDS", help="clip from here")
+    render.add_argument("--end", type=float, metavar="SECONDS", help="clip up to here")
+    render.add_argument("--timeout", type=int, metavar="SECONDS",
+                        help="the job ends timed_out if not done this long after submission "
+                             f"({MIN_TIMEOUT_SECONDS}-{MAX_TIMEOUT_SECONDS})")
+    render.add_argument("--no-wait", action="store_true",
+                        help="submit, print the job id and return")
+    render.set_defaults(run=cmd_render)
+
+    status = commands.add_parser("status", help="show a job (exit 1 if it failed)",
+                                 description="Show a job's status, stage, progress and error; "
+                                             "exit 1 if it failed, was canceled or timed out.")
+    status.add_argument("job_id", metavar="JOB_ID")
+    status.add_argument("--json", action="store_true", help="print the job's JSON")
+    status.set_defaults(run=cmd_status)
+
+    cancel = commands.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job_id", metavar="JOB_ID")
+    cancel.set_defaults(run=cmd_cancel)
+
+    jobs = commands.add_parser("jobs", help="list your jobs, newest first",
+                               description="List your jobs, newest first, a page at a time.")
+    jobs.add_argument("--status", choices=STATES)
+    jobs.add_argument("--kind", choices=KINDS)
+    jobs.add_argument("--limit", type=int, metavar="N", help="at most N jobs (1-100, default 20)")
+    jobs.add_argument("--cursor", help="the next page, as the previous page printed")
+    jobs.add_argument("--json", action="store_true", help="print the page's JSON")
+    jobs.set_defaults(run=cmd_jobs)
+    return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("soundreel")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    err = Console(stderr=True, highlight=False)
+    try:
+        settings = CliSettings.from_env(os.environ)
+        client = Client(settings.url, settings.api_key)
+        return args.run(client, args, err)
+    except UsageError as exc:
+        say(f"soundreel: error: {exc}")
+        return EXIT_USAGE
+    except ApiError as exc:
+        say(f"error: {exc.code}: {exc.message}")
+        return EXIT_FAILED
+    except Unreachable as exc:
+        say(f"error: unreachable: {exc}")
+        return EXIT_FAILED
+    except ClientError as exc:
+        say(f"error: {exc}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        say("interrupted")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

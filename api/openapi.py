@@ -1,0 +1,764 @@
+"""The API described as OpenAPI 3.1: ``GET /openapi.json``, and readable at ``GET /docs``.
+
+The document is generated, not written by hand:
+
+- request bodies and the query of ``GET /v1/jobs`` are the JSON schemas of the very
+  pydantic models that validate requests (`api.schemas.JobRequest`, `JobListQuery`,
+  and `render.spec.RenderSpec` inside ``options``), through pydantic's
+  ``models_json_schema(..., by_alias=True)``;
+- responses are the pydantic models below, each mirroring what its handler returns
+  (`Service.view`, `Service.document`, `Service.deliveries_of`, the v1 and
+  observability routes, `api.errors`). They are strict (no unknown properties), so
+  the schemathesis run in ``tests/test_openapi.py`` fails when a handler starts to
+  answer something the document does not say.
+
+Covered: every ``/v1`` route, ``/healthz``, ``/readyz`` and ``/metrics``. Left out on
+purpose: ``/internal/*`` (worker-only, behind the worker token), ``/files/*`` (the
+signed links a job's ``downloadUrl`` points at) and the browser pages.
+
+``/docs`` is rendered on the server from the same document (no CDN, no script), under
+the strict Content-Security-Policy the other pages use. Both are built once per app
+and kept in ``app.extensions``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from importlib import metadata
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint, Response, current_app, jsonify, render_template
+from markupsafe import Markup, escape
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import models_json_schema
+
+from api import v1
+from api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from api.idempotency import MAX_KEY_LENGTH
+from api.schemas import JobListQuery, JobRequest
+from render.spec import RenderSpec
+from storage.secrets import SECRET_PREFIX
+
+bp = Blueprint("openapi", __name__, template_folder="templates")
+
+OPENAPI_VERSION = "3.1.0"
+#: Where every named schema lives in the document.
+REF_TEMPLATE = "#/components/schemas/{model}"
+JOB_ID_PATTERN = v1._JOB_ID.pattern  # noqa: SLF001 - one pattern, shared with the routes
+
+_DOCUMENT_KEY = "soundreel.openapi.document"
+_DOCS_KEY = "soundreel.openapi.docs"
+
+#: The docs page loads nothing but this origin's stylesheets.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'none'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+])
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF_TEMPLATE.format(model=name)}
+
+
+# --- response models: what the handlers answer ----------------------------------------
+
+
+def _answer_schema(schema: dict[str, Any]) -> None:
+    """An answer has no defaults (they describe requests) and no generated titles."""
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+        prop.pop("title", None)
+
+
+class Answer(BaseModel):
+    """Base of the response models: camelCase names, unknown properties refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid",
+        json_schema_extra=_answer_schema,
+    )
+
+
+class ErrorDetail(Answer):
+    code: str = Field(pattern=r"^[a-z_]+$", description="stable, machine-readable")
+    message: str = Field(description="what happened and what to do")
+    field: str = Field(None, description="the request field at fault, e.g. options.width")
+
+
+# What each handler answers; the comments name the code each model mirrors.
+
+
+class Error(Answer):  # api.errors.ApiError.body
+    """Every error answer: 4xx and 5xx alike."""
+
+    error: ErrorDetail
+
+
+class Upload(Answer):  # Service.upload
+    """A stored file: name it by this key in audioKey, or in options.artworkKey,
+    backgroundKey or captionsKey."""
+
+    audio_key: str = Field(pattern=r"^uploads/[0-9a-f]{32}/[^/]+$")
+    bytes: int = Field(ge=0)
+
+
+class JobError(Answer):
+    """Why a job ended without a result (``failed``, ``canceled``, ``timed_out``)."""
+
+    code: str = Field(description="e.g. invalid_audio, download_failed, render_failed, "
+                                  "time_limit_exceeded, worker_lost, canceled, timed_out")
+    message: str
+
+
+class JobTimings(Answer):
+    """Seconds a completed job spent in each phase."""
+
+    queued: float = Field(ge=0)
+    rendering: float = Field(ge=0)
+    uploading: float = Field(ge=0)
+
+
+class JobResult(Answer):
+    """What a completed job made; which keys are present depends on its kind
+    (render: videoKey; preview: previewKey, thumbnailKey; prepare: preparedKey,
+    peaksKey, sampleRate, channels)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    video_key: str = None
+    preview_key: str = None
+    thumbnail_key: str = None
+    prepared_key: str = None
+    peaks_key: str = None
+    format: Literal["mp4", "wav"] = None
+    duration: float = Field(None, ge=0, description="seconds")
+    sample_rate: int = None
+    channels: int = None
+
+
+def _component(name: str) -> dict[str, str]:
+    """A placeholder for a schema pydantic does not know, made a ``$ref`` afterwards."""
+    return {_COMPONENT: name}
+
+
+def _resolve_components(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        if set(schema) == {_COMPONENT}:
+            return _ref(schema[_COMPONENT])
+        return {key: _resolve_components(value) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_resolve_components(value) for value in schema]
+    return schema
+
+
+_COMPONENT = "x-soundreel-component"
+#: ``options`` as a job carries them: the accepted `RenderSpec`, every field filled
+#: in, under the request's (camelCase) field names.
+JOB_OPTIONS = "JobOptions"
+Kind = Literal["render", "preview", "prepare"]
+Status = Literal["queued", "running", "complete", "failed", "canceled", "timed_out"]
+
+
+class JobDocument(Answer):  # Service.document
+    """A job without its links: the body of the webhook sent when it ends."""
+
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    kind: Kind
+    status: Status = Field(description="complete, failed, canceled and timed_out are final")
+    progress: float = Field(ge=0, le=1, description="never goes backwards")
+    stage: str | None = Field(description="queued, downloading, analyzing, rendering, "
+                                          "uploading, finalizing, done")
+    created_at: datetime
+    updated_at: datetime
+    audio_key: str | None
+    audio_url: str | None
+    options: Annotated[dict[str, Any], WithJsonSchema(_component(JOB_OPTIONS))]
+    result: JobResult | None = Field(description="once complete")
+    error: JobError | None
+    attempts: int = Field(ge=0, description="deliveries that started work on the job")
+    deadline_at: datetime | None = Field(description="when the job ends timed_out if it "
+                                                     "has not ended")
+    webhook_url: str | None
+    timings: JobTimings | None = Field(description="once complete")
+
+
+class Job(JobDocument):  # Service.view
+    """A job: where it stands, and links made fresh on every request."""
+
+    queue_position: int | None = Field(ge=0, description="while queued: jobs ahead of it")
+    eta: float | None = Field(ge=0, description="seconds until it should end; null until known")
+    share_url: str = Field(json_schema_extra={"format": "uri"},
+                           description="the job's status page, for anyone with the link")
+    download_url: str | None = Field(json_schema_extra={"format": "uri"},
+                                     description="the output (video > preview > prepared)")
+    download_url_expires_at: datetime | None
+    thumbnail_url: str = Field(None, json_schema_extra={"format": "uri"},
+                               description="a preview's thumbnail (1 hour)")
+    peaks_url: str = Field(None, json_schema_extra={"format": "uri"},
+                           description="a prepare's peaks file (1 hour)")
+
+
+class JobList(Answer):
+    """A page of the tenant's jobs, newest first."""
+
+    jobs: list[Job]
+    next_cursor: str | None = Field(description="pass back as cursor; null on the last page")
+
+
+class DeliveryAttempt(Answer):
+    at: datetime
+    status_code: int | None = Field(description="the receiver's answer; null if none came")
+    error: str | None
+    duration_ms: int = Field(ge=0)
+
+
+class Deliveries(Answer):  # Service.deliveries_of
+    """A job's webhook and every attempt to deliver it."""
+
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    webhook_url: str | None
+    webhook_id: str | None = Field(description="msg_<jobId>, the same on every attempt")
+    state: Literal["none", "waiting", "pending", "delivered", "failed"] = Field(
+        description="none: no webhookUrl; waiting: the job has not ended")
+    next_attempt_at: datetime | None
+    attempts: list[DeliveryAttempt]
+
+
+class WebhookSecret(Answer):
+    secret: str = Field(pattern=f"^{SECRET_PREFIX}[A-Za-z0-9+/]+=*$",
+                        description="Standard Webhooks signing secret")
+
+
+class Health(Answer):
+    status: Literal["ok"]
+
+
+class ReadinessChecks(Answer):
+    redis: str
+    workers: str
+    storage: str
+
+
+class Readiness(Answer):  # api.observability.readyz
+    status: Literal["ready", "not ready"]
+    checks: ReadinessChecks = Field(description="'ok', or what is wrong")
+
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobRequest, JobListQuery)
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    Error, Upload, Job, JobList, Deliveries, WebhookSecret, Health, Readiness, JobDocument,
+)
+
+
+def component_schemas() -> dict[str, Any]:
+    """Every named schema: request models as they validate, answers as they serialize."""
+    _, top = models_json_schema(
+        [(m, "validation") for m in REQUEST_MODELS]
+        + [(m, "serialization") for m in RESPONSE_MODELS],
+        by_alias=True, ref_template=REF_TEMPLATE,
+    )
+    schemas = _resolve_components(top["$defs"])
+    options = RenderSpec.model_json_schema(by_alias=True, mode="serialization",
+                                           ref_template=REF_TEMPLATE)
+    options["title"] = JOB_OPTIONS
+    options["description"] = (
+        "The options the job was accepted with: every RenderSpec field, defaults filled "
+        "in, under the request's field names (camelCase)."
+    )
+    schemas[JOB_OPTIONS] = options
+    return dict(sorted(schemas.items()))
+
+
+# --- operations -------------------------------------------------------------------------
+
+#: What each error status means, and the codes it carries.
+ERRORS: dict[int, str] = {
+    400: "Bad request",
+    401: "Missing or wrong API key (`unauthorized`)",
+    404: "Not found (`not_found`): an unknown job, or another tenant's",
+    409: "Conflict",
+    413: "Too large (`payload_too_large`)",
+    415: "Not a file the service takes (`unsupported_media_type`)",
+    422: "Bad Idempotency-Key (`invalid_idempotency_key`), or reused for a different "
+         "request (`idempotency_key_reused`)",
+    503: "Redis (job store or broker) unreachable (`service_unavailable`); retry after "
+         "Retry-After seconds",
+}
+
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string"},
+                               "description": 'Bearer realm="soundreel"'}},
+    503: {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                          "description": "seconds"}},
+}
+
+_REQUEST_ID_HEADER = {
+    "X-Request-ID": {"schema": {"type": "string"},
+                     "description": "this request's id (the client's X-Request-ID when it "
+                                    "sent a valid one), also in the logs"},
+}
+_REPLAYED_HEADER = {
+    "Idempotent-Replayed": {"schema": {"const": "true"},
+                            "description": "the stored answer to an earlier request with "
+                                           "the same Idempotency-Key"},
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _answer(description: str, schema: dict[str, Any],
+            headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "headers": {**(headers or {}), **_REQUEST_ID_HEADER},
+            "content": _json(schema)}
+
+
+def _errors(**codes: str) -> dict[str, Any]:
+    """Error answers, e.g. ``_errors(e400="invalid_request, invalid_json")``."""
+    answers = {}
+    for name, detail in codes.items():
+        status = int(name[1:])
+        text = ERRORS[status] + (f": {detail}" if detail else "")
+        answers[str(status)] = _answer(text, _ref("Error"), _ERROR_HEADERS.get(status))
+    return answers
+
+
+JOB_ID_PARAMETER = {
+    "name": "jobId", "in": "path", "required": True,
+    "description": "the job's id, as POST /v1/jobs answered it",
+    "schema": {"type": "string", "pattern": JOB_ID_PATTERN},
+}
+#: From a submitted job to what can be done with it (OpenAPI links).
+JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"jobId": "$response.body#/jobId"}}
+    for name, operation in (("poll", "getJob"), ("cancel", "cancelJob"),
+                            ("deliveries", "getDeliveries"), ("redeliver", "redeliverWebhook"))
+}
+IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+    "description": "Retry safely: within 24 h the same key with the same request returns "
+                   "the first answer (Idempotent-Replayed: true) instead of doing it again; "
+                   "the same key with a different request is 422. A UUID is ideal.",
+    # printable ASCII with no space at either end (HTTP would strip it); the service
+    # takes any printable characters, this is what a client can rely on
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+               "pattern": "^[!-~]([ -~]*[!-~])?$"},
+}
+#: Words for the query parameters of GET /v1/jobs (their schemas come from JobListQuery).
+LIST_QUERY_DESCRIPTIONS = {
+    "status": "only jobs in this status",
+    "kind": "only jobs of this kind",
+    "limit": "jobs per page",
+    "cursor": "nextCursor of the previous page",
+}
+#: File name endings POST /v1/uploads takes (checked by name; the worker checks content).
+UPLOAD_TYPES = "audio (wav, mp3, m4a, aac, ogg, opus, flac, aiff, webm…), images (png, jpg, " \
+               "webp) or captions (srt, vtt)"
+
+
+def query_parameters(model: type[BaseModel], schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    """A query model's fields as query parameters, schemas taken from the model's own.
+
+    An absent parameter is the field's None, so the ``null`` branch of an optional
+    field is dropped: a query string cannot say null."""
+    schema = schemas[model.__name__]
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        branches = [b for b in prop.get("anyOf", []) if b != {"type": "null"}]
+        if "anyOf" in prop and len(branches) == 1:
+            rest = {k: v for k, v in prop.items() if k != "anyOf"}
+            prop = {**branches[0], **rest}
+            if prop.get("default", ...) is None:
+                del prop["default"]
+        parameters.append({
+            "name": name, "in": "query", "required": name in required,
+            "description": LIST_QUERY_DESCRIPTIONS.get(name, ""), "schema": prop,
+        })
+    return parameters
+
+
+def paths(schemas: dict[str, Any]) -> dict[str, Any]:
+    bearer = [{"bearerAuth": []}]
+    job_answer = _ref("Job")
+    return {
+        "/v1/uploads": {"post": {
+            "operationId": "createUpload", "tags": ["uploads"], "security": bearer,
+            "summary": "Upload a file",
+            "description": f"Store {UPLOAD_TYPES} for later jobs. The answer's key is what "
+                           "a job names in audioKey or an options.*Key.",
+            "parameters": [IDEMPOTENCY_PARAMETER],
+            "requestBody": {"required": True, "content": {"multipart/form-data": {
+                "schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {
+                        "type": "string", "format": "binary",
+                        "contentMediaType": "application/octet-stream",
+                        "description": f"the file; its name must end like {UPLOAD_TYPES}",
+                    }},
+                },
+                "encoding": {"file": {"headers": {"Content-Disposition": {
+                    "schema": {"type": "string"},
+                    "example": 'form-data; name="file"; filename="episode.mp3"',
+                }}}},
+            }}},
+            "responses": {
+                "201": _answer("Stored", _ref("Upload"), _REPLAYED_HEADER),
+                **_errors(e400="no field `file` (`invalid_request`), or a body that is not "
+                               "multipart (`bad_request`)",
+                          e401="",
+                          e409="`idempotency_in_progress`: the same Idempotency-Key is "
+                               "still being answered; retry",
+                          e413="past MAX_UPLOAD_BYTES",
+                          e415="", e422="", e503=""),
+            },
+        }},
+        "/v1/jobs": {
+            "post": {
+                "operationId": "createJob", "tags": ["jobs"], "security": bearer,
+                "summary": "Submit a job",
+                "description": "Render, preview or prepare an uploaded file (audioKey) or a "
+                               "public URL (audioUrl): give exactly one. A prepare job takes "
+                               "no options.",
+                "parameters": [IDEMPOTENCY_PARAMETER],
+                "requestBody": {"required": True, "content": _json(_ref("JobRequest"))},
+                "responses": {
+                    "202": {**_answer("Accepted and queued", job_answer, {
+                        "Location": {"required": True, "description": "the job's URL",
+                                     "schema": {"type": "string",
+                                                "pattern": "^/v1/jobs/[0-9a-f]{32}$"}},
+                        **_REPLAYED_HEADER,
+                    }), "links": JOB_LINKS},
+                    **_errors(e400="a bad or unknown field (`invalid_request`, `field` names "
+                                   "it), a body that is not a JSON object (`invalid_json`), "
+                                   "a key that is not one of your uploads (`unknown_audio`, "
+                                   "`unknown_upload`), or a URL into a private network "
+                                   "(`forbidden_url`)",
+                              e401="",
+                              e409="`output_key_taken` (another tenant writes to that "
+                                   "outputKey), or `idempotency_in_progress`",
+                              e413="a JSON body over 256 KiB", e422="", e503=""),
+                },
+            },
+            "get": {
+                "operationId": "listJobs", "tags": ["jobs"], "security": bearer,
+                "summary": "List your jobs",
+                "description": "Newest first, a page at a time. A page may be short (even "
+                               "empty) with a cursor when a filter is rare: follow nextCursor "
+                               "until it is null.",
+                "parameters": query_parameters(JobListQuery, schemas),
+                "responses": {
+                    "200": _answer("A page of jobs", _ref("JobList")),
+                    **_errors(e400="a bad or unknown query parameter (`invalid_request`)",
+                              e401="", e503=""),
+                },
+            },
+        },
+        "/v1/jobs/{jobId}": {
+            "parameters": [JOB_ID_PARAMETER],
+            "get": {
+                "operationId": "getJob", "tags": ["jobs"], "security": bearer,
+                "summary": "Poll a job",
+                "description": "Status, progress, stage, queue position, ETA, result and a "
+                               "fresh downloadUrl (video links last 7 days, others 1 hour).",
+                "responses": {"200": _answer("The job", job_answer),
+                              **_errors(e401="", e404="", e503="")},
+            },
+            "delete": {
+                "operationId": "cancelJob", "tags": ["jobs"], "security": bearer,
+                "summary": "Cancel a job",
+                "description": "A queued job never starts; a running one stops within "
+                               "seconds and leaves nothing behind.",
+                "responses": {"200": _answer("The job, now canceled", job_answer),
+                              **_errors(e401="", e404="",
+                                        e409="`job_finished`: it has already ended",
+                                        e503="")},
+            },
+        },
+        "/v1/jobs/{jobId}/deliveries": {
+            "parameters": [JOB_ID_PARAMETER],
+            "get": {
+                "operationId": "getDeliveries", "tags": ["webhooks"], "security": bearer,
+                "summary": "The job's webhook deliveries",
+                "responses": {"200": _answer("Its webhook and every attempt",
+                                             _ref("Deliveries")),
+                              **_errors(e401="", e404="", e503="")},
+            },
+        },
+        "/v1/jobs/{jobId}/deliveries/redeliver": {
+            "parameters": [JOB_ID_PARAMETER],
+            "post": {
+                "operationId": "redeliverWebhook", "tags": ["webhooks"], "security": bearer,
+                "summary": "Send the job's webhook again",
+                "description": "Same webhook-id, a fresh retry schedule.",
+                "responses": {"202": _answer("Queued for delivery", _ref("Deliveries")),
+                              **_errors(e401="", e404="",
+                                        e409="`no_webhook` (the job has no webhookUrl) or "
+                                             "`job_not_finished`",
+                                        e503="")},
+            },
+        },
+        "/v1/webhooks/secret": {"get": {
+            "operationId": "getWebhookSecret", "tags": ["webhooks"], "security": bearer,
+            "summary": "Your webhook signing secret",
+            "description": "Verify webhook-signature with any Standard Webhooks library.",
+            "responses": {"200": _answer("The secret", _ref("WebhookSecret")),
+                          **_errors(e401="")},
+        }},
+        "/healthz": {"get": {
+            "operationId": "healthz", "tags": ["operations"], "security": [],
+            "summary": "Liveness", "description": "The process is up; nothing else is checked.",
+            "responses": {"200": _answer("Up", _ref("Health"))},
+        }},
+        "/readyz": {"get": {
+            "operationId": "readyz", "tags": ["operations"], "security": [],
+            "summary": "Readiness",
+            "description": "Redis and storage reachable, and a worker seen in the last minute.",
+            "responses": {"200": _answer("Ready", _ref("Readiness")),
+                          "503": _answer("Not ready", _ref("Readiness"))},
+        }},
+        "/metrics": {"get": {
+            "operationId": "metrics", "tags": ["operations"], "security": [],
+            "summary": "Prometheus metrics",
+            "responses": {"200": {"description": "Prometheus text exposition",
+                                  "headers": _REQUEST_ID_HEADER,
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        }},
+    }
+
+
+def webhooks() -> dict[str, Any]:
+    """What the service POSTs to a job's webhookUrl when the job ends."""
+    signed = {
+        name: {"in": "header", "name": name, "required": True, "description": text,
+               "schema": {"type": "string"}}
+        for name, text in (
+            ("webhook-id", "msg_<jobId>: the same on every retry and redelivery; dedupe on it"),
+            ("webhook-timestamp", "seconds since the epoch"),
+            ("webhook-signature", "v1,<base64 HMAC-SHA256 of id.timestamp.body> with your "
+                                  "secret (GET /v1/webhooks/secret)"),
+        )
+    }
+    return {"jobEnded": {"post": {
+        "operationId": "jobEnded", "tags": ["webhooks"],
+        "summary": "A job ended (complete, failed, canceled or timed_out)",
+        "description": "Signed per Standard Webhooks. Answer 2xx to acknowledge; timeouts "
+                       "(15 s), connection errors, 5xx and 429 are retried (5 s, 5 min, "
+                       "30 min, 2 h, 5 h, 10 h, then daily for 3 days); other answers are "
+                       "final. Redirects are not followed.",
+        "parameters": list(signed.values()),
+        "requestBody": {"required": True, "content": _json(_ref("JobDocument"))},
+        "responses": {"2XX": {"description": "Acknowledged"}},
+    }}}
+
+
+def build_document(public_base_url: str) -> dict[str, Any]:
+    schemas = component_schemas()
+    try:
+        version = metadata.version("soundreel")
+    except metadata.PackageNotFoundError:
+        version = "0.0.0"
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "soundreel",
+            "version": version,
+            "summary": "Audio into video (audiograms), as a service.",
+            "description": "Upload audio, submit a job, poll it (or take a signed webhook) "
+                           "and download the video. Every /v1 call takes `Authorization: "
+                           "Bearer <api key>`; a tenant sees only its own uploads and jobs. "
+                           "Errors are always JSON `{\"error\": {\"code\", \"message\", "
+                           "\"field\"?}}`. Send `X-Request-ID` to have your id in our logs.",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "servers": [{"url": public_base_url.rstrip("/") or "/"}],
+        "tags": [
+            {"name": "uploads", "description": "Files for jobs: audio, images, captions"},
+            {"name": "jobs", "description": "Submit, poll, list and cancel"},
+            {"name": "webhooks", "description": "Signed notifications when a job ends"},
+            {"name": "operations", "description": "For load balancers and monitoring"},
+        ],
+        "paths": paths(schemas),
+        "webhooks": webhooks(),
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API key from API_KEYS; each belongs to one tenant.",
+            }},
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    """The current app's document, built on first use."""
+    extensions = current_app.extensions
+    if _DOCUMENT_KEY not in extensions:
+        settings = extensions["soundreel"].settings
+        extensions[_DOCUMENT_KEY] = build_document(settings.public_base_url)
+    return extensions[_DOCUMENT_KEY]
+
+
+# --- the docs page --------------------------------------------------------------------
+
+_CONSTRAINTS = (
+    ("minimum", ">= {}"), ("exclusiveMinimum", "> {}"), ("maximum", "<= {}"),
+    ("exclusiveMaximum", "< {}"), ("pattern", "matches `{}`"), ("format", "{}"),
+)
+
+
+def type_of(schema: dict[str, Any]) -> str:
+    """A schema in a few words: ``integer``, ``Job``, ``array of Job``, ``string | null``."""
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in schema:
+        return " | ".join(type_of(branch) for branch in schema["anyOf"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return " | ".join(json.dumps(value) for value in schema["enum"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"array of {type_of(schema.get('items', {}))}"
+    if isinstance(kind, list):
+        return " | ".join(kind)
+    return kind
+
+
+def notes_of(schema: dict[str, Any]) -> str:
+    """Constraints and default of a schema (and of its non-null branch), in words."""
+    parts = []
+    for branch in [schema, *schema.get("anyOf", [])]:
+        shortest, longest = branch.get("minLength"), branch.get("maxLength")
+        if shortest is not None and longest is not None:
+            parts.append(f"{shortest} to {longest} characters")
+        elif longest is not None:
+            parts.append(f"at most {longest} characters")
+        elif shortest is not None:
+            parts.append(f"at least {shortest} characters")
+        parts += [text.format(branch[key]) for key, text in _CONSTRAINTS if key in branch]
+    if "default" in schema:
+        parts.append(f"default `{json.dumps(schema['default'])}`")
+    described = schema.get("description", "").rstrip(".")
+    return ". ".join(filter(None, [described, "; ".join(parts)]))
+
+
+def _fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "type": type_of(prop), "required": name in required,
+         "notes": notes_of(prop)}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def docs_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document digested for the template: operations by tag, then every schema."""
+    tags = {tag["name"]: {**tag, "operations": []} for tag in doc["tags"]}
+    items = [*doc["paths"].items(),
+             *((f"(your webhookUrl: {name})", item) for name, item in doc["webhooks"].items())]
+    for path, item in items:
+        shared = item.get("parameters", [])
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            parameters = [
+                {"name": p["name"], "in": p["in"], "required": p.get("required", False),
+                 "type": type_of(p["schema"]),
+                 "notes": notes_of({**p["schema"], "description": p.get("description", "")})}
+                for p in [*shared, *op.get("parameters", [])]
+            ]
+            body = None
+            if "requestBody" in op:
+                media, content = next(iter(op["requestBody"]["content"].items()))
+                schema = content["schema"]
+                body = {"media": media, "type": type_of(schema),
+                        "fields": [] if "$ref" in schema else _fields(schema)}
+            responses = []
+            for status, answer in op["responses"].items():
+                media, content = next(iter(answer.get("content", {}).items()), (None, {}))
+                responses.append({
+                    "status": status, "description": answer["description"], "media": media,
+                    "type": type_of(content.get("schema", {})) if media else "",
+                    "headers": [name for name in answer.get("headers", {})
+                                if name != "X-Request-ID"],
+                })
+            tags[op["tags"][0]]["operations"].append({
+                "id": op["operationId"], "method": method.upper(), "path": path,
+                "summary": op.get("summary", ""), "description": op.get("description", ""),
+                "auth": bool(op.get("security")), "parameters": parameters, "body": body,
+                "responses": responses,
+            })
+    schemas = [
+        {"name": name, "description": schema.get("description", ""), "fields": _fields(schema),
+         "open": schema.get("additionalProperties", True) is not False}
+        for name, schema in doc["components"]["schemas"].items()
+    ]
+    return {"info": doc["info"], "servers": doc["servers"], "tags": list(tags.values()),
+            "schemas": schemas}
+
+
+_BACKTICKED = re.compile(r"`([^`]+)`")
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+@bp.app_template_filter("openapi_text")
+def openapi_text(text: str) -> Markup:
+    """Text with its `backticked` parts as code, everything escaped."""
+    return Markup(_BACKTICKED.sub(r"<code>\1</code>", str(escape(text))))  # noqa: S704
+
+
+@bp.app_template_filter("openapi_type")
+def openapi_type(text: str, schemas: list[dict[str, Any]]) -> Markup:
+    """A type in words, each schema name in it a link to the schema."""
+    names = {schema["name"] for schema in schemas}
+
+    def link(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return f'<a href="#schema-{word}">{word}</a>' if word in names else word
+
+    return Markup(_WORD.sub(link, str(escape(text))))  # noqa: S704
+
+
+# --- routes ---------------------------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    response = jsonify(document())
+    response.headers["Access-Control-Allow-Origin"] = "*"  # public, no credentials
+    return response
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    extensions = current_app.extensions
+    if _DOCS_KEY not in extensions:
+        extensions[_DOCS_KEY] = render_template("openapi/docs.html", **docs_view(document()))
+    response = current_app.response_class(extensions[_DOCS_KEY], mimetype="text/html")
+    return _secure(response)
+
+
+@bp.get("/docs/docs.css")
+def docs_css() -> Response:
+    response = current_app.response_class(render_template("openapi/docs.css"),
+                                          mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return _secure(response)
+
+
+def _secure(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response

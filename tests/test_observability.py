@@ -1,0 +1,110 @@
+"""What operators see: /healthz, /readyz, Prometheus /metrics, JSON logs with a
+request id that follows a job from the API into the worker and back, and no
+secrets in any log. Against the real processes."""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from scripts import stack as st
+from tests.conftest import SAMPLE
+from tests.e2e import poll, upload, wait_for
+from tests.test_faults import start_api
+
+
+def metric_samples(stack: st.Stack) -> dict[tuple[str, tuple], float]:
+    text = requests.get(stack.url("/metrics"), timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in samples.items() if n == name
+               and all(dict(ls).get(k) == want for k, want in labels.items()))
+
+
+def test_health_ready_and_metrics_of_a_job(local_stack):
+    assert requests.get(local_stack.url("/healthz"), timeout=10).json() == {"status": "ok"}
+    ready = wait_for(lambda: (r := requests.get(local_stack.url("/readyz"), timeout=10))
+                     .status_code == 200 and r.json(), 40, "a worker to be seen")
+    assert ready["checks"] == {"redis": "ok", "workers": "ok", "storage": "ok"}
+
+    before = metric_samples(local_stack)
+    client = local_stack.client()
+    response = client.post(local_stack.url("/v1/jobs"), timeout=10, json={
+        "kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
+    done, _ = poll(local_stack, response.json()["jobId"])
+    assert done["status"] == "complete"
+    after = metric_samples(local_stack)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("soundreel_jobs_submitted_total", kind="prepare") == 1
+    assert grew("soundreel_jobs_finished_total", kind="prepare", status="complete") == 1
+    assert grew("soundreel_render_seconds_count", kind="prepare") == 1
+    assert grew("soundreel_realtime_factor_count", kind="prepare") == 1
+    assert grew("soundreel_http_request_seconds_count", route="/v1/jobs", method="POST",
+                status="202") == 1
+    assert ("soundreel_queue_depth", (("queue", "render"),)) in after
+
+
+def test_readyz_is_503_without_workers_or_redis(tmp_path: Path):
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(st.redis_server(tmp_path))
+        running = start_api(stack, tmp_path, redis_url)
+        response = requests.get(running.url("/readyz"), timeout=10)
+        assert response.status_code == 503
+        assert response.json()["checks"]["workers"] == "none seen in the last minute"
+        stack.close()  # everything stops; start the API alone again, with no Redis
+    with ExitStack() as stack:
+        env = {**running.env, "REDIS_URL": f"redis://127.0.0.1:{st.free_port()}/0"}
+        port = st.free_port()
+        stack.enter_context(st.api_server({**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
+                                          port, tmp_path / "api2.log"))
+        response = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        assert response.status_code == 503
+        assert response.json()["checks"]["redis"].startswith("unreachable")
+
+
+def test_a_request_id_follows_the_job_and_no_secret_reaches_a_log(local_stack):
+    client = local_stack.client()
+    audio = upload(local_stack, SAMPLE)
+    response = client.post(local_stack.url("/v1/jobs"), timeout=10,
+                           headers={"X-Request-ID": "trace-me-42"},
+                           json={"kind": "render", "audioKey": audio,
+                                 "options": {"width": 320, "height": 240}})
+    assert response.headers["X-Request-ID"] == "trace-me-42"
+    job_id = response.json()["jobId"]
+    done, _ = poll(local_stack, job_id)
+    requests.get(done["downloadUrl"], timeout=10).raise_for_status()  # a signed link, used
+    requests.get(done["shareUrl"], timeout=10)  # the status page, with its token
+
+    def lines(name: str) -> list[dict]:
+        out = []
+        for line in (local_stack.workdir / name).read_text().splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    worker = [r for r in lines("worker.log") if r.get("job_id") == job_id]
+    api = [r for r in lines("api.log") if r.get("job_id") == job_id]
+    assert worker and all(r.get("request_id") == "trace-me-42" for r in worker
+                          if r["logger"].startswith("tasks.render"))
+    assert any(r.get("request_id") == "trace-me-42" and r.get("tenant") == "acme" for r in api)
+    # the worker's own reports carried the id back to the API
+    assert any(r.get("request_id") == "trace-me-42" and r["logger"] == "api.service"
+               and "complete" in r["message"] for r in api)
+    everything = "".join((local_stack.workdir / name).read_text()
+                         for name in ("api.log", "worker.log", "beat.log"))
+    for secret in (local_stack.api_key, local_stack.other_api_key, local_stack.worker_token,
+                   "signature=", "token=", "X-Amz-Signature"):
+        assert secret not in everything, secret
