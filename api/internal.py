@@ -70,7 +70,8 @@ def worker_webhook() -> Any:
 
 @bp.get("/deliveries/<job_id>")
 def delivery(job_id: str) -> Any:
-    found = service().delivery_for_worker(job_id)
+    claim = request.args.get("claim")
+    found = service().delivery_for_worker(job_id, claim[:64] if claim else None)
     if found is None:
         raise NotFound(f"No webhook delivery for job {job_id}.")
     return found

@@ -39,9 +39,9 @@ class Metrics:
 
     def observe(self, name: str, value: float, buckets: Sequence[float], **labels: str) -> None:
         writes = [(_field(name, labels, "_sum"), value), (_field(name, labels, "_count"), 1)]
-        for bound in buckets:
-            if value <= bound:
-                writes.append((_field(name, {**labels, "le": repr(float(bound))}, "_bucket"), 1))
+        for bound in buckets:  # every bucket exists from the first sample (0 if above)
+            writes.append((_field(name, {**labels, "le": repr(float(bound))}, "_bucket"),
+                           1 if value <= bound else 0))
         self._write(writes)
 
     def _write(self, writes: list[tuple[str, float]]) -> None:

@@ -17,6 +17,9 @@ from storage.errors import StorageError
 
 bp = Blueprint("observability", __name__)
 
+#: Methods counted by name; any other (clients may send anything) is "OTHER", so
+#: the metrics cannot be grown without limit.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: /readyz wants a worker to have called the API within this many seconds (the
 #: reaper alone does every REAP_INTERVAL).
 WORKER_SEEN_WITHIN = 60
@@ -42,7 +45,8 @@ def install(app: Flask) -> None:
             service = current_app.extensions["soundreel"]
             service.metrics.observe(
                 "soundreel_http_request_seconds", time.perf_counter() - g.started, HTTP_BUCKETS,
-                method=request.method, route=route, status=str(response.status_code),
+                method=request.method if request.method in METHODS else "OTHER",
+                route=route, status=str(response.status_code),
             )
         return response
 

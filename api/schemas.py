@@ -107,7 +107,8 @@ class JobListQuery(Strict):
     )
     kind: Literal["render", "preview", "prepare"] | None = None
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=40, pattern=r"^[0-9]+(\.[0-9]+)?$")
+    cursor: str | None = Field(default=None, max_length=80,
+                               pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?:[0-9a-f]{32}$")
 
 
 class StartRequest(Strict):
@@ -140,6 +141,8 @@ class DeliveryOutcome(Strict):
     error: str | None = Field(default=None, max_length=500)
     duration_ms: int = Field(alias="durationMs", ge=0, le=10**8)
     forbidden: bool = False
+    #: The token the delivery task was handed out with; a stale one is refused (409).
+    claim: str | None = Field(default=None, max_length=64, pattern=r"^[0-9a-f]+$")
 
 
 class ReleaseRequest(Strict):

@@ -46,7 +46,14 @@ from storage.constants import (
     upload_id_of,
     upload_key,
 )
-from storage.deliveries import Delivery, DeliveryStore, after_attempt, redelivered
+from storage.deliveries import (
+    CLAIM_SECONDS,
+    Delivery,
+    DeliveryStore,
+    StaleClaim,
+    after_attempt,
+    redelivered,
+)
 from storage.errors import StorageUnavailable
 from storage.idempotency import IdempotencyStore
 from storage.jobs import Report, epoch_of, iso_at, timings
@@ -235,30 +242,31 @@ class Service:
 
     def list_jobs(
         self, tenant: str, *, status: str | None, kind: str | None, limit: int,
-        cursor: float | None,
-    ) -> tuple[list[Job], float | None]:
-        """A page of the tenant's jobs, newest first, and the cursor of the next page.
+        cursor: tuple[float, str] | None,
+    ) -> tuple[list[Job], tuple[float, str] | None]:
+        """A page of the tenant's jobs, newest first, and the cursor of the next page
+        (the ``(score, id)`` of the last job read).
 
         Filters are applied to the records read; at most LIST_SCAN records are read
         per page, so a rare filter gives short (even empty) pages with a cursor."""
         found: list[Job] = []
-        before, scanned = cursor, 0
+        after, scanned = cursor, 0
         while len(found) < limit and scanned < LIST_SCAN:
-            rows = self.jobs.tenant_jobs(tenant, before, min(LIST_SCAN - scanned, 100))
+            rows = self.jobs.tenant_jobs(tenant, after, min(LIST_SCAN - scanned, 100))
             if not rows:
                 return found, None
-            for (_, score), job in zip(rows, self.jobs.get_many([r[0] for r in rows]),
+            for (job_id, score), job in zip(rows, self.jobs.get_many([r[0] for r in rows]),
                                             strict=True):
                 scanned += 1
-                before = score
+                after = (score, job_id)
                 if job is None or job.tenant != tenant:
                     continue
                 if (status is None or job.status == status) and (kind is None or job.kind == kind):
                     found.append(job)
                     if len(found) == limit:
                         break
-        more = bool(self.jobs.tenant_jobs(tenant, before, 1))
-        return found, before if more else None
+        more = bool(self.jobs.tenant_jobs(tenant, after, 1))
+        return found, after if more else None
 
     def cancel(self, tenant: str, job_id: str) -> Job:
         """Cancel a queued or running job; 409 once it has ended.
@@ -301,8 +309,9 @@ class Service:
     def _eta(self, job: Job, position: int | None) -> float | None:
         """Seconds until the job should end, or None until that is known.
 
-        Running: from its own progress rate once it is 10 % in; before that, from the
-        audio's length and the speed this deployment has measured for the kind.
+        Running: from the attempt's own progress rate once it has moved the bar 10 %;
+        before that, from the audio's length and the speed this deployment has
+        measured for the kind (scaled by the job's size and frame rate).
         Queued: the jobs ahead times the measured time of one (as if one worker).
         """
         if job.terminal:
@@ -310,8 +319,9 @@ class Service:
         speed = self.speed.get(job.kind, work_scale(job))
         if job.status == RUNNING and job.started_at:
             elapsed = max(time.time() - epoch_of(job.started_at), 0.0)
-            if job.progress >= 0.1:
-                return round(elapsed * (1 - job.progress) / job.progress, 1)
+            gained = job.progress - job.start_progress  # by this attempt
+            if gained >= 0.1:
+                return round(elapsed * (1 - job.progress) / gained, 1)
             if job.audio_seconds and speed.per_audio_second:
                 return round(max(job.audio_seconds * speed.per_audio_second - elapsed, 1.0), 1)
             return None
@@ -552,21 +562,32 @@ class Service:
         now stays claimed for CLAIM_SECONDS, then is due again: never lost."""
         try:
             claimed = self.deliveries.claim_due(time.time(), job_id=job_id)
-            for due in claimed:
-                self.celery.send_task(DELIVER_WEBHOOK_TASK, args=[due])
+            for due, token in claimed:
+                # a task not started within its claim is dropped: the next tick makes
+                # a new one, so copies never pile up behind a busy callbacks queue
+                self.celery.send_task(DELIVER_WEBHOOK_TASK, args=[due, token],
+                                      expires=CLAIM_SECONDS)
         except Exception as exc:  # noqa: BLE001 - the job's own answer matters more
             log.warning("webhook dispatch deferred: %s", type(exc).__name__)
             return 0
         return len(claimed)
 
-    def delivery_for_worker(self, job_id: str) -> dict[str, Any] | None:
-        """What a worker needs for one attempt. The body is the job as polled minus
-        its links, made from the ended job's record, which no longer changes: the
-        same bytes on every try."""
+    def delivery_for_worker(self, job_id: str, claim: str | None) -> dict[str, Any] | None:
+        """What a worker needs for one attempt, or None for a task that is not the
+        delivery's newest (or whose records are gone). The body is the job as polled
+        minus its links, made from the ended job's record, which no longer changes:
+        the same bytes on every try."""
         delivery = self.deliveries.get(job_id)
-        if delivery is None:
+        try:
+            job = self.jobs.get(job_id)
+        except JobNotFound:
+            job = None
+        if delivery is None or job is None:
+            self.deliveries.forget(job_id)
             return None
-        view = self.view(self.jobs.get(job_id))
+        if claim is not None and self.deliveries.claim_of(job_id) != claim:
+            return None
+        view = self.view(job)
         body = json.dumps({k: v for k, v in view.items() if k not in LINK_FIELDS},
                           separators=(",", ":"))
         return {"jobId": job_id, "tenant": delivery.tenant, "webhookId": delivery.webhook_id,
@@ -579,7 +600,11 @@ class Service:
                 self.settings.webhook_retry_scale, final_error=outcome.forbidden,
             )
 
-        delivery = self.deliveries.update(job_id, change)
+        try:
+            delivery = self.deliveries.update(job_id, change, outcome.claim)
+        except StaleClaim:
+            raise Conflict("A newer attempt of this webhook was handed out; this outcome "
+                           "is not recorded.", code="stale_claim") from None
         outcome_name = "retry" if delivery.state == "pending" else delivery.state
         self.metrics.inc("soundreel_webhook_attempts", outcome=outcome_name)
         log.info("webhook %s of job %s: %s (%s)", delivery.webhook_id, job_id,

@@ -67,12 +67,15 @@ def submit_job() -> Any:
 def list_jobs() -> Any:
     """The tenant's jobs, newest first; ``?status=&kind=&limit=&cursor=``."""
     query = parse(JobListQuery, request.args.to_dict())
+    cursor = None
+    if query.cursor:
+        score, _, job_id = query.cursor.partition(":")
+        cursor = (float(score), job_id)
     jobs, after = service().list_jobs(
-        g.tenant, status=query.status, kind=query.kind, limit=query.limit,
-        cursor=float(query.cursor) if query.cursor else None,
+        g.tenant, status=query.status, kind=query.kind, limit=query.limit, cursor=cursor,
     )
     return {"jobs": [service().view(job) for job in jobs],
-            "nextCursor": repr(after) if after is not None else None}
+            "nextCursor": f"{after[0]!r}:{after[1]}" if after is not None else None}
 
 
 @bp.get("/jobs/<job_id>")

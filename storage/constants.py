@@ -93,6 +93,9 @@ def delivery_redis_key(job_id: str) -> str:
 
 #: Webhook deliveries waiting for their next attempt, scored by when (epoch seconds).
 DUE_DELIVERIES_REDIS_KEY: Final = f"{REDIS_PREFIX}deliveries:due"
+#: job id -> the token of the delivery task handed out last: only that task's
+#: attempt counts (an older copy that ran late is refused).
+DELIVERY_CLAIMS_REDIS_KEY: Final = f"{REDIS_PREFIX}deliveries:claims"
 
 def queued_redis_key(queue: str) -> str:
     """Jobs waiting in a broker queue, scored by when they were sent: a job's rank is

@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import redis
 
-from storage.constants import DUE_DELIVERIES_REDIS_KEY, RECORD_TTL_SECONDS, delivery_redis_key
+from storage.constants import (
+    DELIVERY_CLAIMS_REDIS_KEY,
+    DUE_DELIVERIES_REDIS_KEY,
+    RECORD_TTL_SECONDS,
+    delivery_redis_key,
+)
 from storage.errors import JobNotFound
 
 #: Waits after the 1st, 2nd, ... failed attempt; then DAILY until GIVE_UP_AFTER.
@@ -30,6 +36,10 @@ GIVE_UP_AFTER = 3 * 24 * 3600
 CLAIM_SECONDS = 120
 
 State = Literal["pending", "delivered", "failed"]
+
+
+class StaleClaim(Exception):
+    """A delivery task that is not the one handed out last (a copy that ran late)."""
 
 
 def next_delay(failures: int, since_first: float, scale: float = 1.0) -> float | None:
@@ -125,9 +135,12 @@ class DeliveryStore:
         raw = self.redis.get(delivery_redis_key(job_id))
         return Delivery.from_json(raw) if raw is not None else None
 
-    def claim_due(self, now: float, limit: int = 100, job_id: str | None = None) -> list[str]:
-        """Jobs whose delivery is due, each pushed CLAIM_SECONDS out so that two
-        dispatchers never hand the same attempt to two workers."""
+    def claim_due(
+        self, now: float, limit: int = 100, job_id: str | None = None
+    ) -> list[tuple[str, str]]:
+        """Deliveries due now (or ``job_id``'s), each pushed CLAIM_SECONDS out and
+        given a new claim token, so two dispatchers never hand out the same attempt
+        and only the newest task of a delivery may make it."""
         if job_id is not None:
             candidates = [job_id]
         else:
@@ -135,20 +148,37 @@ class DeliveryStore:
                 DUE_DELIVERIES_REDIS_KEY, "-inf", now, start=0, num=limit)]
         claimed = []
         for candidate in candidates:
-            def claim(pipe: redis.client.Pipeline, member: str = candidate) -> bool:
+            token = uuid.uuid4().hex
+
+            def claim(pipe: redis.client.Pipeline, member: str = candidate,
+                      token: str = token) -> bool:
                 score = pipe.zscore(DUE_DELIVERIES_REDIS_KEY, member)
                 pipe.multi()
                 if score is None or score > now:
                     return False
                 pipe.zadd(DUE_DELIVERIES_REDIS_KEY, {member: now + CLAIM_SECONDS})
+                pipe.hset(DELIVERY_CLAIMS_REDIS_KEY, member, token)
                 return True
 
             if self.redis.transaction(claim, DUE_DELIVERIES_REDIS_KEY, value_from_callable=True):
-                claimed.append(candidate)
+                claimed.append((candidate, token))
         return claimed
 
-    def update(self, job_id: str, change: Any) -> Delivery:
-        """Apply ``change(delivery) -> delivery`` atomically and reschedule it."""
+    def claim_of(self, job_id: str) -> str | None:
+        token = self.redis.hget(DELIVERY_CLAIMS_REDIS_KEY, job_id)
+        return token.decode() if token is not None else None
+
+    def forget(self, job_id: str) -> None:
+        """Stop handing out a delivery whose records are gone (expired)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(DUE_DELIVERIES_REDIS_KEY, job_id)
+        pipe.hdel(DELIVERY_CLAIMS_REDIS_KEY, job_id)
+        pipe.execute()
+
+    def update(self, job_id: str, change: Any, claim: str | None = None) -> Delivery:
+        """Apply ``change(delivery) -> delivery`` atomically and reschedule it; with
+        ``claim``, only if it is the delivery's current claim (`StaleClaim` if not),
+        which it then uses up."""
         key = delivery_redis_key(job_id)
         out: list[Delivery] = []
 
@@ -156,8 +186,14 @@ class DeliveryStore:
             raw = pipe.get(key)
             if raw is None:
                 raise JobNotFound(job_id)
+            if claim is not None:
+                current = pipe.hget(DELIVERY_CLAIMS_REDIS_KEY, job_id)
+                if current is None or current.decode() != claim:
+                    raise StaleClaim(job_id)
             changed = change(Delivery.from_json(raw))
             pipe.multi()
+            if claim is not None:
+                pipe.hdel(DELIVERY_CLAIMS_REDIS_KEY, job_id)
             pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)
             if changed.state == "pending" and changed.next_attempt_at is not None:
                 pipe.zadd(DUE_DELIVERIES_REDIS_KEY, {job_id: changed.next_attempt_at})
@@ -165,5 +201,5 @@ class DeliveryStore:
                 pipe.zrem(DUE_DELIVERIES_REDIS_KEY, job_id)
             out[:] = [changed]
 
-        self.redis.transaction(run, key)
+        self.redis.transaction(run, key, DELIVERY_CLAIMS_REDIS_KEY)
         return out[0]

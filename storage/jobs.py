@@ -133,6 +133,9 @@ class Job:
     audio_seconds: float | None = None
     #: When the current attempt reached each stage (``timings``).
     stage_at: dict[str, str] = field(default_factory=dict)
+    #: The progress shown when the current attempt started (a retry keeps the
+    #: previous attempt's): its own rate is measured from here (``eta``).
+    start_progress: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -251,7 +254,8 @@ def apply(
             stage = STAGE_DOWNLOADING
         return replace(job, status=RUNNING, attempts=attempts, stage=stage,
                        attempt_id=event.attempt_id, worker=event.worker, started_at=now,
-                       stage_at={STAGE_DOWNLOADING: now}, updated_at=now)
+                       stage_at={STAGE_DOWNLOADING: now}, start_progress=job.progress,
+                       updated_at=now)
     if event.kind == "requeue":
         if lease_alive:
             return None
@@ -329,6 +333,11 @@ def _stage_rank(stage: str | None) -> int:
     return STAGES.index(stage) if stage in STAGES else -1
 
 
+#: Jobs of one tenant created in the same millisecond that a page boundary can fall
+#: among (more than this many in one millisecond would be skipped).
+TIE_SLACK = 64
+
+
 @dataclass(frozen=True)
 class Report:
     """What `JobStore.report` did: the record now, whether the event changed it,
@@ -386,13 +395,21 @@ class JobStore:
         with unavailable_on_connection_error():
             return self.redis.zrank(queued_redis_key(QUEUE_BY_KIND[job.kind]), job.job_id)
 
-    def tenant_jobs(self, tenant: str, before: float | None, count: int) -> list[tuple[str, float]]:
-        """A tenant's job ids, newest first, created strictly before ``before``."""
-        high = "+inf" if before is None else f"({before!r}"
+    def tenant_jobs(
+        self, tenant: str, after: tuple[float, str] | None, count: int
+    ) -> list[tuple[str, float]]:
+        """A tenant's job ids, newest first, after the ``(score, id)`` of the last
+        one seen. Jobs created in the same millisecond share a score; Redis orders
+        those by id (descending), so the id settles where the last page ended."""
+        high = "+inf" if after is None else repr(after[0])
+        slack = 0 if after is None else TIE_SLACK
         with unavailable_on_connection_error():
             rows = self.redis.zrevrangebyscore(tenant_jobs_redis_key(tenant), high, "-inf",
-                                               start=0, num=count, withscores=True)
-        return [(member.decode(), score) for member, score in rows]
+                                               start=0, num=count + slack, withscores=True)
+        found = [(member.decode(), score) for member, score in rows]
+        if after is not None:
+            found = [(m, sc) for m, sc in found if not (sc == after[0] and m >= after[1])]
+        return found[:count]
 
     def get_many(self, job_ids: list[str]) -> list[Job | None]:
         if not job_ids:
@@ -469,9 +486,14 @@ class JobStore:
                 yield member.decode(), score
 
     def forget_active(self, job_id: str) -> None:
-        """Drop a job from the active set (its record expired or ended)."""
+        """Drop a job from the active set and the queues' waiting sets (its record
+        expired or ended), so it counts in no queue position or depth."""
         with unavailable_on_connection_error():
-            self.redis.zrem(ACTIVE_JOBS_REDIS_KEY, job_id)
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zrem(ACTIVE_JOBS_REDIS_KEY, job_id)
+            for queue in set(QUEUE_BY_KIND.values()):
+                pipe.zrem(queued_redis_key(queue), job_id)
+            pipe.execute()
 
     # Uploads belong to a tenant: a job may only read audio its tenant uploaded.
 

@@ -28,6 +28,11 @@ class ContextFilter(logging.Filter):
     """Adds ``request_id``, ``job_id`` and ``tenant`` to every record that lacks them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        if isinstance(data, dict) and ("args" in data or "kwargs" in data):
+            # Celery's task lines carry the task's arguments: keep them out of the
+            # JSON (a client's URL may be signed); the id and name stay
+            record.data = {k: v for k, v in data.items() if k not in ("args", "kwargs")}
         for name, var in (("request_id", request_id), ("job_id", job_id), ("tenant", tenant)):
             if getattr(record, name, None) is None:
                 value = var.get()

@@ -315,8 +315,12 @@ def register(app: SoundreelCelery) -> None:
                                 START_RETRY_MAX_SECONDS)
                 log.warning("job %s: the API cannot be asked (%s); again in %d s", job_id,
                             exc, countdown)
+                # the retried message gets the same safe reprs as the first (a client's
+                # audioUrl may be signed: never in logs, events or Flower)
                 raise self.retry(countdown=countdown,
-                                 kwargs={**self.request.kwargs, "attempt": attempt}) from None
+                                 kwargs={**self.request.kwargs, "attempt": attempt},
+                                 argsrepr="()",
+                                 kwargsrepr=repr({"job_id": job_id, "kind": kind})) from None
             if not answer.go:
                 # canceled, given up, ended, or held by a live attempt elsewhere
                 log.warning("job %s is %s: this delivery does nothing", job_id, answer.status)

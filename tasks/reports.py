@@ -114,20 +114,26 @@ class ApiClient:
             # the lease then expires by itself and the reaper takes over
             log.warning("job %s: release of %s not sent: %s", job_id, worker, exc)
 
-    def delivery(self, job_id: str) -> dict[str, Any] | None:
-        """A client webhook to send: url, webhookId, tenant, body, state."""
-        response = self._request("GET", f"/internal/deliveries/{job_id}", None)
+    def delivery(self, job_id: str, claim: str | None = None) -> dict[str, Any] | None:
+        """A client webhook to send: url, webhookId, tenant, body, state; None when
+        there is none, or this task's ``claim`` is no longer the delivery's newest."""
+        query = f"?claim={claim}" if claim else ""
+        response = self._request("GET", f"/internal/deliveries/{job_id}{query}", None)
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
             raise ApiUnavailable(f"API answered {response.status_code}")
         return response.json()
 
-    def record_delivery(self, job_id: str, webhook_id: str, outcome: dict[str, Any]) -> None:
+    def record_delivery(self, job_id: str, webhook_id: str, outcome: dict[str, Any],
+                        claim: str | None = None) -> None:
         body = {"webhookId": webhook_id, "statusCode": outcome["statusCode"],
                 "error": outcome["error"], "durationMs": outcome["durationMs"],
-                "forbidden": outcome["forbidden"]}
+                "forbidden": outcome["forbidden"], "claim": claim}
         response = self._request("POST", f"/internal/deliveries/{job_id}/attempts", body)
+        if response.status_code == 409:
+            log.info("webhook of job %s: a newer attempt was handed out", job_id)
+            return
         if response.status_code >= 400:
             raise ApiUnavailable(f"API answered {response.status_code}")
 

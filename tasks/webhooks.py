@@ -64,10 +64,11 @@ def post_once(
 
 def register(app: SoundreelCelery) -> None:
     @app.task(name=DELIVER_WEBHOOK_TASK, acks_late=True)
-    def deliver_webhook(job_id: str) -> None:
-        """POST the job's webhook once and tell the API how it went."""
+    def deliver_webhook(job_id: str, claim: str | None = None) -> None:
+        """POST the job's webhook once and tell the API how it went (``claim``: the
+        token it was handed out with; a task that is not the newest does nothing)."""
         try:
-            delivery = app.api.delivery(job_id)
+            delivery = app.api.delivery(job_id, claim)
         except ApiUnavailable as exc:
             log.warning("webhook of job %s: the API cannot be asked (%s); the next tick "
                         "hands it out again", job_id, exc)
@@ -82,7 +83,7 @@ def register(app: SoundreelCelery) -> None:
         log.info("webhook %s of job %s: %s", delivery["webhookId"], job_id,
                  outcome["statusCode"] or outcome["error"])
         try:
-            app.api.record_delivery(job_id, delivery["webhookId"], outcome)
+            app.api.record_delivery(job_id, delivery["webhookId"], outcome, claim)
         except ApiUnavailable as exc:
             # unrecorded: the claim runs out and the same webhook-id is sent again
             log.warning("webhook of job %s: outcome not recorded (%s)", job_id, exc)

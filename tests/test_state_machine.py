@@ -263,3 +263,26 @@ def test_racing_reports_end_with_the_highest_progress_and_one_terminal_state(red
         thread.join()
     final = store.get("j" * 32)
     assert final.status == COMPLETE and final.progress == 1.0
+
+
+def test_the_job_list_pages_through_jobs_created_in_the_same_millisecond(redis_client):
+    store = JobStore(redis_client)
+    same = "2026-11-25T12:00:00.000Z"
+    ids = [f"{n:032x}" for n in range(5)]
+    for job_id in ids:
+        store.create(Job(job_id=job_id, tenant="acme", kind="render", audio_key="uploads/a/b",
+                         output_key=f"renders/{job_id}/output.mp4", created_at=same))
+    seen, after = [], None
+    while True:
+        rows = store.tenant_jobs("acme", after, 1)
+        if not rows:
+            break
+        seen.append(rows[0][0])
+        after = (rows[0][1], rows[0][0])
+    assert seen == sorted(ids, reverse=True)  # every one, once
+
+
+def test_a_new_attempt_remembers_the_progress_it_started_from():
+    job = make_job(status=RUNNING, progress=0.9, stage="rendering")
+    again = apply(job, Event.started(3, attempt_id="b2"))
+    assert again.start_progress == 0.9 and again.stage_at == {"downloading": again.started_at}

@@ -23,8 +23,11 @@ from standardwebhooks import Webhook
 from scripts import stack as st
 from storage import Settings
 from storage.deliveries import (
+    CLAIM_SECONDS,
     GIVE_UP_AFTER,
     Delivery,
+    DeliveryStore,
+    StaleClaim,
     after_attempt,
     next_delay,
     redelivered,
@@ -73,6 +76,23 @@ def test_a_redelivery_starts_a_new_round_with_the_same_id():
     again = redelivered(failed, time.time() + 10)
     assert again.state == "pending" and again.webhook_id == failed.webhook_id
     assert again.attempts == failed.attempts
+
+
+def test_only_the_newest_task_of_a_delivery_may_record_an_attempt(redis_client):
+    store = DeliveryStore(redis_client)
+    with redis_client.pipeline() as pipe:
+        DeliveryStore.add(pipe, Delivery.for_job("j" * 32, "acme", "https://example.com/h"))
+        pipe.execute()
+    now = time.time()
+    ((job_id, first),) = store.claim_due(now)
+    assert store.claim_due(now) == []  # claimed: not handed out twice
+    ((_, second),) = store.claim_due(now + CLAIM_SECONDS + 1)  # its task never reported
+    with pytest.raises(StaleClaim):  # the first task, running late
+        store.update(job_id, lambda d: after_attempt(d, 500, None, 1, now), first)
+    done = store.update(job_id, lambda d: after_attempt(d, 200, None, 1, now), second)
+    assert done.state == "delivered" and len(done.attempts) == 1
+    with pytest.raises(StaleClaim):  # used up
+        store.update(job_id, lambda d: after_attempt(d, 200, None, 1, now), second)
 
 
 def test_signatures_verify_with_the_tenants_secret_and_only_with_it():
