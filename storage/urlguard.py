@@ -59,6 +59,8 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from storage.errors import CodedError
+
 try:  # IDNA 2008 + UTS #46, as browsers do; a dependency of requests.
     import idna as _idna
 except ImportError:  # pragma: no cover - fall back to the stdlib's IDNA 2003 codec
@@ -82,20 +84,10 @@ CHUNK = 64 * 1024
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
-class UrlFetchError(Exception):
+class UrlFetchError(CodedError):
     """A URL we would not or could not fetch; ``code`` is stable, ``message`` is for the user."""
 
     code = "fetch_failed"
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        # Celery pickles exceptions between processes; keep code and message.
-        return (type(self), (self.message, self.code))
 
 
 class ForbiddenUrl(UrlFetchError):

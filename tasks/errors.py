@@ -11,20 +11,13 @@ into a `JobFailed` with their own code, so the failure callback only knows one t
 
 from __future__ import annotations
 
+from storage.errors import CodedError
 
-class JobFailed(Exception):
+
+class JobFailed(CodedError):
     """A failure the user can act on, with a stable code."""
 
     code = "render_failed"
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        return (JobFailed, (self.message, self.code))
 
 
 class DownloadFailed(JobFailed):
