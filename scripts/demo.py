@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                         time.sleep(3600)
                 except KeyboardInterrupt:
                     pass
-        print("stopped the API, the worker and redis-server")
+        print("stopped the API, the worker, beat and redis-server")
         return code
     except StackError as exc:
         print(f"could not start: {exc}", file=sys.stderr)
