@@ -26,19 +26,22 @@ def task_ids_in_broker(client: redis.Redis, queues: Iterable[str]) -> set[str]:
     ids: set[str] = set()
     for queue in queues:
         for raw in client.lrange(queue, 0, -1):
-            ids.add(_task_id(raw))
+            ids.add(_task_id(_loads(raw)))
     for raw in client.hvals(UNACKED_KEY):
-        try:
-            message = json.loads(raw)[0]
-        except (ValueError, IndexError, TypeError):
-            continue
-        ids.add(_task_id(json.dumps(message)))
+        entry = _loads(raw)  # [message, exchange, routing key]
+        ids.add(_task_id(entry[0] if isinstance(entry, list) and entry else None))
     ids.discard("")
     return ids
 
 
-def _task_id(raw: str | bytes) -> str:
+def _loads(raw: str | bytes) -> object:
     try:
-        return str(json.loads(raw).get("headers", {}).get("id") or "")
-    except (ValueError, AttributeError):
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _task_id(message: object) -> str:
+    if not isinstance(message, dict) or not isinstance(message.get("headers"), dict):
         return ""
+    return str(message["headers"].get("id") or "")
