@@ -476,7 +476,10 @@ class Service:
                             in_broker = task_ids_in_broker(self.jobs.redis,
                                                            [RENDER_QUEUE, PREVIEW_QUEUE])
                         outcome = self._resend_if_lost(job_id, in_broker)
-                except (JobNotFound, StorageUnavailable):
+                except JobNotFound:  # the record expired meanwhile: nothing to reap
+                    self.jobs.forget_active(job_id)
+                    continue
+                except StorageUnavailable:
                     raise
                 except Exception:  # noqa: BLE001 - one bad record must not stop the rest
                     log.exception("reaper: job %s skipped", job_id)
