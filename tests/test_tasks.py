@@ -1,13 +1,21 @@
-"""Task plumbing that needs no broker: failure payloads and per-kind time limits."""
+"""Task plumbing that needs no broker: failure payloads, per-kind time limits, and the
+order of a render's last reports."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+import tasks.render
+from storage.constants import STAGE_DOWNLOADING, STAGE_FINALIZING
 from tasks.callbacks import failure_payload
-from tasks.constants import TIME_LIMITS, VISIBILITY_TIMEOUT
+from tasks.celeryapp import create_celery
+from tasks.constants import RENDER_TASK, TIME_LIMITS, VISIBILITY_TIMEOUT
 from tasks.errors import DownloadFailed, JobFailed
+from tasks.reports import Start
+from tests.conftest import settings_for
 
 
 def test_failure_payload_keeps_the_code_of_job_failures():
@@ -35,3 +43,44 @@ def test_every_hard_limit_is_under_the_visibility_timeout():
     # a task still running when its message becomes visible again would run twice
     for soft, hard in TIME_LIMITS.values():
         assert soft < hard < VISIBILITY_TIMEOUT
+
+
+class OrderedApi:
+    """The internal API as the render task sees it: records every call in order; each
+    progress PATCH takes a moment, like a real one."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str | None]] = []
+
+    def start_attempt(self, job_id: str, worker: str, attempt: str) -> Start:
+        self.calls.append(("start", None))
+        return Start("running", attempt)
+
+    def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
+                       audio_seconds: float | None = None) -> bool:
+        time.sleep(0.2)
+        self.calls.append(("progress", stage))
+        return True
+
+    def post_webhook(self, payload: dict) -> None:
+        self.calls.append((payload["status"], None))
+
+
+def test_the_last_stage_is_reported_before_the_end(monkeypatch: pytest.MonkeyPatch):
+    # Sent after the completion, the `finalizing` report would be ignored by a job
+    # already complete, and the stage would be missing from its record.
+    api = OrderedApi()
+    app = create_celery(settings_for({"REDIS_URL": "redis://127.0.0.1:1/0"}))
+    app.__dict__["api"] = api
+
+    def run_job(store, *, report, **_):  # noqa: ANN001, ANN003, ANN202
+        report(0.0, STAGE_DOWNLOADING)
+        report(0.99, STAGE_FINALIZING)
+        return {"videoKey": "renders/j1/output.mp4"}
+
+    monkeypatch.setattr(tasks.render, "run_job", run_job)
+    app.__dict__["object_store"] = None
+    app.tasks[RENDER_TASK].apply(kwargs={
+        "job_id": "j1", "kind": "render", "audio_key": "uploads/a.mp3",
+        "output_key": "renders/j1/output.mp4", "options": {}}).get()
+    assert api.calls[-2:] == [("progress", STAGE_FINALIZING), ("complete", None)]
