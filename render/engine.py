@@ -88,6 +88,7 @@ class Scene:
         max_seconds: float | None = None,
         should_stop: Callable[[], bool] | None = None,
         limit_seconds: float | None = None,
+        measured: Callable[[float], None] | None = None,
     ) -> None:
         if max_seconds is not None and not max_seconds > 0:
             raise ValueError(f"max_seconds must be positive, got {max_seconds}")
@@ -103,6 +104,13 @@ class Scene:
             expected = length
         if limit_seconds is not None and expected is not None and expected > limit_seconds:
             raise InvalidAudio.too_long(limit_seconds)  # refused before decoding anything
+        if measured is not None:
+            # how much audio the video will cover, as far as the header tells
+            covered = expected
+            if header is not None and expected is not None:
+                covered = min(expected, max(header - spec.start, 0.0))
+            if covered is not None:
+                measured(covered)
         limit_samples = None if limit_seconds is None else limit_seconds * ANALYSIS_RATE
         analyzer = Analyzer(
             spec.fps,
@@ -160,6 +168,7 @@ def render_video(
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     limit_seconds: float | None = None,
+    measured: Callable[[float], None] | None = None,
 ) -> RenderResult:
     """Write an MP4 of ``spec``'s audiogram for the audio at ``audio_path``.
 
@@ -172,9 +181,12 @@ def render_video(
     frames (and between decoded blocks): when it answers True the render stops
     with RenderCanceled, ffmpeg is killed and nothing is left behind. Audio (or a
     clip window) longer than ``limit_seconds`` is refused as InvalidAudio.
+    ``measured`` is told, before decoding, how many seconds of audio the video will
+    cover according to the header (an estimate, e.g. for an ETA); not called when
+    the header does not say.
     """
     report = _Progress(progress)
-    scene = Scene(audio_path, spec, assets, max_seconds, should_stop, limit_seconds)
+    scene = Scene(audio_path, spec, assets, max_seconds, should_stop, limit_seconds, measured)
     analysis = scene.analysis
     report(0.0)
     encoder = Encoder(
@@ -232,10 +244,12 @@ def prepare_audio(
     *,
     progress: ProgressCallback | None = None,
     limit_seconds: float | None = None,
+    measured: Callable[[float], None] | None = None,
 ) -> PreparedAudio:
     """Decode the audio to a 44.1 kHz 16-bit PCM WAV: mono stays mono, more than 2 channels
     are downmixed to stereo. The duration is counted from the samples written; audio
-    longer than ``limit_seconds`` is refused as InvalidAudio.
+    longer than ``limit_seconds`` is refused as InvalidAudio. ``measured`` is told the
+    header's length before decoding, when the header has one.
     """
     require_audio_file(Path(audio_path))
     report = _Progress(progress)
@@ -243,6 +257,8 @@ def prepare_audio(
     estimate = header_duration(Path(audio_path))
     if limit_seconds is not None and estimate is not None and estimate > limit_seconds:
         raise InvalidAudio.too_long(limit_seconds)
+    if measured is not None and estimate is not None:
+        measured(estimate)
     # never write more than the limit, whatever the header said
     cap = [] if limit_seconds is None else ["-t", f"{limit_seconds + 1:.3f}"]
     command = [

@@ -18,7 +18,6 @@ from celery.worker.request import Request
 from pydantic import ValidationError
 
 from render import (
-    PREVIEW_SECONDS,
     Assets,
     RenderCanceled,
     RenderError,
@@ -28,7 +27,6 @@ from render import (
     render_video,
     write_peaks,
 )
-from render.audio import header_duration
 from storage import ObjectStore
 from storage.constants import (
     AUDIO_URL_TTL,
@@ -119,9 +117,6 @@ def run_job(
         if should_stop():
             raise JobCanceled("The job was canceled.")
         report(DOWNLOAD_END, STAGE_ANALYZING)
-        seconds = _audio_seconds(source, spec, kind)
-        if seconds:
-            measured(seconds)
         stage = STAGE_ANALYZING if kind == PREPARE else STAGE_RENDERING
 
         def produced(fraction: float) -> None:
@@ -130,7 +125,7 @@ def run_job(
         try:
             result, outputs = _produce(
                 kind, job_id, output_key, source, workdir, spec, assets, produced, should_stop,
-                max_audio_seconds,
+                max_audio_seconds, measured,
             )
         except RenderCanceled:
             raise JobCanceled("The job was canceled.") from None
@@ -153,22 +148,6 @@ def run_job(
                 ) from None
         report(FINALIZE_AT, STAGE_FINALIZING)
     return result
-
-
-def _audio_seconds(source: Path, spec: RenderSpec, kind: str) -> float | None:
-    """How much audio the job covers, from the header (an estimate, for ``eta``)."""
-    try:
-        length = header_duration(source)
-    except RenderError:
-        return None  # the render refuses it in a moment, with the reason
-    if length is None:
-        return spec.clip_seconds
-    window = max(length - spec.start, 0.0)
-    if spec.clip_seconds is not None:
-        window = min(window, spec.clip_seconds)
-    if kind == PREVIEW:
-        window = min(window, PREVIEW_SECONDS)
-    return window if kind != PREPARE else length
 
 
 def sweep_stale_workdirs(root: Path | None = None) -> list[Path]:
@@ -211,13 +190,14 @@ def _produce(
     progress: Callable[[float], None],
     should_stop: Callable[[], bool],
     limit: float | None,
+    measured: Callable[[float], None],
 ) -> tuple[dict[str, Any], list[Output]]:
     field = RESULT_KEY_FIELD_BY_KIND[kind]
     if kind == RENDER:
         video = workdir / "output.mp4"
         rendered = render_video(
             source, video, spec, assets=assets, progress=progress, should_stop=should_stop,
-            limit_seconds=limit,
+            limit_seconds=limit, measured=measured,
         )
         result = {field: output_key, "format": "mp4", "duration": round(rendered.duration, 3)}
         return result, [Output(output_key, video, "video/mp4")]
@@ -225,7 +205,7 @@ def _produce(
         video, thumbnail = workdir / "preview.mp4", workdir / "thumbnail.jpg"
         rendered = render_video(
             source, video, spec.for_preview(), assets=assets, progress=progress,
-            should_stop=should_stop, limit_seconds=limit,
+            should_stop=should_stop, limit_seconds=limit, measured=measured,
         )
         extract_frame(video, rendered.loudest, thumbnail)
         result = {
@@ -240,7 +220,8 @@ def _produce(
         ]
     if kind == PREPARE:
         wav, peaks = workdir / "audio.wav", workdir / "peaks.json"
-        prepared = prepare_audio(source, wav, progress=progress, limit_seconds=limit)
+        prepared = prepare_audio(source, wav, progress=progress, limit_seconds=limit,
+                                 measured=measured)
         write_peaks(wav, peaks)
         result = {
             field: output_key,

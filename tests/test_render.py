@@ -194,6 +194,30 @@ def test_progress_is_monotonic_and_reaches_one(tone_mp3: Path, tmp_path: Path) -
     assert 10 <= len(seen) <= 101  # about once per percent, not once per frame
 
 
+@pytest.mark.parametrize(
+    ("window", "covered"),
+    [({}, 5.0), ({"start": 1.5}, 3.5), ({"start": 1.0, "end": 3.0}, 2.0),
+     ({"start": 4.0, "end": 30.0}, 1.0)],
+)
+def test_measured_is_told_the_seconds_the_video_covers_before_decoding(
+    five_seconds: Path, tmp_path: Path, window: dict[str, float], covered: float
+) -> None:
+    told: list[tuple[float, int]] = []
+    progress: list[float] = []
+    spec = SMALL.model_copy(update=window)
+    render_video(five_seconds, tmp_path / "out.mp4", spec, progress=progress.append,
+                 measured=lambda seconds: told.append((seconds, len(progress))))
+    assert len(told) == 1
+    assert told[0][0] == pytest.approx(covered, abs=0.05)
+    assert told[0][1] == 0  # before the first progress report: nothing decoded yet
+
+
+def test_prepare_tells_measured_the_headers_length(five_seconds: Path, tmp_path: Path) -> None:
+    told: list[float] = []
+    prepare_audio(five_seconds, tmp_path / "out.wav", measured=told.append)
+    assert told == [pytest.approx(5.0, abs=0.05)]
+
+
 def test_corrupt_input_is_invalid_audio(corrupt: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     with pytest.raises(InvalidAudio) as caught:
