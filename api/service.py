@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -80,6 +81,8 @@ LINK_FIELDS = frozenset({"downloadUrl", "downloadUrlExpiresAt", "thumbnailUrl", 
 LIST_SCAN = 1000
 #: One reaper at a time (beat ticks can overlap under load); held at most this long.
 REAPER_LOCK_SECONDS = 60
+#: How often one API process refreshes the mark that a worker called (see seen_worker).
+WORKER_SEEN_EVERY = 10.0
 
 #: Result files besides the main output, and the link field each gets in a job view.
 EXTRA_LINKS = {"thumbnailKey": "thumbnailUrl", "peaksKey": "peaksUrl"}
@@ -128,6 +131,7 @@ class Service:
         self.metrics = Metrics(jobs.redis)
         self.objects = objects
         self.celery = celery
+        self._worker_marked = -math.inf  # when this process last wrote WORKER_SEEN_REDIS_KEY
 
     # --- uploads -----------------------------------------------------------
 
@@ -388,11 +392,17 @@ class Service:
     # --- worker reports ----------------------------------------------------
 
     def seen_worker(self) -> None:
-        """A worker called (``/readyz`` wants one within a minute)."""
+        """A worker called (``/readyz`` wants one within a minute). Workers call a few
+        times a second while rendering (heartbeats), so each API process writes the
+        shared mark at most every WORKER_SEEN_EVERY seconds."""
+        now = time.monotonic()
+        if now - self._worker_marked < WORKER_SEEN_EVERY:
+            return
         try:
             self.jobs.redis.set(WORKER_SEEN_REDIS_KEY, time.time())
         except redis.RedisError:
-            pass  # the call itself will say whether Redis is there
+            return  # the call itself will say whether Redis is there
+        self._worker_marked = now
 
     def start(self, job_id: str, request: StartRequest) -> Report:
         """A delivery of the job is about to start work. It gets a new attempt and

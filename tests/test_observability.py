@@ -11,8 +11,11 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from api import create_app
+from api.service import WORKER_SEEN_EVERY
 from scripts import stack as st
-from tests.conftest import SAMPLE
+from storage.constants import WORKER_SEEN_REDIS_KEY
+from tests.conftest import SAMPLE, settings_for
 from tests.e2e import poll, upload, wait_for
 from tests.test_faults import start_api
 
@@ -73,6 +76,23 @@ def test_readyz_is_503_without_workers_or_redis(tmp_path: Path):
         response = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
         assert response.status_code == 503
         assert response.json()["checks"]["redis"].startswith("unreachable")
+
+
+def test_worker_calls_refresh_the_seen_mark_at_most_every_few_seconds(tmp_path, redis_url,
+                                                                       redis_client):
+    # heartbeats come several times a second per render: not one Redis write each
+    service = create_app(settings_for({"STORAGE_DIR": str(tmp_path), "REDIS_URL": redis_url})
+                         ).extensions["soundreel"]
+    redis_client.delete(WORKER_SEEN_REDIS_KEY)
+    service.seen_worker()
+    first = redis_client.get(WORKER_SEEN_REDIS_KEY)
+    assert first is not None
+    for _ in range(100):
+        service.seen_worker()
+    assert redis_client.get(WORKER_SEEN_REDIS_KEY) == first
+    service._worker_marked -= WORKER_SEEN_EVERY  # as if that long had passed
+    service.seen_worker()
+    assert float(redis_client.get(WORKER_SEEN_REDIS_KEY)) > float(first)
 
 
 def test_a_request_id_follows_the_job_and_no_secret_reaches_a_log(local_stack):
