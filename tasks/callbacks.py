@@ -75,6 +75,7 @@ def report_now(api: ApiClient, payload: dict[str, Any]) -> bool:
 def register(app: SoundreelCelery) -> None:
     @app.task(
         name=REPORT_RESULT_TASK,
+        shared=False,
         bind=True,
         autoretry_for=(WebhookUnavailable,),
         retry_backoff=True,
@@ -95,7 +96,7 @@ def register(app: SoundreelCelery) -> None:
 
     # Not bound: Celery calls an errback with (request, exc, traceback) in-process
     # only when the task's own signature takes them.
-    @app.task(name=REPORT_FAILURE_TASK)
+    @app.task(name=REPORT_FAILURE_TASK, shared=False)
     def report_failure(request: Any, exc: BaseException, traceback: Any) -> None:
         job_id = (request.kwargs or {}).get("job_id") or request.id
         if isinstance(exc, JobCanceled):
@@ -114,7 +115,7 @@ def register(app: SoundreelCelery) -> None:
         if not report_now(app.api, payload):
             app.send_task(REPORT_RESULT_TASK, args=[payload])
 
-    @app.task(name=REAP_TASK)
+    @app.task(name=REAP_TASK, shared=False)
     def reap() -> None:
         """Beat's tick: the API walks the jobs not yet ended (`Service.reap`)."""
         try:

@@ -278,7 +278,7 @@ START_RETRY_MAX_SECONDS = 120
 
 
 def register(app: SoundreelCelery) -> None:
-    @app.task(name=RENDER_TASK, bind=True, Request=JobDelivery, max_retries=None)
+    @app.task(name=RENDER_TASK, shared=False, bind=True, Request=JobDelivery, max_retries=None)
     def render_job(
         self: Any, *, job_id: str, kind: str, audio_key: str, output_key: str,
         options: dict[str, Any], audio_url: str | None = None, attempt: str | None = None,

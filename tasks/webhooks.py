@@ -63,7 +63,7 @@ def post_once(
 
 
 def register(app: SoundreelCelery) -> None:
-    @app.task(name=DELIVER_WEBHOOK_TASK, acks_late=True)
+    @app.task(name=DELIVER_WEBHOOK_TASK, shared=False, acks_late=True)
     def deliver_webhook(job_id: str, claim: str | None = None) -> None:
         """POST the job's webhook once and tell the API how it went (``claim``: the
         token it was handed out with; a task that is not the newest does nothing)."""

@@ -4,6 +4,7 @@ order of a render's last reports."""
 from __future__ import annotations
 
 import time
+import warnings
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -84,3 +85,17 @@ def test_the_last_stage_is_reported_before_the_end(monkeypatch: pytest.MonkeyPat
         "job_id": "j1", "kind": "render", "audio_key": "uploads/a.mp3",
         "output_key": "renders/j1/output.mp4", "options": {}}).get()
     assert api.calls[-2:] == [("progress", STAGE_FINALIZING), ("complete", None)]
+
+
+def test_each_app_registers_its_own_tasks():
+    # Celery shares decorated tasks between apps by default: a second app in one process
+    # (tests, an embedding) got the first one's task functions, bound to the first
+    # app's settings and API client, and Celery warned that the name was taken.
+    settings = settings_for({"REDIS_URL": "redis://127.0.0.1:1/0"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apps = [create_celery(settings) for _ in range(2)]
+        for app in apps:
+            app.finalize()
+    assert not [w for w in caught if "already registered" in str(w.message)]
+    assert apps[0].tasks[RENDER_TASK] is not apps[1].tasks[RENDER_TASK]
