@@ -21,6 +21,9 @@ from storage import logs
 log = logging.getLogger(__name__)
 
 PROGRESS_TIMEOUT = 3.0
+#: How long a stage change or close waits for the sender: a PATCH in flight, then the
+#: one with the value waited for.
+SENDER_WAIT = 2 * PROGRESS_TIMEOUT + 1
 WEBHOOK_TIMEOUT = 15.0
 #: At most one progress PATCH this often, seconds; stage changes go at once.
 PROGRESS_INTERVAL = 0.5
@@ -235,7 +238,7 @@ class ProgressReporter:
                 # API sees every stage (timings), not only the newest. Stages change
                 # a handful of times per job; this waits for the sender, not the API.
                 self._wake.wait_for(lambda: self._latest == self._sent or self._closed,
-                                    timeout=PROGRESS_TIMEOUT + 1)
+                                    timeout=SENDER_WAIT)
             self._latest = (progress, stage)
             self._wake.notify_all()
 
@@ -244,7 +247,7 @@ class ProgressReporter:
         with self._wake:
             self._closed = True
             self._wake.notify()
-        self._thread.join(timeout=PROGRESS_TIMEOUT + 1)
+        self._thread.join(timeout=SENDER_WAIT)
 
     def __enter__(self) -> ProgressReporter:
         return self
