@@ -27,6 +27,12 @@ def wait_for(check: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
+def wait_for_line(log: Path, text: str, timeout: float = 30) -> None:
+    """Wait until ``text`` is in the log file: a process may log a step a moment after
+    the API already shows its effect."""
+    wait_for(lambda: text in log.read_text(), timeout, f"{text!r} in {log.name}")
+
+
 def upload(stack: Stack, path: Path, name: str | None = None) -> str:
     with open(path, "rb") as file:
         response = stack.client().post(

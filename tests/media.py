@@ -44,3 +44,12 @@ def stream(info: dict[str, Any], codec_type: str) -> dict[str, Any]:
     found = [s for s in info["streams"] if s["codec_type"] == codec_type]
     assert len(found) == 1, f"expected one {codec_type} stream, found {len(found)}"
     return found[0]
+
+
+def long_audio(tmp_path: Path, seconds: int) -> Path:
+    """``seconds`` of a 440 Hz tone as an MP3 in ``tmp_path``."""
+    path = tmp_path / f"tone-{seconds}s.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    f"sine=frequency=440:duration={seconds}", "-c:a", "libmp3lame", str(path)],
+                   check=True)
+    return path

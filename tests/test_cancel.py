@@ -41,7 +41,7 @@ def test_cancel_stops_a_running_render_and_cleans_up(local_stack):
     assert response.json()["error"]["code"] == "canceled"
     log = local_stack.workdir / "worker.log"
     stopped = f"job {job_id}: stopped, the API said this attempt is over"
-    wait_for(lambda: stopped in log.read_text(), 10, "the worker stopping")
+    wait_for(lambda: stopped in log.read_text(), 30, "the worker stopping")
     final = job_of(local_stack, job_id)
     assert final["status"] == "canceled" and final["downloadUrl"] is None
     assert not (local_stack.workdir / "storage" / f"renders/{job_id}/output.mp4").exists()

@@ -104,7 +104,7 @@ def test_no_wait_prints_the_job_id_and_status_follows_the_job(env, client):
     assert now.returncode == 0, now.stderr
     assert re.search(r"^status\s+(queued|running|complete)$", now.stdout, re.M), now.stdout
 
-    client.wait(job_id, timeout=60)
+    client.wait(job_id, timeout=180)
     done = soundreel("status", job_id, env=env)
     assert done.returncode == 0
     assert re.search(r"^status\s+complete$", done.stdout, re.M)

@@ -58,6 +58,7 @@ def test_malformed_tokens_are_401(local_stack, header):
     assert response.status_code in (400, 401, 431), response.text[:200]
 
 
+@pytest.mark.timeout(900)  # 10,000 requests: longer than the 300 s default on a slow machine
 def test_ten_thousand_duplicate_webhooks_leave_the_record_as_one_did(local_stack):
     job = submit(local_stack, {"kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
     done, _ = poll(local_stack, job["jobId"])

@@ -12,6 +12,7 @@ from scripts import stack as st
 from storage.constants import STAGES
 from tests.conftest import SAMPLE
 from tests.e2e import poll, record, submit, upload, wait_for
+from tests.media import long_audio
 from tests.test_faults import SLOW, start_api
 
 
@@ -104,10 +105,14 @@ def test_previews_do_not_wait_behind_renders(parts):
     stack.enter_context(st.worker(running.env, tmp_path / "preview.log", name="p1",
                                   queues="preview"))
     audio = upload(running, SAMPLE)
-    renders = [submit(running, {**SLOW, "audioKey": audio})["jobId"] for _ in range(3)]
+    # renders long enough to keep both children busy for minutes on any machine
+    long = upload(running, long_audio(tmp_path, 180))
+    renders = [submit(running, {**SLOW, "audioKey": long})["jobId"] for _ in range(3)]
     wait_for(lambda: all(job_of(running, r)["status"] == "running" for r in renders[:2]), 60,
              "both render children busy")
     preview, _ = poll(running, submit(running, {"kind": "preview", "audioKey": audio})["jobId"])
     assert preview["status"] == "complete"
     assert job_of(running, renders[2])["status"] == "queued"  # still waiting for a child
+    for job_id in renders:  # they stop within seconds: a quick teardown
+        running.client().delete(running.url(f"/v1/jobs/{job_id}"), timeout=10)
     assert f"render_job[{preview['jobId']}] received" in (tmp_path / "preview.log").read_text()

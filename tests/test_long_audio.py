@@ -96,6 +96,7 @@ def minute(media: Path) -> tuple[Path, dict[str, Any]]:
     return out, render_in_subprocess(sine_mp3(media / "minute.mp3", MINUTE), out)
 
 
+@pytest.mark.timeout(900)  # the hour's render (a fixture) counts too
 def test_an_hour_of_audio_renders_to_an_hour_of_video_frame_for_frame(
     hour: tuple[Path, dict[str, Any]],
 ) -> None:

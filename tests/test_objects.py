@@ -104,9 +104,10 @@ def test_local_links_expire_and_refuse_tampering(tmp_path):
         store = object_store(settings)
         assert isinstance(store, LocalObjectStore)
         store.put("renders/j/output.mp4", io.BytesIO(b"v"))
-        short = store.presigned_url("renders/j/output.mp4", 1)
+        # expiry is in whole seconds: 3 s is at least 2 s from now
+        short = store.presigned_url("renders/j/output.mp4", 3)
         assert requests.get(short, timeout=5).status_code == 200
-        time.sleep(2.1)
+        time.sleep(4.1)
         expired = requests.get(short, timeout=5)
         assert expired.status_code == 404
         assert expired.json()["error"]["code"] == "not_found"

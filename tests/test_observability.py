@@ -46,10 +46,15 @@ def test_health_ready_and_metrics_of_a_job(local_stack):
         "kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
     done, _ = poll(local_stack, response.json()["jobId"])
     assert done["status"] == "complete"
-    after = metric_samples(local_stack)
+    after: dict = {}
 
     def grew(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
+
+    def counted() -> bool:  # the API counts a job's end just after it commits the record
+        after.update(metric_samples(local_stack))
+        return grew("soundreel_realtime_factor_count", kind="prepare") >= 1
+    wait_for(counted, 15, "the job's end to be counted")
 
     assert grew("soundreel_jobs_submitted_total", kind="prepare") == 1
     assert grew("soundreel_jobs_finished_total", kind="prepare", status="complete") == 1

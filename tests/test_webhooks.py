@@ -205,7 +205,7 @@ def test_a_receiver_down_for_10_minutes_gets_it_when_back_with_the_same_id(hooks
     receiver.script = [503]
     try:
         posts = wait_for(lambda: len(receiver.posts("/late")) >= 2 and receiver.posts("/late"),
-                         90, "delivery once the receiver is back")
+                         180, "delivery once the receiver is back")
     finally:
         receiver.close()
     assert {p["headers"]["webhook-id"] for p in posts} == {f"msg_{job['jobId']}"}
