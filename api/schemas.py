@@ -12,6 +12,7 @@ from api.errors import BadRequest, PayloadTooLarge
 from render.spec import RenderSpec
 from storage import InvalidKey
 from storage.constants import (
+    MAX_AUDIO_SECONDS_CEILING,
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
     PREPARE,
@@ -124,7 +125,8 @@ class ProgressReport(Strict):
     stage: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
     attempt: AttemptId
     #: The audio's length, once the worker has measured it (for ``eta``).
-    audio_seconds: float | None = Field(default=None, alias="audioSeconds", ge=0, le=10**6,
+    audio_seconds: float | None = Field(default=None, alias="audioSeconds", ge=0,
+                                        le=MAX_AUDIO_SECONDS_CEILING,
                                         allow_inf_nan=False)
 
 

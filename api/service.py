@@ -394,7 +394,8 @@ class Service:
     def seen_worker(self) -> None:
         """A worker called (``/readyz`` wants one within a minute). Workers call a few
         times a second while rendering (heartbeats), so each API process writes the
-        shared mark at most every WORKER_SEEN_EVERY seconds."""
+        shared mark at most every WORKER_SEEN_EVERY seconds (a Redis that lost the
+        mark gets it back within that long)."""
         now = time.monotonic()
         if now - self._worker_marked < WORKER_SEEN_EVERY:
             return

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from storage.constants import MAX_AUDIO_SECONDS_CEILING
 from storage.urlguard import parse_allow_list
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -129,8 +130,9 @@ class Settings:
             max_audio_seconds = float(max_audio) if max_audio else DEFAULT_MAX_AUDIO_SECONDS
         except ValueError:
             raise SettingsError("MAX_AUDIO_SECONDS must be a number of seconds") from None
-        if not max_audio_seconds > 0:
-            raise SettingsError("MAX_AUDIO_SECONDS must be positive")
+        if not 0 < max_audio_seconds <= MAX_AUDIO_SECONDS_CEILING:
+            raise SettingsError(
+                f"MAX_AUDIO_SECONDS must be positive and at most {MAX_AUDIO_SECONDS_CEILING}")
         attempts = get("MAX_ATTEMPTS")
         if attempts is not None and (not attempts.isdigit() or int(attempts) < 1):
             raise SettingsError("MAX_ATTEMPTS must be a whole number, at least 1")

@@ -333,10 +333,12 @@ def register(app: SoundreelCelery) -> None:
                 log.info("job %s: stopped, the API said this attempt is over", job_id)
                 raise Ignore() from None
             log.info("job %s: %s stored at %s", job_id, kind, output_key)
-            # The last progress report (stage `finalizing`) goes out before the end is
-            # reported: sent after it, a terminal job would ignore it and the stage
-            # would be missing from the record.
-            progress.close()
+            # The last progress report (stage `finalizing`) reaches the API before the
+            # end: sent after it, a terminal job would ignore it and the stage would be
+            # missing from the record. The heartbeat goes on, holding the lease.
+            if not progress.flush():
+                log.warning("job %s: the last progress report is slow; reporting the end",
+                            job_id)
             payload = {"jobId": job_id, "status": "complete", "attempt": answer.attempt,
                        "result": result}
             # Reported now, while the heartbeat still holds the lease; the `link`

@@ -21,9 +21,8 @@ from storage import logs
 log = logging.getLogger(__name__)
 
 PROGRESS_TIMEOUT = 3.0
-#: How long a stage change or close waits for the sender: a PATCH in flight, then the
-#: one with the value waited for.
-SENDER_WAIT = 2 * PROGRESS_TIMEOUT + 1
+#: The longest one PATCH takes: requests bounds the connect and each read separately.
+PATCH_SECONDS = 2 * PROGRESS_TIMEOUT
 WEBHOOK_TIMEOUT = 15.0
 #: At most one progress PATCH this often, seconds; stage changes go at once.
 PROGRESS_INTERVAL = 0.5
@@ -207,6 +206,7 @@ class ProgressReporter:
         self._sent: tuple[float, str] | None = None
         self._wake = threading.Condition()
         self._closed = False
+        self._sending = False  # a PATCH is in flight
         self.stop = threading.Event()
         self.attempt = ""
         self._audio_seconds: float | None = None
@@ -236,18 +236,29 @@ class ProgressReporter:
             if self._latest is not None and self._latest[1] != stage:
                 # A new stage: the last report of the one before goes first, so the
                 # API sees every stage (timings), not only the newest. Stages change
-                # a handful of times per job; this waits for the sender, not the API.
+                # a handful of times per job; this waits until the sender has taken
+                # that report, which is at most the PATCH it may have in flight.
                 self._wake.wait_for(lambda: self._latest == self._sent or self._closed,
-                                    timeout=SENDER_WAIT)
+                                    timeout=PATCH_SECONDS + 1)
             self._latest = (progress, stage)
             self._wake.notify_all()
+
+    def flush(self) -> bool:
+        """Wait until the latest value has reached the API (or could not), without
+        stopping the heartbeat: what is reported next then comes after it. False if
+        the API took longer than a PATCH in flight and this one together."""
+        with self._wake:
+            self._wake.notify_all()
+            return self._wake.wait_for(
+                lambda: (self._latest == self._sent and not self._sending) or self._closed,
+                timeout=2 * PATCH_SECONDS + 1)
 
     def close(self) -> None:
         """Send the last value and stop the thread."""
         with self._wake:
             self._closed = True
             self._wake.notify()
-        self._thread.join(timeout=SENDER_WAIT)
+        self._thread.join(timeout=2 * PATCH_SECONDS + 1)
 
     def __enter__(self) -> ProgressReporter:
         return self
@@ -278,9 +289,15 @@ class ProgressReporter:
                     else:
                         self._wake.wait()
                 latest = self._sent = self._latest
+                self._sending = True
                 self._wake.notify_all()  # a stage change may be waiting for this one
             assert latest is not None
-            self._send(*latest)
+            try:
+                self._send(*latest)
+            finally:
+                with self._wake:
+                    self._sending = False
+                    self._wake.notify_all()  # a flush may be waiting for this one
 
     def _send(self, progress: float, stage: str) -> None:
         answer = self._client.patch_progress(self._job_id, self.attempt, progress, stage,

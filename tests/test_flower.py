@@ -39,6 +39,7 @@ def test_flower_lists_the_worker_and_the_render_task(local_stack):
             else:
                 continue
             break
+        assert job["jobId"] in tasks, "Flower showed none of 3 jobs"
         assert any(name.startswith("w1@") for name in workers)
         assert tasks[job["jobId"]]["name"] == "soundreel.render_job"
         assert tasks[job["jobId"]]["state"] == "SUCCESS"

@@ -96,7 +96,7 @@ def test_max_audio_seconds_setting():
     base = {"WORKER_TOKEN": "w" * 32}
     assert Settings.from_env(base).max_audio_seconds == 4 * 3600
     assert Settings.from_env({**base, "MAX_AUDIO_SECONDS": "90"}).max_audio_seconds == 90
-    for bad in ("forever", "-1", "0"):
+    for bad in ("forever", "-1", "0", "1000001", "inf", "nan"):
         with pytest.raises(SettingsError, match="MAX_AUDIO_SECONDS"):
             Settings.from_env({**base, "MAX_AUDIO_SECONDS": bad})
 

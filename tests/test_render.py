@@ -203,13 +203,18 @@ def test_measured_is_told_the_seconds_the_video_covers_before_decoding(
     five_seconds: Path, tmp_path: Path, window: dict[str, float], covered: float
 ) -> None:
     told: list[tuple[float, int]] = []
-    progress: list[float] = []
+    blocks: list[None] = []  # should_stop is asked once per decoded block (and frame)
+
+    def should_stop() -> bool:
+        blocks.append(None)
+        return False
+
     spec = SMALL.model_copy(update=window)
-    render_video(five_seconds, tmp_path / "out.mp4", spec, progress=progress.append,
-                 measured=lambda seconds: told.append((seconds, len(progress))))
+    render_video(five_seconds, tmp_path / "out.mp4", spec, should_stop=should_stop,
+                 measured=lambda seconds: told.append((seconds, len(blocks))))
     assert len(told) == 1
     assert told[0][0] == pytest.approx(covered, abs=0.05)
-    assert told[0][1] == 0  # before the first progress report: nothing decoded yet
+    assert told[0][1] == 0 and blocks  # told before the first block was decoded
 
 
 def test_prepare_tells_measured_the_headers_length(five_seconds: Path, tmp_path: Path) -> None:

@@ -129,3 +129,15 @@ def test_no_stage_is_skipped_even_when_stages_change_faster_than_reports_go():
             reporter.update(0.5, stage)
     assert [stage for _, stage in client.sent] == [
         "downloading", "analyzing", "rendering", "uploading", "finalizing"]
+
+
+def test_flush_waits_for_the_last_value_and_the_heartbeat_goes_on():
+    client = SlowClient(delay=0.2)
+    with ProgressReporter(client, "job", interval=10.0, heartbeat=0.1) as reporter:  # type: ignore[arg-type]
+        reporter.update(0.5, "uploading")
+        reporter.update(0.99, "finalizing")
+        assert reporter.flush()
+        assert client.sent[-1] == (0.99, "finalizing")  # arrived, not merely taken
+        sent = len(client.sent)
+        time.sleep(0.8)
+        assert len(client.sent) > sent  # still beating: the lease is still renewed

@@ -13,7 +13,7 @@ import tasks.render
 from storage.constants import STAGE_DOWNLOADING, STAGE_FINALIZING
 from tasks.callbacks import failure_payload
 from tasks.celeryapp import create_celery
-from tasks.constants import RENDER_TASK, TIME_LIMITS, VISIBILITY_TIMEOUT
+from tasks.constants import REAP_TASK, RENDER_TASK, TIME_LIMITS, VISIBILITY_TIMEOUT
 from tasks.errors import DownloadFailed, JobFailed
 from tasks.reports import Start
 from tests.conftest import settings_for
@@ -98,4 +98,10 @@ def test_each_app_registers_its_own_tasks():
         for app in apps:
             app.finalize()
     assert not [w for w in caught if "already registered" in str(w.message)]
-    assert apps[0].tasks[RENDER_TASK] is not apps[1].tasks[RENDER_TASK]
+    reaped: list[int] = []
+    for number, app in enumerate(apps):
+        app.__dict__["api"] = type("Api", (), {"reap": lambda self, n=number: reaped.append(n)
+                                              or {}})()
+    for number, app in enumerate(apps):
+        app.tasks[REAP_TASK].apply().get()
+        assert reaped[-1] == number  # its own API client, not the other app's
