@@ -63,12 +63,12 @@ QUEUE_BY_KIND: Final = {RENDER: RENDER_QUEUE, PREVIEW: PREVIEW_QUEUE, PREPARE: P
 #: How long job records (and upload and output ownership) are kept in Redis.
 RECORD_TTL_SECONDS: Final = 30 * 24 * 3600
 
-#: A job that has not ended this long after it was submitted ends ``timed_out``
-#: (the client may ask for less, or up to MAX_TIMEOUT_SECONDS, with ``timeoutSeconds``).
 #: The longest audio a deployment may accept (MAX_AUDIO_SECONDS), and the largest
 #: length a worker may report for it: about 11.5 days.
 MAX_AUDIO_SECONDS_CEILING: Final = 10**6
 
+#: A job that has not ended this long after it was submitted ends ``timed_out``
+#: (the client may ask for less, or up to MAX_TIMEOUT_SECONDS, with ``timeoutSeconds``).
 #: Each is several times the kind's hard time limit: room for MAX_ATTEMPTS tries
 #: and a queue.
 DEFAULT_TIMEOUTS: Final = {RENDER: 6 * 3600, PREVIEW: 3600, PREPARE: 3600}
