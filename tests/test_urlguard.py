@@ -178,29 +178,28 @@ def redirect(status: int, location: str | Callable[[], str]) -> Route:
     return route
 
 
-def dribble(handler: BaseHTTPRequestHandler) -> None:
-    """Headers, then one byte every 0.2 s for up to 20 s (until the client hangs up)."""
-    handler.send_response(200)
-    handler.end_headers()
+def trickle(handler: BaseHTTPRequestHandler, byte: bytes) -> None:
+    """``byte`` every 0.2 s for up to 20 s (until the client hangs up)."""
     for _ in range(100):
         try:
-            handler.wfile.write(b"x")
+            handler.wfile.write(byte)
             handler.wfile.flush()
         except OSError:
             return
         time.sleep(0.2)
+
+
+def dribble(handler: BaseHTTPRequestHandler) -> None:
+    """Headers, then one byte every 0.2 s for up to 20 s (until the client hangs up)."""
+    handler.send_response(200)
+    handler.end_headers()
+    trickle(handler, b"x")
 
 
 def dribble_headers(handler: BaseHTTPRequestHandler) -> None:
     """A status line, then a header line one byte every 0.2 s: never a complete head."""
     handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-    for _ in range(100):
-        try:
-            handler.wfile.write(b"a")
-            handler.wfile.flush()
-        except OSError:
-            return
-        time.sleep(0.2)
+    trickle(handler, b"a")
 
 
 def big(handler: BaseHTTPRequestHandler) -> None:
