@@ -10,7 +10,7 @@ import time
 import requests
 
 from tests.conftest import SAMPLE
-from tests.e2e import poll, submit, upload, wait_for
+from tests.e2e import poll, submit, upload, wait_for, wait_for_line
 
 #: Slow enough to cancel mid-render on this machine: 20 s at 1080p60.
 SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18}}
@@ -40,8 +40,7 @@ def test_cancel_stops_a_running_render_and_cleans_up(local_stack):
     assert response.json()["status"] == "canceled"
     assert response.json()["error"]["code"] == "canceled"
     log = local_stack.workdir / "worker.log"
-    stopped = f"job {job_id}: stopped, the API said this attempt is over"
-    wait_for(lambda: stopped in log.read_text(), 30, "the worker stopping")
+    wait_for_line(log, f"job {job_id}: stopped, the API said this attempt is over", 30)
     final = job_of(local_stack, job_id)
     assert final["status"] == "canceled" and final["downloadUrl"] is None
     assert not (local_stack.workdir / "storage" / f"renders/{job_id}/output.mp4").exists()

@@ -75,8 +75,7 @@ def test_a_second_delivery_of_a_job_whose_worker_is_alive_does_nothing(parts):
         "output_key": job.output_key, "options": job.options,
     })
     log = tmp_path / "w1.log"
-    wait_for(lambda: f"job {job_id} is running: this delivery does nothing" in log.read_text(),
-             30, "the duplicate to be dropped")
+    wait_for_line(log, f"job {job_id} is running: this delivery does nothing", 30)
     done, _ = poll(running, job_id, timeout=180)
     assert done["status"] == "complete" and done["attempts"] == 1
     assert record(running, job_id).attempt_id == holder
@@ -95,15 +94,13 @@ def test_a_job_past_its_deadline_ends_timed_out_queued_or_running(parts):
 
     worker = stack.enter_context(st.worker(running.env, tmp_path / "w1.log", name="w1"))
     log = tmp_path / "w1.log"
-    wait_for(lambda: f"job {queued['jobId']} is timed_out: this delivery does nothing"
-             in log.read_text(), 30, "the stale message to be dropped")
+    wait_for_line(log, f"job {queued['jobId']} is timed_out: this delivery does nothing", 30)
     # running when the deadline passes: the worker stops at its next heartbeat
     slow = submit(running, {**SLOW, "audioKey": audio, "timeoutSeconds": 12})["jobId"]
     wait_for(lambda: record(running, slow).status == "running", 30, "the render to start")
     done, _ = poll(running, slow, timeout=60)
     assert done["status"] == "timed_out" and done["result"] is None
-    wait_for(lambda: f"job {slow}: stopped, the API said this attempt is over"
-             in log.read_text(), 15, "the worker to stop")
+    wait_for_line(log, f"job {slow}: stopped, the API said this attempt is over", 15)
     wait_for(lambda: not ffmpeg_encoders(), 10, "its ffmpeg to be gone")
     assert not (tmp_path / "storage" / f"renders/{slow}").exists()
     assert list((tmp_path / "tmp").glob("soundreel-*")) == []
