@@ -17,7 +17,6 @@ from __future__ import annotations
 import codecs
 import html
 import re
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,8 +26,6 @@ from render.errors import RenderError
 MAX_CAPTION_BYTES = 2 * 1024 * 1024
 #: More cues than any audiogram can show; refusing keeps a hostile file cheap.
 MAX_CUES = 20_000
-#: How many earlier cues ``active_cue`` looks back through for one that overlaps ``t``.
-OVERLAP_LOOKBACK = 32
 
 _FIX = "upload an SRT or WebVTT file"
 
@@ -113,21 +110,6 @@ def parse_captions(data: bytes | str, *, name: str = "captions") -> list[Cue]:
         raise InvalidCaptions(f"{name}: no cues found; {_FIX}")
     cues.sort(key=lambda cue: (cue.start, cue.end))
     return cues
-
-
-def active_cue(cues: Sequence[Cue], t: float) -> Cue | None:
-    """The cue showing at ``t`` (start <= t < end) in cues sorted by start, or None.
-
-    A bisect on the starts, so calling it once per frame stays cheap on long
-    files. When cues overlap, the one that started last wins, looking back at
-    most ``OVERLAP_LOOKBACK`` cues: far enough for rolling auto-captions,
-    bounded so a gap between cues does not scan the whole file every frame.
-    """
-    index = bisect_right(cues, t, key=lambda cue: cue.start) - 1
-    for i in range(index, max(index - OVERLAP_LOOKBACK, -1), -1):
-        if t < cues[i].end:
-            return cues[i]
-    return None
 
 
 def shift_cues(cues: Sequence[Cue], offset: float, end: float | None = None) -> list[Cue]:

@@ -145,7 +145,11 @@ class Scene:
         self.layout = layout
         self.style = make_style(spec, self.analysis, layout.viz)
         self.background = compose_static(spec, assets, layout, self.style)
-        self.captions = Captions(assets.captions, spec, layout) if assets.captions else None
+        self.captions = (
+            Captions(assets.captions, spec, layout, self.analysis.frames)
+            if assets.captions
+            else None
+        )
 
     @property
     def frames(self) -> int:
@@ -155,7 +159,7 @@ class Scene:
         planes.copy_from(self.background)
         self.style.draw(planes, index)
         if self.captions is not None:
-            self.captions.draw(planes, index / self.spec.fps)
+            self.captions.draw(planes, index)
 
 
 def render_video(

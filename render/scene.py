@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 
 from render.canvas import Planes, YuvaLayer
-from render.captions import Cue, active_cue, parse_captions, shift_cues
+from render.caption_layout import Page, page_at, paginate
+from render.captions import Cue, parse_captions, shift_cues
 from render.errors import InvalidImage
 from render.layout import Layout
 from render.spec import Assets, RenderSpec
@@ -24,6 +25,8 @@ from render.text import composite, render_text_block
 
 #: Largest image we open: 50 megapixels (a decompression bomb is refused, not rendered).
 MAX_IMAGE_PIXELS = 50_000_000
+#: The translucent box behind captions: black at 150/255, so any background reads.
+CAPTION_BOX = (0, 0, 0, 150)
 
 
 def load_image(path: Path, role: str) -> Image.Image:
@@ -93,58 +96,63 @@ def compose_static(
             _paste_artwork(rgb, artwork, rect, round_=True)
         elif layout.artwork is not None:
             _paste_artwork(rgb, artwork, layout.artwork, round_=False)
-    if layout.title is not None:
-        y = layout.title.y
-        for text, size, bold in (
-            (spec.title, layout.title_size, True),
-            (spec.subtitle, layout.subtitle_size, False),
-        ):
-            if not text:
-                continue
-            block = render_text_block(
-                text,
-                font_size=size,
-                color=spec.text_rgb,
-                max_width=layout.title.w,
-                align=layout.text_align,
-                bold=bold,
-                max_lines=2,
-            )
-            x = layout.title.x
-            if layout.text_align == "center":
-                x += (layout.title.w - block.shape[1]) // 2
-            composite(rgb, block, x, y)
-            y += block.shape[0] + size // 5
+    for box in (layout.title, layout.subtitle):
+        if box is None:
+            continue
+        block = render_text_block(
+            box.lines,
+            font_size=box.size,
+            color=spec.text_rgb,
+            max_width=box.rect.w,
+            align=layout.text_align,
+            bold=box.bold,
+        )
+        x = box.rect.x
+        if layout.text_align == "center":
+            x += (box.rect.w - block.shape[1]) // 2
+        composite(rgb, block, x, box.rect.y)
     style.static(rgb)
     return Planes.from_rgb(rgb)
 
 
 class Captions:
-    """Burned-in captions: the cue showing at each frame, drawn once per cue."""
+    """Burned-in captions: the page showing at each frame, each page drawn once.
 
-    def __init__(self, path: Path, spec: RenderSpec, layout: Layout) -> None:
+    Cues are laid out by ``render.caption_layout``: every word is shown, a long
+    cue as timed pages. ``pages`` is that layout, what the frames show.
+    """
+
+    def __init__(
+        self, path: Path, spec: RenderSpec, layout: Layout, total_frames: int | None = None
+    ) -> None:
         assert layout.captions is not None
         cues = parse_captions(path.read_bytes(), name=path.name)
         self.cues: list[Cue] = shift_cues(cues, spec.start, spec.end)
-        self.spec, self.box, self.size = spec, layout.captions, layout.caption_size
+        self.spec, self.box = spec, layout.captions
+        self.pages: list[Page] = paginate(
+            self.cues,
+            font_size=layout.caption_size,
+            box_width=self.box.w,
+            fps=spec.fps,
+            total_frames=total_frames,
+        )
         self._layers: dict[int, tuple[YuvaLayer, int, int]] = {}
 
-    def draw(self, planes: Planes, seconds: float) -> None:
-        cue = active_cue(self.cues, seconds)
-        if cue is None:
+    def draw(self, planes: Planes, frame: int) -> None:
+        page = page_at(self.pages, frame)
+        if page is None:
             return
-        key = id(cue)
+        key = page.first
         if key not in self._layers:
             if len(self._layers) > 8:
                 self._layers.clear()
             block = render_text_block(
-                cue.text,
-                font_size=self.size,
+                page.lines,
+                font_size=page.font_size,
                 color=self.spec.text_rgb,
                 max_width=self.box.w,
                 align="center",
-                box=(0, 0, 0, 150),
-                max_lines=2,
+                box=CAPTION_BOX,
             )
             x = self.box.x + (self.box.w - block.shape[1]) // 2
             y = self.box.y + self.box.h - block.shape[0]

@@ -87,6 +87,71 @@ def wrap(
     return lines
 
 
+@dataclass(frozen=True)
+class BlockGeometry:
+    """Where a text block's lines sit: margins, line step and the width lines wrap to.
+
+    One object for both drawing (``render_text_block``) and planning
+    (``render.layout``, ``render.caption_layout``), so a box reserved for two lines
+    is exactly the height two drawn lines take.
+    """
+
+    font_size: int
+    margin_x: int
+    margin_y: int
+    inner: int  # the widest a line may be
+    ascent: int
+    descent: int
+    step: int  # baseline to baseline
+    shadow_offset: int
+    shadow_blur: float
+
+    def height(self, lines: int) -> int:
+        """Pixel height of a block of ``lines`` lines (at least one)."""
+        return self.ascent + self.descent + self.step * (max(lines, 1) - 1) + 2 * self.margin_y
+
+    def width(self, text_width: float) -> int:
+        """Pixel width of a block whose widest line measures ``text_width``."""
+        return min(self.inner, math.ceil(text_width)) + 2 * self.margin_x
+
+
+def block_geometry(
+    font_size: int,
+    max_width: int,
+    *,
+    bold: bool = False,
+    boxed: bool = False,
+    shadow: bool = True,
+    padding: int | tuple[int, int] | None = None,
+    line_spacing: float = 1.2,
+) -> BlockGeometry:
+    """The geometry ``render_text_block`` uses for these settings."""
+    face = font(font_size, bold=bold)
+    pad_x, pad_y = _padding(padding, font_size, boxed)
+    # the shadow's offset and blur, which need room outside the glyphs
+    offset = (1 if font_size < 36 else 2) if shadow else 0
+    blur = max(1.0, font_size / 36) if shadow else 0.0
+    spread = offset + math.ceil(2 * blur)
+    # glyphs like "j" reach up to 3 % of the size left of their origin
+    margin_x = max(pad_x, spread, math.ceil(font_size * 0.04))
+    margin_y = max(pad_y, spread)
+    inner = max_width - 2 * margin_x
+    if inner < 1:
+        raise ValueError(f"max_width {max_width} leaves no room for text at this padding")
+    ascent, descent = face.getmetrics()
+    return BlockGeometry(
+        font_size=font_size,
+        margin_x=margin_x,
+        margin_y=margin_y,
+        inner=inner,
+        ascent=ascent,
+        descent=descent,
+        step=round(font_size * line_spacing),
+        shadow_offset=offset,
+        shadow_blur=blur,
+    )
+
+
 def render_text_block(
     text: str | Sequence[str],
     *,
@@ -109,31 +174,22 @@ def render_text_block(
     one number, by default scaled to the font size. ``shadow`` adds a soft dark
     shadow 1-2 px down and right so light text stays legible on light pixels.
     Text that is empty or only spaces gives a block with nothing but the box.
+    Its size is ``block_geometry(...)``'s ``width`` by ``height`` of the lines drawn.
     """
     if align not in ("left", "center", "right"):
         raise ValueError(f"align must be 'left', 'center' or 'right', got {align!r}")
     if not isinstance(text, str):
         text = "\n".join(text)
     face = font(font_size, bold=bold)
-    pad_x, pad_y = _padding(padding, font_size, box is not None)
-    # the shadow's offset and blur, which need room outside the glyphs
-    offset = (1 if font_size < 36 else 2) if shadow else 0
-    blur = max(1.0, font_size / 36) if shadow else 0.0
-    spread = offset + math.ceil(2 * blur)
-    # glyphs like "j" reach up to 3 % of the size left of their origin
-    margin_x = max(pad_x, spread, math.ceil(font_size * 0.04))
-    margin_y = max(pad_y, spread)
-    inner = max_width - 2 * margin_x
-    if inner < 1:
-        raise ValueError(f"max_width {max_width} leaves no room for text at this padding")
-
-    lines = wrap(text, face, inner, max_lines=max_lines)
-    ascent, descent = face.getmetrics()
-    step = round(font_size * line_spacing)
+    geo = block_geometry(
+        font_size, max_width, bold=bold, boxed=box is not None, shadow=shadow,
+        padding=padding, line_spacing=line_spacing,
+    )  # fmt: skip
+    margin_x, margin_y, ascent = geo.margin_x, geo.margin_y, geo.ascent
+    lines = wrap(text, face, geo.inner, max_lines=max_lines)
     widths = [face.getlength(line) for line in lines]
-    text_w = min(inner, math.ceil(max(widths, default=0)))
-    text_h = ascent + descent + step * (len(lines) - 1)
-    size = (text_w + 2 * margin_x, text_h + 2 * margin_y)
+    text_w = geo.width(max(widths, default=0)) - 2 * margin_x
+    size = (geo.width(max(widths, default=0)), geo.height(len(lines)))
 
     mask = Image.new("L", size, 0)
     draw = ImageDraw.Draw(mask)
@@ -144,13 +200,13 @@ def render_text_block(
             x = margin_x + text_w - width
         else:
             x = margin_x + (text_w - width) / 2
-        draw.text((x, margin_y + ascent + i * step), line, font=face, fill=255, anchor="ls")
+        draw.text((x, margin_y + ascent + i * geo.step), line, font=face, fill=255, anchor="ls")
 
     block = Image.new("RGBA", size, (0, 0, 0, 0))
     if box is not None:
         block.alpha_composite(_rounded_box(size, box, radius=round(font_size * 0.4)))
     if shadow:
-        dark = _shifted(mask, offset).filter(ImageFilter.GaussianBlur(blur))
+        dark = _shifted(mask, geo.shadow_offset).filter(ImageFilter.GaussianBlur(geo.shadow_blur))
         dark = dark.point(lambda v: round(v * SHADOW_OPACITY))
         layer = Image.new("RGBA", size, (0, 0, 0, 0))
         layer.putalpha(dark)
@@ -218,17 +274,24 @@ def safe_area(width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def _break_word(word: str, font: ImageFont.FreeTypeFont, max_width: int) -> list[str]:
-    """``word`` cut into pieces that each fit ``max_width`` (at least one character each)."""
+    """``word`` cut into pieces that each fit ``max_width`` (at least one character each).
+
+    Each piece is the longest prefix that fits, found by bisection: a long URL in a
+    narrow caption box costs a few measurements per piece, not one per character.
+    """
     pieces: list[str] = []
-    piece = ""
-    for char in word:
-        if piece and font.getlength(piece + char) > max_width:
-            pieces.append(piece)
-            piece = char
-        else:
-            piece += char
-    pieces.append(piece)
-    return pieces
+    rest = word
+    while rest:
+        fits, too_long = 1, len(rest) + 1
+        while too_long - fits > 1:
+            middle = (fits + too_long) // 2
+            if font.getlength(rest[:middle]) <= max_width:
+                fits = middle
+            else:
+                too_long = middle
+        pieces.append(rest[:fits])
+        rest = rest[fits:]
+    return pieces or [""]
 
 
 def _with_ellipsis(line: str, font: ImageFont.FreeTypeFont, max_width: int) -> str:

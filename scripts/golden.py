@@ -2,9 +2,11 @@
 
     .venv/bin/python -m scripts.golden
 
-For every case in ``CASES`` (each style in ``render.spec.STYLES``, plus an
-oscilloscope ``wave-line``) it renders the frames at ``TIMES`` of a synthetic
-signal and writes them as ``tests/golden/<case>-<t>.png``. ``tests/test_styles.py``
+For every case in ``CASES`` (each style in ``render.spec.STYLES``, an oscilloscope
+``wave-line``, a long caption cue split into pages, and the square layout with
+artwork, a two-line title, a subtitle and captions) it renders the frames at the
+case's times (``TIMES`` by default) of a synthetic signal and writes them as
+``tests/golden/<case>-<t>.png``. ``tests/test_styles.py``
 renders the same frames and compares them with these files, so a change that
 moves a bar or shifts a colour fails there until someone looks at the new
 pictures and reruns this script. Review the PNGs before committing them.
@@ -25,7 +27,8 @@ import numpy as np
 from PIL import Image
 
 from render.engine import render_frames
-from render.spec import STYLES, RenderSpec
+from render.spec import STYLES, Assets, RenderSpec
+from scripts.docs_images import make_artwork
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "tests" / "golden"
 #: Seconds into the signal at which every case is drawn: in the first section, just
@@ -40,15 +43,39 @@ GAP = (2.4, 2.8)
 BASE = {"width": 320, "height": 180, "fps": 30, "background": "#14161f"}
 
 
+#: A cue far too long for two lines: it shows as pages, each for a share of its time.
+LONG_CUE = (
+    "Today we talk about how sound travels through water, air and steel, and why "
+    "whales can hear each other across a whole ocean while we cannot hear a thing."
+)
+#: The captions file of the cases that have captions (times on the 4 s signal).
+CAPTIONS = f"1\n00:00:00,200 --> 00:00:03,900\n{LONG_CUE}\n"
+
+
 @dataclass(frozen=True)
 class Case:
-    """One golden: a name for its files and the spec drawn."""
+    """One golden: a name for its files, the spec drawn, at which times, with which files."""
 
     name: str
     spec: RenderSpec
+    times: tuple[float, ...] = TIMES
+    captions: bool = False
+    artwork: bool = False
 
     def path(self, seconds: float) -> Path:
         return GOLDEN_DIR / f"{self.name}-{seconds:.1f}.png"
+
+    def assets(self, directory: Path) -> Assets:
+        """The case's captions and artwork, written into ``directory``."""
+        captions = artwork = None
+        if self.captions:
+            captions = Path(directory) / "golden.srt"
+            captions.write_text(CAPTIONS, encoding="utf-8")
+        if self.artwork:
+            artwork = Path(directory) / "golden-artwork.png"
+            if not artwork.exists():
+                make_artwork(artwork, size=240)
+        return Assets(captions=captions, artwork=artwork)
 
 
 def _cases() -> tuple[Case, ...]:
@@ -64,6 +91,26 @@ def _cases() -> tuple[Case, ...]:
     }
     cases = [Case(style, RenderSpec(**BASE, style=style, **options[style])) for style in STYLES]
     cases.append(Case("wave-line", RenderSpec(**BASE, style="wave", filled=False, color="#ffe040")))
+    # a long cue in pages: the first page, a middle one and the last
+    cases.append(Case(
+        "caption-pages",
+        RenderSpec(**{**BASE, "width": 360, "height": 360}, style="bars", color="#ffb020"),
+        times=(0.5, 2.0, 3.8),
+        captions=True,
+    ))
+    # the square layout with everything: no box may run into another
+    cases.append(Case(
+        "square-layout",
+        RenderSpec(
+            **{**BASE, "width": 360, "height": 360}, style="bars", color="#ffb020",
+            color2="#ff3060", title="Episode 42: How sound travels under water",
+            subtitle="The Soundreel Show", artworkKey="golden/artwork.png",
+            captionsKey="golden/captions.srt",
+        ),
+        times=(1.7,),
+        captions=True,
+        artwork=True,
+    ))  # fmt: skip
     return tuple(cases)
 
 
@@ -125,8 +172,8 @@ def synth_signal(directory: Path) -> Path:
 
 
 def render_case(case: Case, wav: Path) -> list[np.ndarray]:
-    """The case's frames at ``TIMES``, as (H, W, 3) RGB arrays."""
-    return render_frames(wav, case.spec, list(TIMES))
+    """The case's frames at its times, as (H, W, 3) RGB arrays."""
+    return render_frames(wav, case.spec, list(case.times), assets=case.assets(wav.parent))
 
 
 def main() -> int:
@@ -134,7 +181,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         wav = synth_signal(Path(tmp))
         for case in CASES:
-            for seconds, frame in zip(TIMES, render_case(case, wav), strict=True):
+            for seconds, frame in zip(case.times, render_case(case, wav), strict=True):
                 path = case.path(seconds)
                 Image.fromarray(frame).save(path, optimize=True)
                 print(f"wrote {path.relative_to(GOLDEN_DIR.parents[1])}")

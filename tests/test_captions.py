@@ -9,7 +9,6 @@ from render.captions import (
     MAX_CUES,
     Cue,
     InvalidCaptions,
-    active_cue,
     parse_captions,
     shift_cues,
 )
@@ -196,49 +195,6 @@ def test_more_than_max_cues_is_refused() -> None:
     assert len(parse_captions("WEBVTT\n\n" + cue * MAX_CUES)) == MAX_CUES
     with pytest.raises(InvalidCaptions, match=r"more than 20,000 cues"):
         parse_captions("WEBVTT\n\n" + cue * (MAX_CUES + 1))
-
-
-CUES = [Cue(1.0, 2.0, "one"), Cue(2.0, 3.0, "two"), Cue(5.0, 6.0, "three")]
-
-
-@pytest.mark.parametrize(
-    ("t", "text"),
-    [
-        (0.0, None),
-        (0.999, None),
-        (1.0, "one"),  # a cue shows from its start...
-        (1.999, "one"),
-        (2.0, "two"),  # ...up to, not including, its end
-        (3.0, None),
-        (4.5, None),
-        (5.0, "three"),
-        (6.0, None),
-        (100.0, None),
-    ],
-)
-def test_active_cue_shows_from_start_up_to_end(t: float, text: str | None) -> None:
-    cue = active_cue(CUES, t)
-    assert (cue.text if cue else None) == text
-
-
-def test_active_cue_on_overlapping_cues_prefers_the_latest_start() -> None:
-    cues = [Cue(0.0, 10.0, "long"), Cue(2.0, 3.0, "short")]
-    assert active_cue(cues, 2.5).text == "short"  # type: ignore[union-attr]
-    assert active_cue(cues, 5.0).text == "long"  # type: ignore[union-attr]
-
-
-def test_active_cue_of_no_cues_is_none() -> None:
-    assert active_cue([], 1.0) is None
-
-
-def test_active_cue_walked_frame_by_frame_matches_a_linear_scan() -> None:
-    cues = parse_captions(
-        "".join(f"{i}\n00:00:{i:02d},000 --> 00:00:{i:02d},600\ncue {i}\n\n" for i in range(50))
-    )
-    for frame in range(50 * 30):
-        t = frame / 30
-        expected = next((c for c in reversed(cues) if c.start <= t < c.end), None)
-        assert active_cue(cues, t) == expected
 
 
 def test_shift_cues_moves_clips_and_drops_for_a_clip_window() -> None:

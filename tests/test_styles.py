@@ -8,6 +8,7 @@ committing them.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import subprocess
 from pathlib import Path
@@ -29,11 +30,11 @@ from render import (
 )
 from render.audio import ffmpeg_exe
 from render.engine import Scene
-from render.layout import compute_layout
-from render.spec import LAYOUTS, STYLES
+from render.layout import MIN_TEXT_SIDE, MIN_VIZ_SHARE, compute_layout
+from render.spec import LAYOUTS, PRESETS, STYLES
 from render.styles import Rect
-from render.text import safe_area
-from scripts.golden import CASES, RATE, TIMES, Case, synth_signal, write_wav
+from render.text import render_text_block, safe_area
+from scripts.golden import CASES, RATE, Case, render_case, synth_signal, write_wav
 from tests.media import probe, stream
 
 SMALL = {"width": 320, "height": 180, "fps": 30}
@@ -156,8 +157,8 @@ def rms(samples: np.ndarray) -> float:
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_frames_match_the_golden_pictures(case: Case, golden_wav: Path, tmp_path: Path) -> None:
     failures = []
-    frames = render_frames(golden_wav, case.spec, list(TIMES))
-    for seconds, actual in zip(TIMES, frames, strict=True):
+    frames = render_case(case, golden_wav)
+    for seconds, actual in zip(case.times, frames, strict=True):
         golden = case.path(seconds)
         assert golden.exists(), f"{golden} is missing: run python -m scripts.golden"
         expected = np.asarray(Image.open(golden).convert("RGB"))
@@ -462,26 +463,96 @@ def overlap(a: Rect, b: Rect) -> bool:
     return a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h
 
 
-@pytest.mark.parametrize("preset", ["landscape", "square", "portrait"])
-def test_layout_boxes_stay_in_the_safe_area_and_apart(preset: str) -> None:
+#: Every canvas the layouts must serve: the presets, the default, 4:5, and previews.
+LAYOUT_SIZES = [*PRESETS.values(), (1280, 720), (1080, 1350), (480, 270), (480, 480), (480, 854)]
+#: A title long enough to take two lines on every canvas, and a subtitle.
+LONG_TITLE = "Episode 42: How sound travels under water, and why whales hear it"
+SUBTITLE = "The Soundreel Show with Ada and Grace"
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), LAYOUT_SIZES, ids=[f"{w}x{h}" for w, h in LAYOUT_SIZES]
+)
+def test_layout_boxes_stay_in_the_safe_area_and_never_overlap(width: int, height: int) -> None:
+    """Every style x layout x (artwork, title, subtitle, captions) on this canvas."""
     problems = []
-    for layout, style in itertools.product(LAYOUTS, STYLES):
+    x0, y0, x1, y1 = safe_area(width, height)
+    for layout, style, artwork, title, subtitle, captions in itertools.product(
+        LAYOUTS, STYLES, *[(False, True)] * 4
+    ):
         spec = RenderSpec(
-            preset=preset, layout=layout, style=style,
-            title="Episode 42: A long title about audiograms", subtitle="The Soundreel Show",
+            width=width, height=height, layout=layout, style=style,
+            title=LONG_TITLE if title else None, subtitle=SUBTITLE if subtitle else None,
         )  # fmt: skip
-        boxes = compute_layout(spec, has_artwork=True, has_captions=True)
-        named = {
-            name: getattr(boxes, name)
-            for name in ("viz", "artwork", "title", "captions")
-            if getattr(boxes, name) is not None
-        }
-        assert {"viz", "title", "captions"} <= named.keys()
-        x0, y0, x1, y1 = safe_area(spec.width, spec.height)
+        boxes = compute_layout(spec, has_artwork=artwork, has_captions=captions)
+        named = boxes.boxes()
+        case = f"{layout}/{style}/art={artwork},title={title},sub={subtitle},cap={captions}"
+        text = min(width, height) >= MIN_TEXT_SIDE
+        expected = {"viz"} | {
+            name for name, wanted in (
+                ("artwork", artwork and layout == "standard" and style != "circle"),
+                ("title", title and text), ("subtitle", subtitle and text),
+                ("captions", captions and text),
+            ) if wanted
+        }  # fmt: skip
+        if named.keys() != expected:
+            problems.append(f"{case}: boxes {sorted(named)}, expected {sorted(expected)}")
         for name, box in named.items():
             if not (x0 <= box.x and y0 <= box.y and box.x + box.w <= x1 and box.y + box.h <= y1):
-                problems.append(f"{layout}/{style}: {name} {box} leaves {(x0, y0, x1, y1)}")
+                problems.append(f"{case}: {name} {box} leaves {(x0, y0, x1, y1)}")
         for (name_a, a), (name_b, b) in itertools.combinations(named.items(), 2):
             if overlap(a, b):
-                problems.append(f"{layout}/{style}: {name_a} {a} overlaps {name_b} {b}")
-    assert not problems, "\n".join(problems)
+                problems.append(f"{case}: {name_a} {a} overlaps {name_b} {b}")
+        safe_h = y1 - y0
+        if boxes.viz.h < MIN_VIZ_SHARE * safe_h - 2 and style != "circle":
+            problems.append(f"{case}: the animation has {boxes.viz.h / safe_h:.0%} of the height")
+        for box in (boxes.title, boxes.subtitle):
+            if box is not None:
+                drawn = text_block_size(box.lines, box.size, box.rect.w, box.bold)
+                if drawn[0] > box.rect.h or drawn[1] > box.rect.w:
+                    problems.append(f"{case}: {box.lines} drawn {drawn} overflows {box.rect}")
+    assert not problems, "\n".join(problems[:40])
+
+
+@functools.cache
+def text_block_size(
+    lines: tuple[str, ...], size: int, width: int, bold: bool
+) -> tuple[int, int]:
+    """(height, width) of the block the renderer draws for a title or subtitle."""
+    block = render_text_block(lines, font_size=size, max_width=width, bold=bold)
+    return block.shape[0], block.shape[1]
+
+
+def test_a_long_title_keeps_its_words_on_two_lines_on_every_preset() -> None:
+    for preset in PRESETS:
+        spec = RenderSpec(preset=preset, title=LONG_TITLE, subtitle=SUBTITLE)
+        boxes = compute_layout(spec, has_artwork=False, has_captions=True)
+        assert boxes.title is not None and boxes.subtitle is not None
+        assert len(boxes.title.lines) == 2
+        assert " ".join(boxes.title.lines).split() == LONG_TITLE.split()
+
+
+@pytest.mark.parametrize("style", ["bars", "mirror", "circle", "wave"])
+def test_the_animation_never_draws_outside_its_box(style: str, quiet_then_loud: Path,
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    """The square layout with everything: frames differ only inside the animation's box
+    and the caption box, however loud the sound (the tallest bars stay clear of the text)."""
+    srt = tmp_path / "cue.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:04,000\nOne cue for the whole clip.\n")
+    artwork = tmp_path / "art.png"
+    Image.new("RGB", (64, 64), (200, 40, 90)).save(artwork)
+    spec = RenderSpec(
+        width=480, height=480, style=style, title=LONG_TITLE, subtitle=SUBTITLE,
+        artworkKey="x/art.png", captionsKey="x/cue.srt",
+    )  # fmt: skip
+    assets = Assets(artwork=artwork, captions=srt)
+    layout = Scene(quiet_then_loud, spec, assets).layout
+    frames = render_frames(quiet_then_loud, spec, [0.5, 2.5, 3.0, 3.5], assets=assets)
+    changed = np.zeros(frames[0].shape[:2], bool)
+    for frame in frames[1:]:
+        changed |= np.abs(frame.astype(int) - frames[0].astype(int)).max(axis=2) > 0
+    allowed = np.zeros_like(changed)
+    viz = layout.viz
+    allowed[viz.y : viz.y + viz.h, viz.x : viz.x + viz.w] = True
+    assert changed.any(), "the animation did not move"
+    assert not (changed & ~allowed).any(), "pixels changed outside the animation's box"
