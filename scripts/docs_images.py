@@ -1,10 +1,14 @@
-"""Pictures for the README: one frame of each style, and a contact sheet.
+"""Pictures for the README: one frame of each style, and contact sheets.
 
     python -m scripts.docs_images
 
 Writes ``samples/artwork.png`` (a synthesised cover, if missing),
-``docs/styles/<style>.png`` and ``docs/contact-sheet.png``, all drawn by
-``render.render_frames`` from ``samples/sample.mp3`` exactly as a video would be.
+``docs/styles/<style>.png`` and ``docs/contact-sheet.png`` (from
+``samples/sample.mp3``), and ``docs/episode-sheet.png``: the speech-over-music
+episode (``samples/episode.mp3`` and its long-cued ``episode.srt``, made by
+``scripts.make_episode``) on every preset, with artwork, a two-line title, a
+subtitle and captions, at moments where long cues show as pages. All are drawn by
+``render.render_frames`` exactly as a video would be.
 """
 
 from __future__ import annotations
@@ -68,6 +72,44 @@ def main() -> None:
         sheet.paste(tile, ((index % columns) * 640, (index // columns) * 360))
     sheet.save(DOCS / "contact-sheet.png", optimize=True)
     print(f"wrote {DOCS / 'contact-sheet.png'} and {len(tiles)} style pictures")
+    episode_sheet()
+
+
+#: The episode on each preset, in a style of its own, and the moments shown: the first
+#: and second page of the first cue, a one-page cue, the third cue and the last.
+EPISODE_PRESETS = {"square": "bars", "portrait": "wave", "landscape": "circle"}
+EPISODE_MOMENTS = (3.0, 8.5, 12.0, 17.0, 29.0)
+EPISODE_TILE_HEIGHT = 360
+
+
+def episode_sheet() -> None:
+    assets = Assets(artwork=ARTWORK, captions=SAMPLES / "episode.srt")
+    rows = []
+    for preset, style in EPISODE_PRESETS.items():
+        spec = RenderSpec.model_validate(
+            {"preset": preset, "style": style, "title": "Episode 42: How sound travels under "
+             "water", "subtitle": "The Soundreel Show with Ada and Grace",
+             "artworkKey": "local/artwork", "captionsKey": "local/captions",
+             **LOOKS[style]}
+        )  # fmt: skip
+        frames = render_frames(SAMPLES / "episode.mp3", spec, list(EPISODE_MOMENTS), assets=assets)
+        tiles = []
+        for frame in frames:
+            image = Image.fromarray(frame)
+            width = round(image.width * EPISODE_TILE_HEIGHT / image.height)
+            tiles.append(image.resize((width, EPISODE_TILE_HEIGHT), Image.Resampling.LANCZOS))
+        rows.append(tiles)
+    gap = 8
+    width = max(sum(tile.width for tile in row) + gap * (len(row) - 1) for row in rows)
+    height = EPISODE_TILE_HEIGHT * len(rows) + gap * (len(rows) - 1)
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    for r, row in enumerate(rows):
+        x = 0
+        for tile in row:
+            sheet.paste(tile, (x, r * (EPISODE_TILE_HEIGHT + gap)))
+            x += tile.width + gap
+    sheet.save(DOCS / "episode-sheet.png", optimize=True)
+    print(f"wrote {DOCS / 'episode-sheet.png'}")
 
 
 if __name__ == "__main__":
