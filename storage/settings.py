@@ -1,20 +1,29 @@
 """Deployment settings, read once from the environment into one typed object.
 
-``Settings.from_env()`` is the only place that reads ``os.environ``; the result is
-passed down (``create_app(settings)``, ``create_celery(settings)``). It lives in
-``storage`` because that is the lowest package both the API and the workers import.
+``Settings`` is a pydantic-settings model: ``Settings.from_env()`` reads
+``os.environ`` (the only place that does), ``Settings.from_env(mapping)`` reads a
+mapping instead (tests, embedders); the result is passed down
+(``create_app(settings)``, ``create_celery(settings)``). Every field is the
+upper-cased variable of the same name, except where ``validation_alias`` says.
 
-Missing or contradictory variables raise `SettingsError` naming the variable, so a
-misconfigured process stops at start-up instead of failing its first job.
+Missing, malformed or contradictory variables raise `SettingsError` naming the
+variable, so a misconfigured process stops at start-up instead of failing its
+first job. Secrets (``REDIS_URL``, ``WORKER_TOKEN``, ``API_KEYS``, the storage
+keys) stay out of ``repr``.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 from storage.constants import MAX_AUDIO_SECONDS_CEILING
 from storage.urlguard import parse_allow_list
@@ -68,26 +77,66 @@ class S3Storage:
     max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
 
 
-@dataclass(frozen=True)
-class Settings:
-    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)  # may carry a password
+#: Set by ``Settings.from_env(mapping)``: the variables to read instead of os.environ.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("soundreel_environ", default=None)
+
+
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source, over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # as the base class reads os.environ: names case-insensitive, empty values unset
+        return {
+            name.lower(): value
+            for name, value in self._environ.items()
+            if not (self.env_ignore_empty and value == "")
+        }
+
+
+def _seconds(name: str) -> Any:
+    """A number of seconds between 0 and a day, named ``name`` in its error."""
+
+    def check(value: float) -> float:
+        if not 0 < value < 86400:
+            raise ValueError(f"{name} must be between 0 and 86400 seconds")
+        return value
+
+    return check
+
+
+def _secret(**kwargs: Any) -> Any:
+    return Field(repr=False, exclude=True, **kwargs)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, env_ignore_empty=True, extra="ignore", str_strip_whitespace=True,
+        populate_by_name=True,
+    )  # fmt: skip
+
+    redis_url: str = Field(DEFAULT_REDIS_URL, repr=False)  # may carry a password
     public_base_url: str = DEFAULT_PUBLIC_BASE_URL
     #: Where workers reach the API (callbacks, local-store downloads); defaults to
     #: the public URL. Set it when clients and workers see the API under different
     #: names, e.g. http://api:8000 inside docker-compose.
-    internal_base_url: str = DEFAULT_PUBLIC_BASE_URL
-    #: api key -> tenant
-    api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
-    worker_token: str = field(default="", repr=False)
-    storage: LocalStorage | S3Storage = field(
-        default_factory=lambda: LocalStorage(Path(DEFAULT_STORAGE_DIR))
+    internal_base_url: str = ""
+    #: api key -> tenant, from ``API_KEYS`` = ``tenant:key,tenant:key``
+    api_keys: Annotated[Mapping[str, str], NoDecode] = Field(default_factory=dict, repr=False)
+    worker_token: str = Field("", repr=False)
+    #: Where objects live: the local disk unless the S3_* or R2_* variables say otherwise.
+    storage: LocalStorage | S3Storage = Field(
+        default_factory=lambda: LocalStorage(Path(DEFAULT_STORAGE_DIR).resolve())
     )
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, gt=0)
     #: Longer audio is refused (invalid_audio) before it is decoded.
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     #: Deliveries a job may start (a worker killed mid-render redelivers it) before it
     #: fails with worker_lost: a job that crashes its worker cannot loop forever.
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1)
     #: A running job whose worker has not reported for this long is taken to be
     #: lost (its lease expires) and is handed to another worker. Workers report
     #: every 2 s, so this covers API restarts and slow networks.
@@ -96,92 +145,178 @@ class Settings:
     reap_interval: float = DEFAULT_REAP_INTERVAL
     #: Seconds before an unacked broker message is delivered again; keep it above the
     #: longest hard time limit (1 h). Lower only in tests of that very redelivery.
-    visibility_timeout: float = 2 * 3600
+    visibility_timeout: float = Field(
+        2 * 3600.0, gt=0,
+        validation_alias=AliasChoices("visibility_timeout", "BROKER_VISIBILITY_TIMEOUT"),
+    )  # fmt: skip
     #: ``host:port`` endpoints exempt from the SSRF guard (development and tests only).
-    allow_private_urls: frozenset[str] = frozenset()
+    allow_private_urls: Annotated[frozenset[str], NoDecode] = frozenset()
     #: Key from which each tenant's webhook secret is derived; WORKER_TOKEN if unset.
-    webhook_signing_key: str = field(default="", repr=False)
+    webhook_signing_key: str = Field("", repr=False)
     #: Multiplies the webhook retry schedule (tests shrink it; 1 in production).
-    webhook_retry_scale: float = 1.0
+    webhook_retry_scale: float = Field(1.0, gt=0, le=1)
     log_level: str = "INFO"
+
+    # The variables ``storage`` is made from; read, checked, then folded into it.
+    storage_dir: str | None = Field(None, exclude=True, repr=False)
+    s3_endpoint_url: str | None = Field(None, exclude=True, repr=False)
+    s3_bucket: str | None = Field(None, exclude=True, repr=False)
+    aws_region: str | None = Field(None, exclude=True, repr=False)
+    aws_access_key_id: str | None = _secret(default=None)
+    aws_secret_access_key: str | None = _secret(default=None)
+    r2_account_id: str | None = Field(None, exclude=True, repr=False)
+    r2_access_key_id: str | None = _secret(default=None)
+    r2_secret_access_key: str | None = _secret(default=None)
+    r2_bucket_name: str | None = Field(None, exclude=True, repr=False)
+    #: Seconds to open a connection to S3/R2, and to wait on each read of an answer.
+    s3_connect_timeout: float = Field(DEFAULT_S3_CONNECT_TIMEOUT, gt=0, exclude=True, repr=False)
+    s3_read_timeout: float = Field(DEFAULT_S3_READ_TIMEOUT, gt=0, exclude=True, repr=False)
+    #: Tries of each S3/R2 request, the first included.
+    s3_max_attempts: int = Field(DEFAULT_S3_MAX_ATTEMPTS, ge=1, exclude=True, repr=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: Any, env_settings: Any,
+        dotenv_settings: Any, file_secret_settings: Any,
+    ) -> tuple[Any, ...]:  # fmt: skip
+        environ = _ENVIRON.get()
+        if environ is not None:
+            return init_settings, _MappingSource(settings_cls, environ)
+        return init_settings, env_settings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        public_base_url = _base_url("PUBLIC_BASE_URL", get("PUBLIC_BASE_URL"))
-        internal_base_url = _base_url("INTERNAL_BASE_URL", get("INTERNAL_BASE_URL"))
-        redis_url = get("REDIS_URL") or DEFAULT_REDIS_URL
-        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
-        max_upload = get("MAX_UPLOAD_BYTES")
+        """The settings of ``env`` (os.environ when None); SettingsError names a bad variable."""
         try:
-            max_upload_bytes = int(max_upload) if max_upload else DEFAULT_MAX_UPLOAD_BYTES
-        except ValueError:
-            raise SettingsError("MAX_UPLOAD_BYTES must be a whole number of bytes") from None
-        if max_upload_bytes <= 0:
-            raise SettingsError("MAX_UPLOAD_BYTES must be positive")
-        max_audio = get("MAX_AUDIO_SECONDS")
-        try:
-            max_audio_seconds = float(max_audio) if max_audio else DEFAULT_MAX_AUDIO_SECONDS
-        except ValueError:
-            raise SettingsError("MAX_AUDIO_SECONDS must be a number of seconds") from None
-        if not 0 < max_audio_seconds <= MAX_AUDIO_SECONDS_CEILING:
-            raise SettingsError(
-                f"MAX_AUDIO_SECONDS must be positive and at most {MAX_AUDIO_SECONDS_CEILING}")
-        attempts = get("MAX_ATTEMPTS")
-        if attempts is not None and (not attempts.isdigit() or int(attempts) < 1):
-            raise SettingsError("MAX_ATTEMPTS must be a whole number, at least 1")
-        lease_seconds = _seconds("LEASE_SECONDS", get("LEASE_SECONDS"), DEFAULT_LEASE_SECONDS)
-        reap_interval = _seconds("REAP_INTERVAL", get("REAP_INTERVAL"), DEFAULT_REAP_INTERVAL)
-        visibility = get("BROKER_VISIBILITY_TIMEOUT")
-        try:
-            visibility_timeout = float(visibility) if visibility else 2 * 3600.0
-        except ValueError:
-            raise SettingsError("BROKER_VISIBILITY_TIMEOUT must be a number of seconds") from None
-        if visibility_timeout <= 0:
-            raise SettingsError("BROKER_VISIBILITY_TIMEOUT must be positive")
-        try:
-            allow_private_urls = parse_allow_list(get("ALLOW_PRIVATE_URLS") or "")
-        except ValueError as exc:
-            raise SettingsError(f"ALLOW_PRIVATE_URLS: {exc}") from None
-        scale = get("WEBHOOK_RETRY_SCALE")
-        try:
-            retry_scale = float(scale) if scale else 1.0
-        except ValueError:
-            raise SettingsError("WEBHOOK_RETRY_SCALE must be a number") from None
-        if not 0 < retry_scale <= 1:
-            raise SettingsError("WEBHOOK_RETRY_SCALE must be above 0 and at most 1")
-        worker_token = get("WORKER_TOKEN")
-        if not worker_token:
+            with _reading(env):
+                settings = cls()
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from None
+        if not settings.worker_token:
             raise SettingsError(
                 "WORKER_TOKEN is required: a long random secret shared by the API and the "
                 'workers (e.g. python -c "import secrets; print(secrets.token_urlsafe(32))")'
             )
-        if len(worker_token) < 16:
-            raise SettingsError("WORKER_TOKEN is too short: use at least 16 random characters")
-        return cls(
-            redis_url=redis_url,
-            public_base_url=public_base_url,
-            internal_base_url=internal_base_url or public_base_url,
-            api_keys=_parse_api_keys(get("API_KEYS") or ""),
-            worker_token=worker_token,
-            storage=_storage_from_env(get),
-            max_upload_bytes=max_upload_bytes,
-            max_audio_seconds=max_audio_seconds,
-            max_attempts=int(attempts) if attempts else DEFAULT_MAX_ATTEMPTS,
-            lease_seconds=lease_seconds,
-            reap_interval=reap_interval,
-            allow_private_urls=allow_private_urls,
-            visibility_timeout=visibility_timeout,
-            webhook_signing_key=get("WEBHOOK_SIGNING_KEY") or "",
-            webhook_retry_scale=retry_scale,
-            log_level=(get("LOG_LEVEL") or "INFO").upper(),
-        )
+        return settings
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("public_base_url", "internal_base_url")
+    @classmethod
+    def _base_url(cls, value: str, info: Any) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"{info.field_name.upper()} must be an http(s) URL such as "
+                f"{DEFAULT_PUBLIC_BASE_URL}"
+            )
+        return value.rstrip("/")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _api_keys(cls, value: object) -> object:
+        return _parse_api_keys(value) if isinstance(value, str) else value
+
+    @field_validator("worker_token")
+    @classmethod
+    def _worker_token(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("WORKER_TOKEN is too short: use at least 16 random characters")
+        return value
+
+    @field_validator("max_audio_seconds")
+    @classmethod
+    def _max_audio(cls, value: float) -> float:
+        if not 0 < value <= MAX_AUDIO_SECONDS_CEILING:
+            raise ValueError(
+                f"MAX_AUDIO_SECONDS must be positive and at most {MAX_AUDIO_SECONDS_CEILING}"
+            )
+        return value
+
+    @field_validator("lease_seconds", "reap_interval")
+    @classmethod
+    def _seconds(cls, value: float, info: Any) -> float:
+        return _seconds(info.field_name.upper())(value)
+
+    @field_validator("allow_private_urls", mode="before")
+    @classmethod
+    def _allow_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return parse_allow_list(value)
+            except ValueError as exc:
+                raise ValueError(f"ALLOW_PRIVATE_URLS: {exc}") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
+        # frozen: the two derived fields are set once, here, before anyone sees them
+        if not self.internal_base_url:
+            object.__setattr__(self, "internal_base_url", self.public_base_url)
+        storage = self._storage()
+        if storage is not None:
+            object.__setattr__(self, "storage", storage)
+        return self
+
+    def _storage(self) -> LocalStorage | S3Storage | None:
+        """The store the storage variables name, or None when none is set."""
+        s3 = [name for name in _S3_VARS if getattr(self, name.lower())]
+        r2 = [name for name in _R2_VARS if getattr(self, name.lower())]
+        local = self.storage_dir
+        chosen = [label for label, used in (("STORAGE_DIR", local), ("S3_*", s3), ("R2_*", r2))
+                  if used]  # fmt: skip
+        if len(chosen) > 1:
+            raise ValueError(
+                f"storage is configured twice ({' and '.join(chosen)}): set only one of "
+                "STORAGE_DIR, the S3_* variables or the R2_* variables"
+            )
+        client = {
+            "connect_timeout": self.s3_connect_timeout,
+            "read_timeout": self.s3_read_timeout,
+            "max_attempts": self.s3_max_attempts,
+        }
+        if r2:
+            missing = [name for name in _R2_VARS if not getattr(self, name.lower())]
+            if missing:
+                raise ValueError(f"R2 storage needs {', '.join(missing)} as well")
+            return S3Storage(
+                bucket=self.r2_bucket_name or "",
+                endpoint_url=R2_ENDPOINT.format(account=self.r2_account_id),
+                region="auto",
+                access_key_id=self.r2_access_key_id,
+                secret_access_key=self.r2_secret_access_key,
+                **client,
+            )
+        if s3:
+            if not self.s3_bucket:
+                raise ValueError("S3_BUCKET is required when S3_ENDPOINT_URL is set")
+            access, secret = self.aws_access_key_id, self.aws_secret_access_key
+            if bool(access) != bool(secret):
+                missing_key = "AWS_SECRET_ACCESS_KEY" if access else "AWS_ACCESS_KEY_ID"
+                raise ValueError(f"{missing_key} is required with the other AWS_* key")
+            return S3Storage(
+                bucket=self.s3_bucket,
+                endpoint_url=self.s3_endpoint_url,
+                region=self.aws_region,
+                access_key_id=access,
+                secret_access_key=secret,
+                **client,
+            )
+        if local:
+            return LocalStorage(Path(local).resolve())
+        return None
 
     def require_api_keys(self) -> None:
         """The API refuses to start without at least one client key."""
@@ -191,25 +326,30 @@ class Settings:
             )
 
 
-def _seconds(name: str, value: str | None, default: float) -> float:
+@contextmanager
+def _reading(env: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(env)
     try:
-        seconds = float(value) if value else default
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds") from None
-    if not 0 < seconds < 86400:
-        raise SettingsError(f"{name} must be between 0 and 86400 seconds")
-    return seconds
+        yield
+    finally:
+        _ENVIRON.reset(token)
 
 
-def _base_url(name: str, value: str | None) -> str:
-    if name == "PUBLIC_BASE_URL":
-        value = value or DEFAULT_PUBLIC_BASE_URL
-    elif value is None:
-        return ""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name} must be an http(s) URL such as {DEFAULT_PUBLIC_BASE_URL}")
-    return value.rstrip("/")
+#: Fields read from a variable of another name.
+_VARIABLES = {"visibility_timeout": "BROKER_VISIBILITY_TIMEOUT"}
+
+
+def _explain(error: ValidationError) -> str:
+    """pydantic's errors as sentences that name the variable, never its value."""
+    sentences = []
+    for item in error.errors(include_input=False, include_url=False):
+        message = item["msg"].removeprefix("Value error, ")
+        where = str(item["loc"][0]) if item["loc"] else ""
+        variable = _VARIABLES.get(where, where.upper())
+        if variable and variable not in message:
+            message = f"{variable}: {message}"
+        sentences.append(message)
+    return "; ".join(sentences)
 
 
 def _parse_api_keys(raw: str) -> dict[str, str]:
@@ -218,74 +358,12 @@ def _parse_api_keys(raw: str) -> dict[str, str]:
         tenant, sep, key = item.partition(":")
         tenant, key = tenant.strip(), key.strip()
         if not sep or not tenant or not key:
-            raise SettingsError("API_KEYS entries must look like tenant:key, separated by commas")
+            raise ValueError("API_KEYS entries must look like tenant:key, separated by commas")
         if len(key) < 8:
-            raise SettingsError(f"API_KEYS: the key of tenant {tenant!r} is shorter than 8 chars")
+            raise ValueError(f"API_KEYS: the key of tenant {tenant!r} is shorter than 8 chars")
         if key in keys and keys[key] != tenant:
-            raise SettingsError("API_KEYS: one key is given to two tenants")
+            raise ValueError("API_KEYS: one key is given to two tenants")
         keys[key] = tenant
     return keys
 
 
-def _storage_from_env(get) -> LocalStorage | S3Storage:  # noqa: ANN001 - a tiny closure
-    s3 = [name for name in _S3_VARS if get(name)]
-    r2 = [name for name in _R2_VARS if get(name)]
-    local = get("STORAGE_DIR")
-    chosen = [label for label, used in (("STORAGE_DIR", local), ("S3_*", s3), ("R2_*", r2)) if used]
-    if len(chosen) > 1:
-        raise SettingsError(
-            f"storage is configured twice ({' and '.join(chosen)}): set only one of "
-            "STORAGE_DIR, the S3_* variables or the R2_* variables"
-        )
-    if r2:
-        missing = [name for name in _R2_VARS if not get(name)]
-        if missing:
-            raise SettingsError(f"R2 storage needs {', '.join(missing)} as well")
-        return S3Storage(
-            bucket=get("R2_BUCKET_NAME"),
-            endpoint_url=R2_ENDPOINT.format(account=get("R2_ACCOUNT_ID")),
-            region="auto",
-            access_key_id=get("R2_ACCESS_KEY_ID"),
-            secret_access_key=get("R2_SECRET_ACCESS_KEY"),
-            **_s3_client_options(get),
-        )
-    if s3:
-        if not get("S3_BUCKET"):
-            raise SettingsError("S3_BUCKET is required when S3_ENDPOINT_URL is set")
-        access, secret = get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")
-        if bool(access) != bool(secret):
-            missing = "AWS_SECRET_ACCESS_KEY" if access else "AWS_ACCESS_KEY_ID"
-            raise SettingsError(f"{missing} is required with the other AWS_* key")
-        return S3Storage(
-            bucket=get("S3_BUCKET"),
-            endpoint_url=get("S3_ENDPOINT_URL"),
-            region=get("AWS_REGION"),
-            access_key_id=access,
-            secret_access_key=secret,
-            **_s3_client_options(get),
-        )
-    return LocalStorage(Path(local or DEFAULT_STORAGE_DIR).resolve())
-
-
-def _s3_client_options(get) -> dict[str, float | int]:  # noqa: ANN001 - a tiny closure
-    """Timeouts and tries of the S3/R2 client (both use it): tests shorten them so a
-    hung store fails in seconds; production keeps the defaults."""
-    options: dict[str, float | int] = {}
-    for name, option in (("S3_CONNECT_TIMEOUT", "connect_timeout"),
-                         ("S3_READ_TIMEOUT", "read_timeout")):
-        raw = get(name)
-        if raw is None:
-            continue
-        try:
-            seconds = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number of seconds") from None
-        if not 0 < seconds < float("inf"):
-            raise SettingsError(f"{name} must be a positive number of seconds")
-        options[option] = seconds
-    attempts = get("S3_MAX_ATTEMPTS")
-    if attempts is not None:
-        if not attempts.isdigit() or int(attempts) < 1:
-            raise SettingsError("S3_MAX_ATTEMPTS must be a whole number, at least 1")
-        options["max_attempts"] = int(attempts)
-    return options

@@ -6,7 +6,6 @@ record's state machine absorbs the duplicates that follows from.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -42,7 +41,9 @@ class SoundreelCelery(Celery):
     def object_store(self) -> ObjectStore:
         # Made lazily, in the worker child, after the fork. Local-store links the
         # worker makes for itself point at the API's internal address.
-        return object_store(replace(self.settings, public_base_url=self.settings.internal_base_url))
+        settings = self.settings
+        internal = settings.model_copy(update={"public_base_url": settings.internal_base_url})
+        return object_store(internal)
 
     @cached_property
     def api(self) -> ApiClient:

@@ -43,6 +43,14 @@ def test_r2_variables_make_an_s3_store_at_the_r2_endpoint():
         ({"S3_BUCKET": "b", "R2_BUCKET_NAME": "b"}, "R2_"),
         ({"S3_BUCKET": "b", "STORAGE_DIR": "/data"}, "STORAGE_DIR"),
         ({"S3_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k"}, "AWS_SECRET_ACCESS_KEY"),
+        ({"LEASE_SECONDS": "soon"}, "LEASE_SECONDS"),
+        ({"REAP_INTERVAL": "0"}, "REAP_INTERVAL"),
+        ({"BROKER_VISIBILITY_TIMEOUT": "-1"}, "BROKER_VISIBILITY_TIMEOUT"),
+        ({"S3_BUCKET": "b", "S3_MAX_ATTEMPTS": "0"}, "S3_MAX_ATTEMPTS"),
+        ({"S3_BUCKET": "b", "S3_READ_TIMEOUT": "slow"}, "S3_READ_TIMEOUT"),
+        ({"ALLOW_PRIVATE_URLS": "localhost"}, "ALLOW_PRIVATE_URLS"),
+        ({"WEBHOOK_RETRY_SCALE": "2"}, "WEBHOOK_RETRY_SCALE"),
+        ({"MAX_ATTEMPTS": "0"}, "MAX_ATTEMPTS"),
     ],
 )
 def test_bad_settings_fail_naming_the_variable(env, named):
@@ -61,3 +69,24 @@ def test_secrets_stay_out_of_repr():
                                   "AWS_SECRET_ACCESS_KEY": "topsecret"})
     text = repr(settings)
     assert "topsecret" not in text and "w" * 32 not in text and "sk_acme_123" not in text
+
+
+def test_settings_are_read_from_the_process_environment(monkeypatch, tmp_path):
+    for name, value in {**BASE, "STORAGE_DIR": str(tmp_path), "LEASE_SECONDS": "42",
+                        "BROKER_VISIBILITY_TIMEOUT": "600", "LOG_LEVEL": "debug"}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    assert settings.storage == LocalStorage(tmp_path.resolve())
+    assert settings.lease_seconds == 42 and settings.visibility_timeout == 600
+    assert settings.log_level == "DEBUG"
+
+
+def test_a_mapping_is_read_instead_of_the_process_environment(monkeypatch):
+    monkeypatch.setenv("LEASE_SECONDS", "42")
+    assert Settings.from_env(BASE).lease_seconds == 60  # os.environ is not read
+
+
+def test_a_bad_value_is_not_repeated_in_the_error():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**BASE, "S3_BUCKET": "b", "S3_READ_TIMEOUT": "hunter2"})
+    assert "hunter2" not in str(caught.value)
