@@ -147,6 +147,44 @@ def output_redis_key(output_key: str) -> str:
     return f"{REDIS_PREFIX}output:{output_key}"
 
 
+# --- uploads -------------------------------------------------------------------
+
+#: What an uploaded file is for. The name's ending decides (POST /v1/uploads checks
+#: that the first bytes agree), and a job may only name an upload where its role fits.
+ROLE_AUDIO: Final = "audio"
+ROLE_IMAGE: Final = "image"
+ROLE_CAPTIONS: Final = "captions"
+
+#: Every file name ending POST /v1/uploads takes, and the role of each.
+UPLOAD_ROLES: Final = {
+    **dict.fromkeys((".wav", ".mp3", ".m4a", ".aac", ".mp4", ".ogg", ".oga", ".opus", ".flac",
+                     ".aif", ".aiff", ".webm", ".wma"), ROLE_AUDIO),
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".webp"), ROLE_IMAGE),
+    **dict.fromkeys((".srt", ".vtt"), ROLE_CAPTIONS),
+}
+UPLOAD_EXTENSIONS: Final = frozenset(UPLOAD_ROLES)
+
+#: The role an upload must have in each job field that names one (as
+#: ``JobRequest.upload_keys`` names the fields).
+FIELD_ROLES: Final = {
+    "audioKey": ROLE_AUDIO,
+    "options.backgroundKey": ROLE_IMAGE,
+    "options.artworkKey": ROLE_IMAGE,
+    "options.captionsKey": ROLE_CAPTIONS,
+}
+
+
+def extension_of(name: str) -> str:
+    """A file name's ending, lower case with its dot (``".mp3"``); "" when it has none."""
+    base = name.rsplit("/", 1)[-1]
+    return "." + base.rsplit(".", 1)[-1].lower() if "." in base else ""
+
+
+def upload_role(key: str) -> str | None:
+    """The role of an upload (by its key's file name), or None if no role fits."""
+    return UPLOAD_ROLES.get(extension_of(key))
+
+
 # --- object keys ---------------------------------------------------------------
 
 UPLOADS_PREFIX: Final = "uploads/"
