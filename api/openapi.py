@@ -127,8 +127,9 @@ class JobTimings(Answer):
 
 class JobResult(Answer):
     """What a completed job made; which keys are present depends on its kind
-    (render: videoKey; preview: previewKey, thumbnailKey; prepare: preparedKey,
-    peaksKey, sampleRate, channels)."""
+    (render: videoKey, thumbnailKey; preview: previewKey, thumbnailKey; prepare:
+    preparedKey, peaksKey, sampleRate, channels). thumbnailKey is a JPEG of the
+    video's loudest moment."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -200,7 +201,8 @@ class Job(JobDocument):  # Service.view
                                      description="the output (video > preview > prepared)")
     download_url_expires_at: datetime | None
     thumbnail_url: str = Field(None, json_schema_extra={"format": "uri"},
-                               description="a preview's thumbnail (1 hour)")
+                               description="a render's or preview's JPEG of its loudest "
+                                           "moment, the video's poster (1 hour)")
     peaks_url: str = Field(None, json_schema_extra={"format": "uri"},
                            description="a prepare's peaks file (1 hour)")
 

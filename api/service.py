@@ -427,7 +427,8 @@ class Service:
         return None, None
 
     def _extra_links(self, job: Job) -> dict[str, str]:
-        """``thumbnailUrl`` and ``peaksUrl`` (1 hour) when the result has those files."""
+        """``thumbnailUrl`` (renders, previews) and ``peaksUrl`` (prepares), 1 hour,
+        when the result has those files."""
         result = job.result or {}
         return {
             link: self.objects.presigned_url(result[name], OTHER_URL_TTL)

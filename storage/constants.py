@@ -218,9 +218,14 @@ def default_output_key(kind: str, job_id: str) -> str:
     raise ValueError(f"unknown job kind {kind!r}")
 
 
-def thumbnail_key(job_id: str) -> str:
-    """A preview's JPEG of its loudest moment."""
-    return f"{PREVIEWS_PREFIX}{job_id}/thumbnail.jpg"
+def thumbnail_key(kind: str, job_id: str) -> str:
+    """A render's or a preview's JPEG of its loudest moment (``thumbnailKey``): the
+    poster of the video on its status page, and what a list of videos shows."""
+    if kind == RENDER:
+        return f"{RENDERS_PREFIX}{job_id}/thumbnail.jpg"
+    if kind == PREVIEW:
+        return f"{PREVIEWS_PREFIX}{job_id}/thumbnail.jpg"
+    raise ValueError(f"a {kind} job makes no thumbnail")
 
 
 def peaks_key(job_id: str) -> str:
@@ -231,8 +236,8 @@ def peaks_key(job_id: str) -> str:
 def expected_result_keys(kind: str, job_id: str, output_key: str) -> dict[str, str]:
     """Every object key a job's result may name, by result field."""
     keys = {RESULT_KEY_FIELD_BY_KIND[kind]: output_key}
-    if kind == PREVIEW:
-        keys["thumbnailKey"] = thumbnail_key(job_id)
+    if kind in (RENDER, PREVIEW):
+        keys["thumbnailKey"] = thumbnail_key(kind, job_id)
     if kind == PREPARE:
         keys["peaksKey"] = peaks_key(job_id)
     return keys
