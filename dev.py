@@ -83,8 +83,9 @@ def main(argv: list[str]) -> int:
     if command in ("demo", "test"):
         setup(for_tests=command == "test")
         module = "scripts.demo" if command == "demo" else "pytest"
-        # Replace this process, so Ctrl-C reaches the demo or pytest directly and
-        # they stop the services they started.
+        # Replace this process, so Ctrl-C (or a `kill` of this pid, or a closed
+        # terminal) reaches the demo or pytest directly and they stop the services
+        # they started.
         os.chdir(ROOT)
         os.execv(PYTHON, [str(PYTHON), "-m", module, *rest])  # noqa: S606
     print(__doc__)

@@ -1,13 +1,14 @@
 """API errors: every 4xx and 5xx is JSON ``{"error": {"code", "message"}}``.
 
     ApiError                    code, status, message
-    ├── BadRequest              400 invalid_request / invalid_json (names the field)
+    ├── BadRequest              400 invalid_request / invalid_json (names the field),
+    │                               empty_file, wrong_upload_kind, unknown_upload, …
     ├── Unauthorized            401 unauthorized
     ├── NotFound                404 not_found
     ├── Conflict                409 (e.g. output_key_taken)
     ├── PayloadTooLarge         413 payload_too_large
     ├── Unprocessable           422 (e.g. idempotency_key_reused)
-    ├── UnsupportedMediaType    415 unsupported_media_type
+    ├── UnsupportedMediaType    415 unsupported_media_type, content_mismatch
     └── ServiceUnavailable      503 service_unavailable
 
 Storage errors, Werkzeug's HTTP errors and anything unexpected are turned into

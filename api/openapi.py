@@ -127,8 +127,9 @@ class JobTimings(Answer):
 
 class JobResult(Answer):
     """What a completed job made; which keys are present depends on its kind
-    (render: videoKey; preview: previewKey, thumbnailKey; prepare: preparedKey,
-    peaksKey, sampleRate, channels)."""
+    (render: videoKey, thumbnailKey; preview: previewKey, thumbnailKey; prepare:
+    preparedKey, peaksKey, sampleRate, channels). thumbnailKey is a JPEG of the
+    video's loudest moment."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -200,7 +201,8 @@ class Job(JobDocument):  # Service.view
                                      description="the output (video > preview > prepared)")
     download_url_expires_at: datetime | None
     thumbnail_url: str = Field(None, json_schema_extra={"format": "uri"},
-                               description="a preview's thumbnail (1 hour)")
+                               description="a render's or preview's JPEG of its loudest "
+                                           "moment, the video's poster (1 hour)")
     peaks_url: str = Field(None, json_schema_extra={"format": "uri"},
                            description="a prepare's peaks file (1 hour)")
 
@@ -285,7 +287,9 @@ ERRORS: dict[int, str] = {
     404: "Not found (`not_found`): an unknown job, or another tenant's",
     409: "Conflict",
     413: "Too large (`payload_too_large`)",
-    415: "Not a file the service takes (`unsupported_media_type`)",
+    415: "Not a file the service takes: a name it does not take "
+         "(`unsupported_media_type`), or a file whose first bytes are not what its name "
+         "says (`content_mismatch`)",
     422: "Bad Idempotency-Key (`invalid_idempotency_key`), or reused for a different "
          "request (`idempotency_key_reused`)",
     503: "Redis (job store or broker) unreachable (`service_unavailable`); retry after "
@@ -359,7 +363,8 @@ LIST_QUERY_DESCRIPTIONS = {
     "limit": "jobs per page",
     "cursor": "nextCursor of the previous page",
 }
-#: File name endings POST /v1/uploads takes (checked by name; the worker checks content).
+#: File name endings POST /v1/uploads takes (its first bytes must agree with the name; the
+#: worker decodes the rest).
 UPLOAD_TYPES = "audio (wav, mp3, m4a, aac, ogg, opus, flac, aiff, webm…), images (png, jpg, " \
                "webp) or captions (srt, vtt)"
 
@@ -395,7 +400,10 @@ def paths(schemas: dict[str, Any]) -> dict[str, Any]:
             "operationId": "createUpload", "tags": ["uploads"], "security": bearer,
             "summary": "Upload a file",
             "description": f"Store {UPLOAD_TYPES} for later jobs. The answer's key is what "
-                           "a job names in audioKey or an options.*Key.",
+                           "a job names in audioKey (audio) or an options.*Key (artworkKey "
+                           "and backgroundKey: an image; captionsKey: captions). A file that "
+                           "is empty, or whose first bytes are not what its name says, is "
+                           "refused and nothing is stored.",
             "parameters": [IDEMPOTENCY_PARAMETER],
             "requestBody": {"required": True, "content": {"multipart/form-data": {
                 "schema": {
@@ -413,8 +421,9 @@ def paths(schemas: dict[str, Any]) -> dict[str, Any]:
             }}},
             "responses": {
                 "201": _answer("Stored", _ref("Upload"), _REPLAYED_HEADER),
-                **_errors(e400="no field `file` (`invalid_request`), or a body that is not "
-                               "multipart (`bad_request`)",
+                **_errors(e400="no field `file` (`invalid_request`), an empty file "
+                               "(`empty_file`), or a body that is not multipart "
+                               "(`bad_request`)",
                           e401="",
                           e409="`idempotency_in_progress`: the same Idempotency-Key is "
                                "still being answered; retry",
@@ -441,8 +450,9 @@ def paths(schemas: dict[str, Any]) -> dict[str, Any]:
                     **_errors(e400="a bad or unknown field (`invalid_request`, `field` names "
                                    "it), a body that is not a JSON object (`invalid_json`), "
                                    "a key that is not one of your uploads (`unknown_audio`, "
-                                   "`unknown_upload`), or a URL into a private network "
-                                   "(`forbidden_url`)",
+                                   "`unknown_upload`), an upload in a field it does not fit "
+                                   "such as an image as audioKey (`wrong_upload_kind`), or a "
+                                   "URL into a private network (`forbidden_url`)",
                               e401="",
                               e409="`output_key_taken` (another tenant writes to that "
                                    "outputKey), or `idempotency_in_progress`",

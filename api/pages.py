@@ -6,7 +6,8 @@
   ``shareUrl``.
 - ``GET /jobs/<jobId>?token=…`` is the job's status page, reached with its share
   token (`storage.secrets.share_token`) instead of an API key: anyone holding the
-  link sees that one job's progress, and its video once complete, and nothing else.
+  link sees that one job's progress, and its video once complete (its poster the
+  loudest moment, ``thumbnailUrl``), and nothing else.
   A wrong, missing or expired-job token is the same 404 as an unknown job.
 - ``GET /jobs/<jobId>/status.json?token=…`` is what the status page polls: a
   token-scoped subset of the job (no keys, options, webhook or tenant). The page
@@ -122,7 +123,9 @@ def status_of(job: Job) -> dict[str, Any]:
         "queuePosition": view.get("queuePosition"),
         "error": job.error,
         "downloadUrl": view.get("downloadUrl"),
-        "result": {"duration": result.get("duration")} if job.result is not None else None,
+        # posterUrl: the video's loudest moment (thumbnailUrl), shown before it plays
+        "result": {"duration": result.get("duration"), "posterUrl": view.get("thumbnailUrl")}
+        if job.result is not None else None,
         "terminal": job.status in TERMINAL_STATES,
     }
 
@@ -148,7 +151,7 @@ def _content_security_policy() -> str:
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        f"img-src {media} data:",  # the video's poster comes from the store
         f"media-src {media}",
         "connect-src 'self'",
         "form-action 'self'",

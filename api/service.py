@@ -20,6 +20,7 @@ from flask import current_app
 from werkzeug.utils import secure_filename
 
 from api.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
+from api.filetypes import PEEK_BYTES, ROLE_FORMATS, ROLE_NOUNS, ROLE_USE, mismatch
 from api.metrics import REALTIME_BUCKETS, RENDER_BUCKETS, Metrics
 from api.schemas import (
     DeliveryOutcome,
@@ -35,17 +36,22 @@ from storage.constants import (
     COMPLETE,
     DEFAULT_TIMEOUTS,
     FAILED,
+    FIELD_ROLES,
     OTHER_URL_TTL,
     QUEUED,
     REAPER_LOCK_REDIS_KEY,
     RESULT_KEY_FIELDS,
     RUNNING,
+    UPLOAD_EXTENSIONS,
+    UPLOAD_ROLES,
     VIDEO_URL_TTL,
     WORKER_SEEN_REDIS_KEY,
     default_output_key,
     expected_result_keys,
+    extension_of,
     upload_id_of,
     upload_key,
+    upload_role,
 )
 from storage.deliveries import (
     CLAIM_SECONDS,
@@ -87,12 +93,30 @@ WORKER_SEEN_EVERY = 10.0
 #: Result files besides the main output, and the link field each gets in a job view.
 EXTRA_LINKS = {"thumbnailKey": "thumbnailUrl", "peaksKey": "peaksUrl"}
 
-#: File name endings accepted on upload: audio, images (background, artwork) and
-#: captions. The content is checked when the worker uses the file.
-UPLOAD_EXTENSIONS = frozenset(
-    {".wav", ".mp3", ".m4a", ".aac", ".mp4", ".ogg", ".oga", ".opus", ".flac", ".aif", ".aiff",
-     ".webm", ".wma", ".png", ".jpg", ".jpeg", ".webp", ".srt", ".vtt"}
-)
+
+
+class PeekedStream:
+    """A stream whose first bytes were read to look at them, and that gives them
+    again, then the rest: the store reads the whole file, nothing is seeked."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self._stream = stream
+        head = b""
+        while len(head) < size and (chunk := stream.read(size - len(head))):
+            head += chunk
+        self.head = head
+        #: ``head`` is the whole file (the stream ended within it).
+        self.whole = len(head) < size
+        self._pending = head
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._pending:
+            return self._stream.read(size)
+        if size is None or size < 0:
+            data, self._pending = self._pending + self._stream.read(), b""
+            return data
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
 
 
 class CountingReader:
@@ -136,18 +160,30 @@ class Service:
     # --- uploads -----------------------------------------------------------
 
     def upload(self, tenant: str, filename: str, stream: BinaryIO, content_type: str | None):
+        """Store a file for later jobs, once its name and its first bytes agree on
+        what it is (audio, an image or captions); a refused file leaves nothing."""
         name = secure_filename(filename or "")[-120:].lstrip(".")
-        extension = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
+        extension = extension_of(name)
         if extension not in UPLOAD_EXTENSIONS:
             raise UnsupportedMediaType(
                 f"Upload audio, an image or captions ({', '.join(sorted(UPLOAD_EXTENSIONS))}); "
                 f"got {filename!r}."
             )
+        peeked = PeekedStream(stream, PEEK_BYTES)
+        if not peeked.head:
+            raise BadRequest(
+                f"{filename!r} is empty (0 bytes): choose the file again, and if it came from "
+                "a download or an export, let that finish first.",
+                code="empty_file", field="file",
+            )
+        problem = mismatch(UPLOAD_ROLES[extension], extension, peeked.head, whole=peeked.whole)
+        if problem:
+            raise UnsupportedMediaType(problem, code="content_mismatch", field="file")
         upload_id = uuid.uuid4().hex
         key = upload_key(upload_id, name)
         # The owner first: if Redis is down, nothing is stored.
         self.jobs.record_upload(upload_id, tenant)
-        reader = CountingReader(stream, self.settings.max_upload_bytes)
+        reader = CountingReader(peeked, self.settings.max_upload_bytes)
         try:
             self.objects.put(key, reader, content_type or "application/octet-stream")
         except BaseException:
@@ -166,6 +202,16 @@ class Service:
                     f"{field}: {key!r} is not one of your uploads; "
                     "upload the file with POST /v1/uploads first.",
                     code="unknown_audio" if field == "audioKey" else "unknown_upload",
+                    field=field,
+                )
+            wanted, actual = FIELD_ROLES[field], upload_role(key)
+            if actual != wanted:
+                use = f" Name it as {ROLE_USE[actual]} instead." if actual else ""
+                raise BadRequest(
+                    f"{field}: {key!r} is {ROLE_NOUNS.get(actual, 'no file a job reads')}, and "
+                    f"{field} takes {ROLE_FORMATS[wanted]}: upload that and name its key here."
+                    f"{use}",
+                    code="wrong_upload_kind",
                     field=field,
                 )
         if request.output_key and not self.jobs.claim_output(request.output_key, tenant):
@@ -381,7 +427,8 @@ class Service:
         return None, None
 
     def _extra_links(self, job: Job) -> dict[str, str]:
-        """``thumbnailUrl`` and ``peaksUrl`` (1 hour) when the result has those files."""
+        """``thumbnailUrl`` (renders, previews) and ``peaksUrl`` (prepares), 1 hour,
+        when the result has those files."""
         result = job.result or {}
         return {
             link: self.objects.presigned_url(result[name], OTHER_URL_TTL)

@@ -1,26 +1,62 @@
 """Render the bundled sample through the real API and worker, and say where the video is.
 
     python -m scripts.demo [--audio FILE] [--kind render|preview|prepare]
-                           [--size 1280x720] [--keep]
+                           [--size 1280x720] [--keep] [--workdir DIR]
 
-Starts a private redis-server, the API (gunicorn) and a Celery worker, uploads the
-audio, submits the job, shows its progress, prints the MP4's path and URL, and
-stops what it started (``--keep`` leaves them running until Ctrl-C, so the URL
-keeps working).
+Starts a private redis-server, the API (gunicorn), a Celery worker and beat, uploads
+the audio, submits the job, shows its progress, prints the MP4's path and URL, and
+stops what it started (``--keep`` leaves them running until Ctrl-C, ``kill`` or a
+closed terminal, so the URL keeps working, and prints what the CLI needs to use them).
+
+The services run in sessions of their own (so a Ctrl-C in the terminal reaches only
+the demo, which stops them in order); the demo therefore turns SIGTERM and SIGHUP
+into the same orderly stop, then dies of the signal it got.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from scripts.stack import ROOT, Stack, StackError, stack
 from storage.constants import TERMINAL_STATES
 
 SAMPLE = ROOT / "samples" / "sample.mp3"
 TERMINAL = TERMINAL_STATES
+#: Signals that stop the demo and everything it started, as Ctrl-C does.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(BaseException):
+    """A stop signal arrived. A BaseException, like KeyboardInterrupt, so no
+    ``except Exception`` on the way (a readiness poll) swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # one orderly stop: a second signal must not cut the stopping of the services short
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+def _die_of(signum: int) -> int:
+    """End as the signal would have ended us (the shell shows 128 + signum)."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass  # SIGHUP: the terminal may be gone
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return 128 + signum  # not reached: the signal ends the process
 
 
 def bar(progress: float, stage: str | None, width: int = 30) -> str:
@@ -28,7 +64,7 @@ def bar(progress: float, stage: str | None, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {progress * 100:5.1f}% {stage or ''}"
 
 
-def run_demo(running: Stack, audio: Path, kind: str, size: str) -> int:
+def run_demo(running: Stack, audio: Path, kind: str, size: str, keep: bool = False) -> int:
     client = running.client()
     with open(audio, "rb") as file:
         upload = client.post(running.url("/v1/uploads"), files={"file": (audio.name, file)},
@@ -73,9 +109,17 @@ def run_demo(running: Stack, audio: Path, kind: str, size: str) -> int:
           f"{job['result']['duration']:.2f} s of {job['result']['format']}")
     print(f"path: {path}")
     print(f"url:  {job['downloadUrl']}")
-    print(f"      (expires {job['downloadUrlExpiresAt']}; served by the API while it runs:"
-          " add --keep to keep it running)", flush=True)
+    served = "served by the API while it runs" + ("" if keep else ": add --keep to keep it running")
+    print(f"      (expires {job['downloadUrlExpiresAt']}; {served})", flush=True)
     return 0
+
+
+def print_cli_settings(running: Stack) -> None:
+    """What to paste into another shell to point the ``soundreel`` CLI at this stack."""
+    print("services keep running; for the soundreel CLI, in another shell:")
+    print(f"  export SOUNDREEL_URL={running.base_url}")
+    print(f"  export SOUNDREEL_API_KEY={running.api_key}")
+    print(f"Ctrl-C (or kill {os.getpid()}) stops them.", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,15 +128,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("render", "preview", "prepare"), default="render")
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--keep", action="store_true", help="keep the services running")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "demo",
+                        help="logs, data and outputs (default var/demo)")
     args = parser.parse_args(argv)
-    workdir = ROOT / "var" / "demo"
-    print("starting redis-server, the API and a worker (logs in var/demo/*.log) ...")
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _stop)
     try:
-        with stack(workdir) as running:
-            print(f"API at {running.base_url}")
-            code = run_demo(running, args.audio, args.kind, args.size)
+        code = _run(args)
+    except Stopped as stopped:
+        try:
+            print(f"\n{stopped}: stopped the API, the worker, beat and redis-server",
+                  flush=True)
+        except OSError:
+            pass  # SIGHUP: the terminal may be gone
+        return _die_of(stopped.signum)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The demo; leaving it (normally, by Ctrl-C or by `Stopped`) stops every service."""
+    print(f"starting redis-server, the API and a worker (logs in {args.workdir}/*.log) ...",
+          flush=True)
+    try:
+        with stack(args.workdir) as running:
+            print(f"API at {running.base_url}", flush=True)
+            code = run_demo(running, args.audio, args.kind, args.size, args.keep)
             if args.keep and code == 0:
-                print(f"services keep running; API key: {running.api_key}. Ctrl-C to stop.")
+                print_cli_settings(running)
                 try:
                     while True:
                         time.sleep(3600)

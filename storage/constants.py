@@ -147,6 +147,44 @@ def output_redis_key(output_key: str) -> str:
     return f"{REDIS_PREFIX}output:{output_key}"
 
 
+# --- uploads -------------------------------------------------------------------
+
+#: What an uploaded file is for. The name's ending decides (POST /v1/uploads checks
+#: that the first bytes agree), and a job may only name an upload where its role fits.
+ROLE_AUDIO: Final = "audio"
+ROLE_IMAGE: Final = "image"
+ROLE_CAPTIONS: Final = "captions"
+
+#: Every file name ending POST /v1/uploads takes, and the role of each.
+UPLOAD_ROLES: Final = {
+    **dict.fromkeys((".wav", ".mp3", ".m4a", ".aac", ".mp4", ".ogg", ".oga", ".opus", ".flac",
+                     ".aif", ".aiff", ".webm", ".wma"), ROLE_AUDIO),
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".webp"), ROLE_IMAGE),
+    **dict.fromkeys((".srt", ".vtt"), ROLE_CAPTIONS),
+}
+UPLOAD_EXTENSIONS: Final = frozenset(UPLOAD_ROLES)
+
+#: The role an upload must have in each job field that names one (as
+#: ``JobRequest.upload_keys`` names the fields).
+FIELD_ROLES: Final = {
+    "audioKey": ROLE_AUDIO,
+    "options.backgroundKey": ROLE_IMAGE,
+    "options.artworkKey": ROLE_IMAGE,
+    "options.captionsKey": ROLE_CAPTIONS,
+}
+
+
+def extension_of(name: str) -> str:
+    """A file name's ending, lower case with its dot (``".mp3"``); "" when it has none."""
+    base = name.rsplit("/", 1)[-1]
+    return "." + base.rsplit(".", 1)[-1].lower() if "." in base else ""
+
+
+def upload_role(key: str) -> str | None:
+    """The role of an upload (by its key's file name), or None if no role fits."""
+    return UPLOAD_ROLES.get(extension_of(key))
+
+
 # --- object keys ---------------------------------------------------------------
 
 UPLOADS_PREFIX: Final = "uploads/"
@@ -180,9 +218,14 @@ def default_output_key(kind: str, job_id: str) -> str:
     raise ValueError(f"unknown job kind {kind!r}")
 
 
-def thumbnail_key(job_id: str) -> str:
-    """A preview's JPEG of its loudest moment."""
-    return f"{PREVIEWS_PREFIX}{job_id}/thumbnail.jpg"
+def thumbnail_key(kind: str, job_id: str) -> str:
+    """A render's or a preview's JPEG of its loudest moment (``thumbnailKey``): the
+    poster of the video on its status page, and what a list of videos shows."""
+    if kind == RENDER:
+        return f"{RENDERS_PREFIX}{job_id}/thumbnail.jpg"
+    if kind == PREVIEW:
+        return f"{PREVIEWS_PREFIX}{job_id}/thumbnail.jpg"
+    raise ValueError(f"a {kind} job makes no thumbnail")
 
 
 def peaks_key(job_id: str) -> str:
@@ -193,8 +236,8 @@ def peaks_key(job_id: str) -> str:
 def expected_result_keys(kind: str, job_id: str, output_key: str) -> dict[str, str]:
     """Every object key a job's result may name, by result field."""
     keys = {RESULT_KEY_FIELD_BY_KIND[kind]: output_key}
-    if kind == PREVIEW:
-        keys["thumbnailKey"] = thumbnail_key(job_id)
+    if kind in (RENDER, PREVIEW):
+        keys["thumbnailKey"] = thumbnail_key(kind, job_id)
     if kind == PREPARE:
         keys["peaksKey"] = peaks_key(job_id)
     return keys

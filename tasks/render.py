@@ -193,30 +193,24 @@ def _produce(
     measured: Callable[[float], None],
 ) -> tuple[dict[str, Any], list[Output]]:
     field = RESULT_KEY_FIELD_BY_KIND[kind]
-    if kind == RENDER:
-        video = workdir / "output.mp4"
+    if kind in (RENDER, PREVIEW):
+        # Both store a JPEG of the loudest moment beside the video: frame 0 is
+        # usually near silence (an almost empty picture), a poor poster.
+        video, thumbnail = workdir / f"{kind}.mp4", workdir / "thumbnail.jpg"
         rendered = render_video(
-            source, video, spec, assets=assets, progress=progress, should_stop=should_stop,
-            limit_seconds=limit, measured=measured,
-        )
-        result = {field: output_key, "format": "mp4", "duration": round(rendered.duration, 3)}
-        return result, [Output(output_key, video, "video/mp4")]
-    if kind == PREVIEW:
-        video, thumbnail = workdir / "preview.mp4", workdir / "thumbnail.jpg"
-        rendered = render_video(
-            source, video, spec.for_preview(), assets=assets, progress=progress,
-            should_stop=should_stop, limit_seconds=limit, measured=measured,
+            source, video, spec if kind == RENDER else spec.for_preview(), assets=assets,
+            progress=progress, should_stop=should_stop, limit_seconds=limit, measured=measured,
         )
         extract_frame(video, rendered.loudest, thumbnail)
         result = {
             field: output_key,
-            "thumbnailKey": thumbnail_key(job_id),
+            "thumbnailKey": thumbnail_key(kind, job_id),
             "format": "mp4",
             "duration": round(rendered.duration, 3),
         }
         return result, [
             Output(output_key, video, "video/mp4"),
-            Output(thumbnail_key(job_id), thumbnail, "image/jpeg"),
+            Output(thumbnail_key(kind, job_id), thumbnail, "image/jpeg"),
         ]
     if kind == PREPARE:
         wav, peaks = workdir / "audio.wav", workdir / "peaks.json"

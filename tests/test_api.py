@@ -15,6 +15,8 @@ from tests.conftest import SAMPLE, ServedApp, settings_for
 from tests.e2e import attempt_of, poll, submit, upload, wait_for
 
 JOB = "/v1/jobs"
+#: The start of a WAV file: what an upload named .wav must begin with.
+WAV_HEADER = b"RIFF\x24\x00\x00\x00WAVEfmt "
 
 
 def error_of(response: requests.Response) -> dict:
@@ -126,10 +128,11 @@ def test_upload_limit_is_exact(tmp_path, redis_url):
     served = ServedApp(create_app(settings), port)
 
     def post(size: int) -> requests.Response:
+        data = (WAV_HEADER + b"\0" * size)[:size]
         return requests.post(
             f"http://127.0.0.1:{port}/v1/uploads",
             headers={"Authorization": "Bearer sk_test_acme_1"},
-            files={"file": (f"f{size}.wav", io.BytesIO(b"\0" * size))},
+            files={"file": (f"f{size}.wav", io.BytesIO(data))},
             timeout=10,
         )
 
@@ -208,7 +211,7 @@ def test_redis_down_is_503_and_nothing_is_stored(tmp_path):
         calls = [
             requests.get(f"{base}{JOB}/{'a' * 32}", headers=auth, timeout=20),
             requests.post(f"{base}/v1/uploads", headers=auth, timeout=20,
-                          files={"file": ("a.wav", io.BytesIO(b"RIFF"))}),
+                          files={"file": ("a.wav", io.BytesIO(WAV_HEADER))}),
         ]
         for response in calls:
             assert response.status_code == 503

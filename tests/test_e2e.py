@@ -113,9 +113,11 @@ def test_corrupt_upload_fails_with_invalid_audio(stack, tmp_path):
     assert seen == sorted(seen)
 
 
-def test_text_file_posing_as_audio_fails_with_invalid_audio(local_stack, tmp_path):
+def test_text_behind_a_wav_header_fails_with_invalid_audio(local_stack, tmp_path):
+    # plain text named .wav is refused at upload (tests/test_uploads.py); text that
+    # starts like a WAV passes that look, and only decoding shows it is not audio
     fake = tmp_path / "notes.wav"
-    fake.write_text("this is not audio\n" * 100)
+    fake.write_bytes(b"RIFF\x24\x00\x00\x00WAVE" + b"this is not audio\n" * 100)
     job, _ = run(local_stack, fake, {"kind": "prepare"})
     assert job["status"] == "failed" and job["error"]["code"] == "invalid_audio"
 
@@ -168,7 +170,8 @@ def test_render_with_artwork_captions_title_and_clip_window(local_stack, tmp_pat
     ("role", "name", "content", "code"),
     [
         ("captionsKey", "bad.srt", b"1\n00:00:01,000 -> nope\nhello\n", "invalid_captions"),
-        ("artworkKey", "cover.png", b"this is not a png", "invalid_image"),
+        # a PNG's signature passes the upload; only decoding shows the rest is not an image
+        ("artworkKey", "cover.png", b"\x89PNG\r\n\x1a\nthis is not a png", "invalid_image"),
     ],
 )
 def test_bad_assets_fail_the_job_with_their_code(local_stack, tmp_path, role, name, content,

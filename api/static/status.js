@@ -56,6 +56,8 @@
     if (state.status === "complete" && state.downloadUrl) {
       var video = el("job-video");
       if (!video.getAttribute("src")) {
+        // the loudest moment, not the near-silent first frame, until it plays
+        if (state.result && state.result.posterUrl) { video.poster = state.result.posterUrl; }
         video.src = state.downloadUrl;
         el("job-download").href = state.downloadUrl;
       }

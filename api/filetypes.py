@@ -1,0 +1,164 @@
+"""What an upload's first bytes say it is, so POST /v1/uploads can refuse a file
+whose content is not what its name says (a PNG named .mp3) before storing it.
+
+A small signature table rather than a library: the formats are the few the
+service reads, each signature is a line here that tests pin, and what counts
+is the role (audio, image, captions), not the exact format. A real audio file
+under another audio name (an M4A saved as .mp3) is accepted, because the worker
+decodes by content and such files render. Only decoding can tell whether the
+rest of the file is sound (``invalid_audio``, ``invalid_image``,
+``invalid_captions`` from the worker); this looks at the start only.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+
+from storage.constants import ROLE_AUDIO, ROLE_CAPTIONS, ROLE_IMAGE
+
+#: Bytes read from the start of an upload before anything is stored: enough for
+#: every signature, and for a fair look at whether captions are text.
+PEEK_BYTES = 4096
+
+#: What each role's files may be, as the messages list them.
+ROLE_FORMATS = {
+    ROLE_AUDIO: "WAV, MP3, M4A/MP4, AAC, Ogg/Opus, FLAC, AIFF, WebM or WMA",
+    ROLE_IMAGE: "PNG, JPEG or WebP",
+    ROLE_CAPTIONS: "SRT or WebVTT text",
+}
+
+#: How a message names each role.
+ROLE_NOUNS = {ROLE_AUDIO: "audio", ROLE_IMAGE: "an image", ROLE_CAPTIONS: "captions"}
+#: How each role is used in a job, for the advice in messages.
+ROLE_USE = {
+    ROLE_AUDIO: "the audio (audioKey)",
+    ROLE_IMAGE: "artwork or a background (options.artworkKey, options.backgroundKey)",
+    ROLE_CAPTIONS: "captions (options.captionsKey)",
+}
+
+#: The ASF header object's GUID (WMA).
+_ASF = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+#: Box types an MP4/QuickTime file starts with at offset 4 (old QuickTime has no ftyp).
+_MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
+# C0 controls that never occur in a text file (tab, LF, FF and CR do): as
+# render/captions.py refuses them.
+_BINARY = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")
+
+
+@dataclass(frozen=True)
+class Format:
+    """A file format recognised by its first bytes."""
+
+    name: str  # as a message names it: "a PNG image"
+    role: str
+
+
+WAV = Format("WAV audio", ROLE_AUDIO)
+AIFF = Format("AIFF audio", ROLE_AUDIO)
+FLAC = Format("FLAC audio", ROLE_AUDIO)
+OGG = Format("Ogg audio", ROLE_AUDIO)
+MP4 = Format("an MP4/M4A file", ROLE_AUDIO)
+MATROSKA = Format("a WebM/Matroska file", ROLE_AUDIO)
+ASF = Format("WMA (ASF) audio", ROLE_AUDIO)
+ID3 = Format("ID3-tagged audio", ROLE_AUDIO)
+ADTS = Format("AAC (ADTS) audio", ROLE_AUDIO)
+ADIF = Format("AAC (ADIF) audio", ROLE_AUDIO)
+MPEG_AUDIO = Format("MPEG audio (MP3)", ROLE_AUDIO)
+PNG = Format("a PNG image", ROLE_IMAGE)
+JPEG = Format("a JPEG image", ROLE_IMAGE)
+WEBP = Format("a WebP image", ROLE_IMAGE)
+
+
+def identify(head: bytes) -> Format | None:
+    """The format the first bytes of a file show, or None if none of ours."""
+    magic, brand = head[:4], head[8:12]
+    if magic in (b"RIFF", b"RF64", b"BW64") and brand == b"WAVE":
+        return WAV
+    if magic == b"RIFF" and brand == b"WEBP":
+        return WEBP
+    if magic == b"FORM" and brand in (b"AIFF", b"AIFC"):
+        return AIFF
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if magic == b"fLaC":
+        return FLAC
+    if magic == b"OggS":
+        return OGG
+    if head[4:8] in _MP4_BOXES:
+        return MP4
+    if magic == b"\x1a\x45\xdf\xa3":
+        return MATROSKA
+    if head.startswith(_ASF):
+        return ASF
+    if magic == b"ADIF":
+        return ADIF
+    if head.startswith(b"ID3"):
+        return _after_id3(head)
+    return _frame_sync(head)
+
+
+def _after_id3(head: bytes) -> Format:
+    """What follows an ID3v2 tag (MP3, AAC or FLAC), when the tag ends within ``head``;
+    else the tag itself (a tag with cover art can be longer than any peek)."""
+    size = head[6:10]
+    if len(size) == 4 and not any(b & 0x80 for b in size):
+        end = 10 + (size[0] << 21 | size[1] << 14 | size[2] << 7 | size[3])
+        end += 10 if len(head) > 5 and head[5] & 0x10 else 0  # a footer
+        found = identify(head[end:]) if end < len(head) else None
+        if found is not None and found.role == ROLE_AUDIO:
+            return found
+    return ID3
+
+
+def _frame_sync(head: bytes) -> Format | None:
+    """An MPEG audio frame header or an ADTS header (raw MP3 or AAC, no tag)."""
+    if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return None
+    version, layer = (head[1] >> 3) & 3, (head[1] >> 1) & 3
+    if layer == 0:  # MPEG audio reserves layer 0; ADTS writes it
+        return ADTS if head[1] & 0xF0 == 0xF0 and (head[2] >> 2) & 0xF < 13 else None
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 3
+    if version == 1 or bitrate == 0xF or rate == 3:  # reserved values: not a frame
+        return None
+    return MPEG_AUDIO
+
+
+def is_text(head: bytes, *, whole: bool) -> bool:
+    """Whether ``head`` reads as captions text the way render/captions.py reads it:
+    UTF-16 with a BOM, else UTF-8 (BOM or not), else cp1252; no binary control bytes.
+    ``whole``: ``head`` is the entire file (else a character may be cut at its end)."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encodings = ["utf-16"]
+    else:
+        encodings = ["utf-8-sig", "cp1252"]
+    for encoding in encodings:
+        try:
+            text = codecs.getincrementaldecoder(encoding)().decode(head, final=whole)
+        except UnicodeDecodeError:
+            continue
+        return not _BINARY.search(text.removeprefix("\ufeff"))
+    return False
+
+
+def mismatch(role: str, extension: str, head: bytes, *, whole: bool) -> str | None:
+    """Why the first bytes of a file named ``*{extension}`` (of ``role``) are not what
+    the name says, as a message that says what to do; None when they agree."""
+    if role == ROLE_CAPTIONS and is_text(head, whole=whole):
+        return None  # (before identify: a UTF-16 BOM also looks like an MPEG frame)
+    found = identify(head)
+    if role == ROLE_CAPTIONS:
+        shown = found.name if found else "not text"
+    else:
+        if found is not None and found.role == role:
+            return None
+        shown = found.name if found else f"not {ROLE_FORMATS[role]}"
+    advice = f"Upload {ROLE_FORMATS[role]} under a name ending {extension}"
+    if found is not None and found.role != role:
+        advice += (f"; to use {found.name} as {ROLE_USE[found.role]}, upload it under a name "
+                   f"that says so")
+    return f"The file is named *{extension}, but its first bytes are {shown}. {advice}."
+
