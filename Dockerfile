@@ -15,8 +15,8 @@ COPY render ./render
 COPY storage ./storage
 RUN pip install . \
     && useradd --create-home --uid 10001 soundreel \
-    && mkdir -p /data/storage \
-    && chown soundreel /data/storage
+    && mkdir -p /app/var/storage \
+    && chown soundreel /app/var/storage
 
 # Least privilege: no root at run time.
 USER soundreel

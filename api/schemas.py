@@ -84,8 +84,9 @@ class JobRequest(Strict):
         wanted = OUTPUT_EXTENSIONS[self.kind]
         if self.output_key is not None and not self.output_key.endswith(wanted):
             raise ValueError(f"outputKey of a {self.kind} job must end with {wanted}")
-        if self.kind == PREPARE and "options" in self.model_fields_set:
-            raise ValueError("a prepare job takes no options")
+        if self.kind == PREPARE and self.options.model_fields_set:
+            # "options": {} is what generic clients send for "none": accepted
+            raise ValueError("a prepare job takes no options; leave options out or empty")
         return self
 
     def upload_keys(self) -> dict[str, str]:

@@ -100,6 +100,18 @@ def test_bad_job_requests_are_400_naming_the_field(local_stack, body, field):
         assert error["field"] == field and error["message"].startswith(field)
 
 
+def test_a_prepare_job_takes_empty_options_but_refuses_real_ones(local_stack):
+    audio = upload(local_stack, SAMPLE)
+    job = submit(local_stack, {"kind": "prepare", "audioKey": audio, "options": {}})
+    assert job["kind"] == "prepare" and job["status"] in ("queued", "running", "complete")
+    response = local_stack.client().post(
+        local_stack.url(JOB), json={"kind": "prepare", "audioKey": audio,
+                                    "options": {"style": "wave"}}, timeout=10,
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "takes no options" in error_of(response)["message"]
+
+
 def test_non_json_body_is_400(local_stack):
     response = local_stack.client().post(local_stack.url(JOB), data="kind=render", timeout=10)
     assert response.status_code == 400 and error_of(response)["code"] == "invalid_json"

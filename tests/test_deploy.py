@@ -74,3 +74,39 @@ def test_dockerfile_builds_every_package_and_drops_root():
     for package in ("api", "tasks", "render", "storage"):
         assert f"COPY {package} ./{package}" in dockerfile
     assert "\nUSER " in dockerfile
+
+
+#: Every variable that chooses or tunes the object store.
+STORAGE_VARIABLES = {
+    "STORAGE_DIR", "S3_ENDPOINT_URL", "S3_BUCKET", "AWS_REGION", "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY", "R2_ACCOUNT_ID", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY",
+    "R2_BUCKET_NAME", "S3_CONNECT_TIMEOUT", "S3_READ_TIMEOUT", "S3_MAX_ATTEMPTS",
+}
+
+
+def test_compose_passes_the_storage_variables_through_only_when_set():
+    from storage.settings import Settings
+
+    environment = compose()["services"]["worker"]["environment"]
+    for name in STORAGE_VARIABLES:
+        assert environment.get(name) == f"${{{name}:-}}", name
+    # as compose fills them in when none is set: empty, so the local store is the default
+    unset = {name: "" for name in STORAGE_VARIABLES}
+    settings = Settings.from_env({**unset, "WORKER_TOKEN": "w" * 32})
+    assert settings.storage.root == (Path.cwd() / "var" / "storage").resolve()  # type: ignore[union-attr]
+    # ...which, in the image (WORKDIR /app), is where the shared volume is mounted
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "WORKDIR /app\n" in dockerfile and "mkdir -p /app/var/storage" in dockerfile
+    assert compose()["services"]["api"]["volumes"] == ["storage:/app/var/storage"]
+
+
+def test_the_readme_names_every_variable_the_compose_file_requires():
+    import re
+
+    text = (ROOT / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
+    assert {"API_KEYS", "WORKER_TOKEN", "FLOWER_BASIC_AUTH"} <= required
+    readme = (ROOT / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "docker compose up" in line)
+    for name in required:
+        assert f"{name}=" in command, f"the README's compose command lacks {name}"

@@ -22,6 +22,9 @@ def test_flower_lists_the_worker_and_the_render_task(local_stack):
     with process(cmd, log, env):
         wait_until(lambda: requests.get(f"{base}/healthcheck", timeout=1).ok, 30, "Flower", log)
         assert requests.get(f"{base}/api/workers", timeout=10).status_code == 401
+        # as the README says: Flower serves its Prometheus metrics without the password
+        metrics = requests.get(f"{base}/metrics", timeout=10)
+        assert metrics.status_code == 200 and "flower_" in metrics.text
         audio = upload(local_stack, SAMPLE)
         # Flower sees only the events sent after it subscribed, which may be a moment
         # after it answers: a job it missed is followed by another one
