@@ -89,7 +89,8 @@ def test_a_worker_child_killed_mid_render_is_redelivered_and_completes_once(part
     assert list((tmp_path / "tmp").glob("soundreel-*")) == []
     video = tmp_path / "storage" / f"renders/{job_id}/output.mp4"
     assert abs(float(probe(video)["format"]["duration"]) - 20.0) < 0.1
-    assert sorted(p.name for p in video.parent.iterdir()) == ["output.mp4"]
+    # one video and its poster: nothing left of the attempt that was killed
+    assert sorted(p.name for p in video.parent.iterdir()) == ["output.mp4", "thumbnail.jpg"]
 
 
 def rendering_children(worker_pid: int) -> list[tuple[int, int]]:

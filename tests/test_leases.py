@@ -57,7 +57,8 @@ def test_a_whole_worker_killed_mid_render_completes_on_another_after_lease_expir
     assert (tmp_path / "w2.log").read_text().count(f"render_job[{job_id}] received") == 1
     video = tmp_path / "storage" / f"renders/{job_id}/output.mp4"
     assert abs(float(probe(video)["format"]["duration"]) - 20.0) < 0.1
-    assert sorted(p.name for p in video.parent.iterdir()) == ["output.mp4"]
+    # one video and its poster: nothing left of the attempt that was killed
+    assert sorted(p.name for p in video.parent.iterdir()) == ["output.mp4", "thumbnail.jpg"]
     assert second.poll() is None
 
 
