@@ -1,10 +1,22 @@
 """``soundreel``: render audio into video from a terminal, through a soundreel API.
 
     soundreel render talk.mp3 -o talk.mp4 --style bars --size 1080x1920 --title "Episode 12"
+    soundreel render talk.mp3 --artwork cover.png --captions talk.srt --background bg.jpg \
+        --color '#ffcc00' --color2 '#ff6b6b' --text-color '#fff' --layout minimal
+    soundreel render https://example.com/talk.mp3   # fetched by the worker, not uploaded
     soundreel render talk.mp3 --no-wait          # prints the job id
     soundreel status <jobId>
     soundreel cancel <jobId>
     soundreel jobs [--status S] [--kind K] [--limit N]
+
+Every option a job takes has a flag, named as ``python -m render`` names it
+(``--color2``, ``--background-blur``, ``--rounded/--no-rounded`` ...). Files are
+checked before anything is sent: a missing file, or one of the wrong kind for its
+role (an image as AUDIO, audio as ``--artwork``, a ``.png`` as ``--captions``), is
+``error: <code>: <message>`` and exit 2 with nothing uploaded. Then AUDIO and
+the ``--captions``, ``--artwork`` and ``--background`` files are uploaded and their
+keys passed in the job's options (``--background`` takes a hex colour or an image);
+an http(s) AUDIO is passed as ``audioUrl`` and fetched by the worker instead.
 
 Settings come from the environment: ``SOUNDREEL_API_KEY`` (required) and
 ``SOUNDREEL_URL`` (default ``http://127.0.0.1:8000``). The key is never printed.
@@ -34,8 +46,9 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import ValidationError
 from rich import box
@@ -54,7 +67,18 @@ from rich.table import Table
 from rich.text import Text
 
 from api.client import ApiError, Client, ClientError, Unreachable
-from render.spec import FRAME_RATES, PRESETS, STYLES, RenderSpec
+from api.schemas import JobRequest
+from api.upload_roles import (
+    ARTWORK,
+    AUDIO,
+    BACKGROUND,
+    CAPTIONS,
+    ROLE_FIELDS,
+    ROLE_KINDS,
+    kind_of,
+    role_problem,
+)
+from render.spec import DEFAULT_QUALITY, FRAME_RATES, LAYOUTS, PRESETS, STYLES
 from storage.constants import KINDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, STATES
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -62,14 +86,43 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: Seconds between polls while waiting for a job.
 POLL_INTERVAL = 0.5
-#: The flag that sets each render option, to name it in a usage error.
-OPTION_FLAGS = {"width": "--size", "height": "--size", "fps": "--fps", "style": "--style",
-                "title": "--title", "subtitle": "--subtitle", "start": "--start",
-                "end": "--end", "preset": "--preset"}
+#: The flag that sets each render option (every RenderSpec field, by its API name), to
+#: read it and to name it in a usage error. Named as ``python -m render`` names them.
+OPTION_FLAGS = {
+    "preset": "--preset", "width": "--size", "height": "--size", "fps": "--fps",
+    "quality": "--quality", "style": "--style", "color": "--color", "color2": "--color2",
+    "rounded": "--rounded", "filled": "--filled", "background": "--background",
+    "background2": "--background2", "backgroundKey": "--background",
+    "backgroundBlur": "--background-blur", "backgroundDarken": "--background-darken",
+    "artworkKey": "--artwork", "title": "--title", "subtitle": "--subtitle",
+    "textColor": "--text-color", "layout": "--layout", "captionsKey": "--captions",
+    "start": "--start", "end": "--end",
+}
+#: Options not read straight from their flag: the size, and the files uploaded first.
+COMPOUND_OPTIONS = frozenset({"width", "height", "background", "backgroundKey", "artworkKey",
+                              "captionsKey"})
+#: The flag of each job request field besides the options, for the same purpose.
+REQUEST_FLAGS = {"audioUrl": "AUDIO", "outputKey": "--output-key",
+                 "webhookUrl": "--webhook-url", "timeoutSeconds": "--timeout"}
+#: The flag that uploads each role's file.
+FILE_FLAGS = {AUDIO: "AUDIO", CAPTIONS: "--captions", ARTWORK: "--artwork",
+              BACKGROUND: "--background"}
+#: Stand-ins for upload keys while a request is checked, before anything is uploaded.
+PLACEHOLDER_KEY = "uploads/local/{role}"
+URL = re.compile(r"^https?://[^/\s]+", re.IGNORECASE)
 
 
 class UsageError(Exception):
     """Bad arguments or settings found after parsing: exit 2, like argparse's own."""
+
+
+class InputError(UsageError):
+    """A file that cannot be used as given (missing, or the wrong kind for its role):
+    exit 2 with ``error: <code>: <message>``, before anything is uploaded."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -206,49 +259,121 @@ def size_arg(value: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def render_body(args: argparse.Namespace) -> dict[str, Any]:
-    """The job request for ``render``'s flags, checked here as the API would check it."""
+@dataclass(frozen=True)
+class RenderPlan:
+    """What ``render`` sends, checked in full before the first byte is uploaded."""
+
+    body: dict[str, Any]
+    #: Local files to upload, by role; each key goes to ``ROLE_FIELDS[role]``.
+    files: dict[str, Path]
+    #: The audio's file name (or the last part of its URL), to name the output after.
+    audio_name: str
+
+
+def plan_render(args: argparse.Namespace) -> RenderPlan:
+    """The job request for ``render``'s flags and the files it needs, checked here as
+    the API would check them (`JobRequest`), with upload keys stood in for."""
     options: dict[str, Any] = {}
-    if args.preset:
-        options["preset"] = args.preset
+    files: dict[str, Path] = {}
     if args.size:
         options["width"], options["height"] = args.size
-    for name in ("style", "fps", "title", "subtitle", "start", "end"):
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
+    for name, flag in OPTION_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if name not in COMPOUND_OPTIONS and value is not None:
+            options[name] = value
+    if args.background is not None:
+        if args.background.startswith("#"):
+            options["background"] = args.background  # a colour; RenderSpec checks it
+        else:
+            files[BACKGROUND] = Path(args.background)
+    for role in (CAPTIONS, ARTWORK):
+        if getattr(args, role) is not None:
+            files[role] = getattr(args, role)
+    for role in files:
+        options[option_name(role)] = PLACEHOLDER_KEY.format(role=role)
+
     body: dict[str, Any] = {"kind": args.kind}
-    if args.kind == "prepare":
-        if options:
-            flags = sorted({OPTION_FLAGS.get(name, name) for name in options})
-            raise UsageError(f"a prepare job takes no render options ({', '.join(flags)})")
-    else:
-        try:
-            RenderSpec.model_validate(options)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            name = str(first["loc"][0]) if first["loc"] else ""
-            message = first["msg"].removeprefix("Value error, ")
-            flag = OPTION_FLAGS.get(name)
-            raise UsageError(f"{flag}: {name} {message}" if flag else message) from None
+    if args.kind == "prepare" and options:
+        flags = sorted({OPTION_FLAGS.get(name, name) for name in options})
+        raise UsageError(f"a prepare job takes no render options ({', '.join(flags)})")
+    if options:
         body["options"] = options
+    if URL.match(args.audio):
+        body["audioUrl"] = args.audio
+        audio_name = PurePosixPath(unquote(urlsplit(args.audio).path)).name or "audio"
+        if problem := url_problem(audio_name):
+            raise InputError("unsupported_media_type", f"AUDIO: {problem}")
+    else:
+        files = {AUDIO: Path(args.audio), **files}
+        audio_name = files[AUDIO].name
+        body["audioKey"] = PLACEHOLDER_KEY.format(role=AUDIO)
     if args.timeout is not None:
         if not MIN_TIMEOUT_SECONDS <= args.timeout <= MAX_TIMEOUT_SECONDS:
             raise UsageError(
                 f"--timeout: give {MIN_TIMEOUT_SECONDS} to {MAX_TIMEOUT_SECONDS} seconds"
             )
         body["timeoutSeconds"] = args.timeout
-    return body
+    if args.output_key is not None:
+        body["outputKey"] = args.output_key
+    if args.webhook_url is not None:
+        if not URL.match(args.webhook_url):
+            raise UsageError("--webhook-url: give an http(s) URL, e.g. https://example.com/hook")
+        body["webhookUrl"] = args.webhook_url
+    check_request(body)
+    for role, path in files.items():
+        check_file(role, path, background_colour_hint=role == BACKGROUND)
+    return RenderPlan(body=body, files=files, audio_name=audio_name)
 
 
-def output_path(args: argparse.Namespace) -> Path:
+def option_name(role: str) -> str:
+    """``captionsKey`` for the captions: the option that names a role's upload."""
+    return ROLE_FIELDS[role].removeprefix("options.")
+
+
+def url_problem(name: str) -> str | None:
+    """Why an AUDIO link cannot be audio, judged by its name: only a name that is
+    plainly something else (an image, captions) is refused; the worker judges the rest."""
+    return role_problem(AUDIO, name) if kind_of(name) not in (None, ROLE_KINDS[AUDIO]) else None
+
+
+def check_request(body: dict[str, Any]) -> None:
+    """Refuse what the API would refuse, naming the flag to change."""
+    try:
+        JobRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first["loc"]]
+        message = first["msg"].removeprefix("Value error, ")
+        if loc[:1] == ["options"] and len(loc) > 1 and loc[1] in OPTION_FLAGS:
+            raise UsageError(f"{OPTION_FLAGS[loc[1]]}: {loc[1]} {message}") from None
+        if loc and loc[0] in REQUEST_FLAGS:
+            raise UsageError(f"{REQUEST_FLAGS[loc[0]]}: {loc[0]} {message}") from None
+        raise UsageError(message) from None
+
+
+def check_file(role: str, path: Path, *, background_colour_hint: bool = False) -> None:
+    """A file must exist and be named as its role's kind, or nothing is uploaded."""
+    flag = FILE_FLAGS[role]
+    if not path.is_file():
+        hint = " (give a hex colour like #14161f, or an image file)" \
+            if background_colour_hint else ""
+        what = "is a directory" if path.is_dir() else "no such file"
+        raise InputError("file_not_found", f"{flag}: {path}: {what}{hint}")
+    if problem := role_problem(role, path.name):
+        raise InputError("unsupported_media_type", f"{flag}: {problem}")
+
+
+def output_path(args: argparse.Namespace, audio_name: str) -> Path:
     """Where the result goes: ``-o`` (a file, or a directory to put it in), or the
-    audio's name with the output's extension next to it."""
+    audio's name with the output's extension next to it (in the current directory
+    for a URL)."""
     suffix = ".wav" if args.kind == "prepare" else ".mp4"
-    audio: Path = args.audio
+    from_url = URL.match(args.audio) is not None
+    audio = Path(audio_name if from_url else args.audio)
     dest: Path = args.output or audio.with_suffix(suffix)
     if dest.is_dir():
         dest = dest / (audio.stem + suffix)
-    if dest.resolve() == audio.resolve():
+    if not from_url and dest.resolve() == audio.resolve():
         raise UsageError(f"-o {dest} would overwrite the audio; choose another name")
     if not dest.parent.is_dir():
         raise UsageError(f"-o {dest}: directory {dest.parent} does not exist")
@@ -256,19 +381,15 @@ def output_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_render(client: Client, args: argparse.Namespace, err: Console) -> int:
-    if not args.audio.is_file():
-        raise UsageError(f"{args.audio}: no such file")
-    body = render_body(args)
-    dest = None if args.no_wait else output_path(args)
-    spinner = err.status(f"uploading {args.audio.name}") if err.is_terminal else nullcontext()
+    plan = plan_render(args)
+    dest = None if args.no_wait else output_path(args, plan.audio_name)
     try:
-        with spinner:
-            audio_key = client.upload(args.audio)
+        body = with_keys(plan.body, upload_files(client, plan.files, err))
     except KeyboardInterrupt:
         say("interrupted: nothing was submitted")
         return EXIT_INTERRUPTED
     try:
-        job = client.submit(**body, audioKey=audio_key, idempotency_key=str(uuid.uuid4()))
+        job = client.submit(**body, idempotency_key=str(uuid.uuid4()))
     except KeyboardInterrupt:
         say("interrupted while submitting: `soundreel jobs` shows whether the job was created")
         return EXIT_INTERRUPTED
@@ -302,6 +423,30 @@ def cmd_render(client: Client, args: argparse.Namespace, err: Console) -> int:
         view.stop()
     print(saved, flush=True)
     return EXIT_OK
+
+
+def upload_files(client: Client, files: Mapping[str, Path], err: Console) -> dict[str, str]:
+    """Upload each file (the audio first); its key, by role."""
+    keys: dict[str, str] = {}
+    for role, path in files.items():
+        spinner = err.status(f"uploading {path.name}") if err.is_terminal else nullcontext()
+        with spinner:
+            keys[role] = client.upload(path)
+    return keys
+
+
+def with_keys(body: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, Any]:
+    """The request with the uploads' keys in place of the stand-ins."""
+    filled = dict(body)
+    options = dict(body.get("options") or {})
+    for role, key in keys.items():
+        if role == AUDIO:
+            filled["audioKey"] = key
+        else:
+            options[option_name(role)] = key
+    if options:
+        filled["options"] = options
+    return filled
 
 
 def interrupted(client: Client, job_id: str, err: Console) -> dict[str, Any] | None:
@@ -409,32 +554,76 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser(
         "render", help="upload audio, render it, download the video",
-        description="Upload AUDIO, render it, show progress, download the result to -o "
-                    "and print its path (with --no-wait: print the job id and return).",
+        description="Upload AUDIO (and any --captions, --artwork, --background file), render "
+                    "it, show progress, download the result to -o and print its path (with "
+                    "--no-wait: print the job id and return). Files are checked first: a "
+                    "missing one, or one of the wrong kind, uploads nothing (exit 2).",
     )
-    render.add_argument("audio", type=Path, metavar="AUDIO",
-                        help="audio file (mp3, wav, m4a, ogg, flac, ...)")
+    render.add_argument("audio", metavar="AUDIO",
+                        help="audio file (mp3, wav, m4a, ogg, flac, ...), or an http(s) URL "
+                             "the worker fetches (nothing is uploaded)")
     render.add_argument("-o", "--output", type=Path, metavar="PATH",
                         help="where to save the result (default: AUDIO's name with .mp4, "
                              ".wav for prepare)")
     render.add_argument("--kind", choices=KINDS, default="render",
                         help="render: the full video; preview: a short low-res clip; prepare: "
                              "normalised WAV (default: render)")
-    canvas = render.add_mutually_exclusive_group()
-    canvas.add_argument("--size", type=size_arg, metavar="WxH",
-                        help="canvas in pixels, even sides (default 1280x720)")
-    canvas.add_argument("--preset", choices=tuple(PRESETS), help="square, portrait or landscape")
-    render.add_argument("--style", choices=STYLES, help="animation (default bars)")
-    render.add_argument("--fps", type=int, choices=FRAME_RATES, help="frame rate (default 30)")
-    render.add_argument("--title", help="title text")
-    render.add_argument("--subtitle", help="subtitle text")
-    render.add_argument("--start", type=float, metavar="SECONDS", help="clip from here")
-    render.add_argument("--end", type=float, metavar="SECONDS", help="clip up to here")
-    render.add_argument("--timeout", type=int, metavar="SECONDS",
-                        help="the job ends timed_out if not done this long after submission "
-                             f"({MIN_TIMEOUT_SECONDS}-{MAX_TIMEOUT_SECONDS})")
-    render.add_argument("--no-wait", action="store_true",
-                        help="submit, print the job id and return")
+
+    canvas = render.add_argument_group("canvas")
+    size = canvas.add_mutually_exclusive_group()
+    size.add_argument("--size", type=size_arg, metavar="WxH",
+                      help="canvas in pixels, even sides (default 1280x720)")
+    size.add_argument("--preset", choices=tuple(PRESETS), help="square, portrait or landscape")
+    canvas.add_argument("--fps", type=int, choices=FRAME_RATES, help="frame rate (default 30)")
+    canvas.add_argument("--quality", type=int, metavar="CRF",
+                        help=f"x264 CRF, 14-40, lower is better and bigger (default "
+                             f"{DEFAULT_QUALITY})")
+
+    look = render.add_argument_group("look", "Colours are hex: #rgb or #rrggbb.")
+    look.add_argument("--style", choices=STYLES, help="animation (default bars)")
+    look.add_argument("--color", metavar="HEX", help="waveform colour (default #f5f5f5)")
+    look.add_argument("--color2", metavar="HEX",
+                      help="second waveform colour: a gradient along the bars")
+    look.add_argument("--rounded", action=argparse.BooleanOptionalAction, default=None,
+                      help="bars: rounded ends (default), or square with --no-rounded")
+    look.add_argument("--filled", action=argparse.BooleanOptionalAction, default=None,
+                      help="wave: a filled waveform (default), or a line with --no-filled")
+    look.add_argument("--background", metavar="HEX|IMAGE",
+                      help="background colour (default #14161f), or an image file (png, jpg, "
+                           "webp) to upload")
+    look.add_argument("--background2", metavar="HEX",
+                      help="second background colour: a diagonal gradient")
+    look.add_argument("--background-blur", type=float, metavar="RADIUS",
+                      help="blur the background image, 0-100 (default 0)")
+    look.add_argument("--background-darken", type=float, metavar="AMOUNT",
+                      help="darken the background image, 0-1 (default 0)")
+    look.add_argument("--artwork", type=Path, metavar="IMAGE",
+                      help="square artwork (png, jpg, webp) to upload and show")
+    look.add_argument("--title", help="title text")
+    look.add_argument("--subtitle", help="subtitle text")
+    look.add_argument("--text-color", metavar="HEX",
+                      help="title, subtitle and captions colour (default #ffffff)")
+    look.add_argument("--layout", choices=LAYOUTS,
+                      help="standard: artwork and titles above the animation; minimal: a "
+                           "small title, a large animation (default standard)")
+    look.add_argument("--captions", type=Path, metavar="FILE",
+                      help="SRT or WebVTT captions to upload and burn in")
+
+    clip = render.add_argument_group("clip")
+    clip.add_argument("--start", type=float, metavar="SECONDS", help="clip from here")
+    clip.add_argument("--end", type=float, metavar="SECONDS", help="clip up to here")
+
+    job = render.add_argument_group("job")
+    job.add_argument("--output-key", metavar="KEY",
+                     help="store the output at this key in the bucket (ending .mp4, .wav "
+                          "for prepare)")
+    job.add_argument("--webhook-url", metavar="URL",
+                     help="POSTed (signed) when the job ends")
+    job.add_argument("--timeout", type=int, metavar="SECONDS",
+                     help="the job ends timed_out if not done this long after submission "
+                          f"({MIN_TIMEOUT_SECONDS}-{MAX_TIMEOUT_SECONDS})")
+    job.add_argument("--no-wait", action="store_true",
+                     help="submit, print the job id and return")
     render.set_defaults(run=cmd_render)
 
     status = commands.add_parser("status", help="show a job (exit 1 if it failed)",
@@ -474,6 +663,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = CliSettings.from_env(os.environ)
         client = Client(settings.url, settings.api_key)
         return args.run(client, args, err)
+    except InputError as exc:
+        say(f"error: {exc.code}: {exc}")
+        return EXIT_USAGE
     except UsageError as exc:
         say(f"soundreel: error: {exc}")
         return EXIT_USAGE

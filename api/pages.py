@@ -3,7 +3,10 @@
 - ``GET /`` tries the service by hand: the page's JavaScript calls the public API
   (``POST /v1/uploads``, ``POST /v1/jobs``) with the API key typed into it (kept in
   the browser's localStorage, never sent to this page), then opens the job's
-  ``shareUrl``.
+  ``shareUrl``. It offers every option a job takes (the captions, artwork and
+  background files are uploaded before the job is submitted), with its choices,
+  defaults and limits taken from `RenderSpec` and `api.upload_roles` here, so the
+  page cannot drift from what the API accepts.
 - ``GET /jobs/<jobId>?token=…`` is the job's status page, reached with its share
   token (`storage.secrets.share_token`) instead of an API key: anyone holding the
   link sees that one job's progress, and its video once complete (its poster the
@@ -31,8 +34,26 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from api.service import service
+from api.upload_roles import ARTWORK, AUDIO, BACKGROUND, CAPTIONS, ROLE_EXTENSIONS, ROLE_KINDS
+from render.spec import (
+    FRAME_RATES,
+    LAYOUTS,
+    MAX_PIXELS,
+    MAX_SIDE,
+    MIN_SIDE,
+    PRESETS,
+    STYLES,
+    RenderSpec,
+)
 from storage import JobNotFound, StorageUnavailable
-from storage.constants import TERMINAL_STATES, default_output_key
+from storage.constants import (
+    MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+    PREVIEW,
+    RENDER,
+    TERMINAL_STATES,
+    default_output_key,
+)
 from storage.jobs import Job
 from storage.secrets import check_share_token
 
@@ -43,9 +64,11 @@ bp = Blueprint("pages", __name__, template_folder="templates")
 #: Header the status page's script sends the share token in (kept out of URLs it polls).
 TOKEN_HEADER = "X-Share-Token"  # noqa: S105 - a header name, not a secret
 
-#: Choices offered by the upload page (the API accepts more; see README "Options").
-STYLES = ("bars", "mirror", "wave", "circle", "progress")
-PRESETS = {"square": "1080×1080", "portrait": "1080×1920", "landscape": "1920×1080"}
+#: Job kinds the upload page offers: the ones whose result (a video) its status page plays.
+PAGE_KINDS = (RENDER, PREVIEW)
+#: The files the upload page uploads, in order, each with its option (None: the audio).
+PAGE_FILES = {AUDIO: None, ARTWORK: "artworkKey", BACKGROUND: "backgroundKey",
+              CAPTIONS: "captionsKey"}
 
 #: What each stage is called on the page; an unknown stage is shown as it is.
 STAGE_LABELS = {
@@ -75,7 +98,37 @@ def secure_headers(response: Response) -> Response:
 
 @bp.get("/")
 def upload_page() -> Any:
-    return render_template("pages/upload.html", styles=STYLES, presets=PRESETS)
+    return render_template("pages/upload.html", **upload_view())
+
+
+def upload_view() -> dict[str, Any]:
+    """What the upload page offers: RenderSpec's choices, defaults and limits."""
+    fields = RenderSpec.model_fields
+    return {
+        "styles": STYLES,
+        "presets": {name: f"{w}×{h}" for name, (w, h) in PRESETS.items()},
+        "layouts": LAYOUTS,
+        "frame_rates": FRAME_RATES,
+        "kinds": PAGE_KINDS,
+        "default": {field.alias or name: field.default for name, field in fields.items()},
+        "limits": {**{field.alias or name: _bounds(field) for name, field in fields.items()},
+                   "timeoutSeconds": {"ge": MIN_TIMEOUT_SECONDS, "le": MAX_TIMEOUT_SECONDS}},
+        "canvas": {"min": MIN_SIDE, "max": MAX_SIDE, "pixels": MAX_PIXELS},
+        "files": {role: {"accept": ",".join(ROLE_EXTENSIONS[role]),
+                         "extensions": " ".join(ROLE_EXTENSIONS[role]),
+                         "kind": ROLE_KINDS[role], "option": option}
+                  for role, option in PAGE_FILES.items()},
+    }
+
+
+def _bounds(field: Any) -> dict[str, Any]:
+    """A field's ge/le/max_length, for the form's min, max and maxlength."""
+    bounds: dict[str, Any] = {}
+    for rule in field.metadata:
+        for name in ("ge", "gt", "le", "max_length"):
+            if getattr(rule, name, None) is not None:
+                bounds[name] = getattr(rule, name)
+    return bounds
 
 
 @bp.get("/jobs/<job_id>")

@@ -19,9 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from api import cli as cli_module
 from api.client import Client
+from api.service import UPLOAD_EXTENSIONS as SERVER_UPLOAD_EXTENSIONS
+from api.upload_roles import UPLOAD_EXTENSIONS
+from render.spec import RenderSpec
 from scripts.stack import Stack
-from tests.conftest import SAMPLE
+from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
 from tests.e2e import wait_for
 from tests.media import probe, stream
 
@@ -163,12 +167,125 @@ def test_a_wrong_api_key_fails_without_showing_it(env):
     ["render", SAMPLE, "--kind", "prepare", "--style", "wave"],
     ["render", "no-such-file.mp3"],
     ["status"],
+    ["render", SAMPLE, "--color", "red"],
+    ["render", SAMPLE, "--background", "#12"],
+    ["render", SAMPLE, "--quality", "50"],
+    ["render", SAMPLE, "--layout", "fancy"],
+    ["render", SAMPLE, "--output-key", "uploads/x.mp4"],
+    ["render", SAMPLE, "--webhook-url", "ftp://example.com/hook"],
+    ["render", SAMPLE, "--kind", "prepare", "--captions", CAPTIONS],
 ], ids=["nothing", "no-audio", "bad-size", "odd-size", "end-before-start", "prepare-options",
-        "missing-file", "status-no-id"])
+        "missing-file", "status-no-id", "colour-name", "short-hex", "quality", "layout",
+        "reserved-output-key", "ftp-webhook", "prepare-captions"])
 def test_usage_errors_exit_2_before_anything_is_sent(args, env):
     result = soundreel(*args, env={**env, "SOUNDREEL_URL": "http://127.0.0.1:9"})
     assert result.returncode == 2, result.stderr
     assert "error" in result.stderr and "unreachable" not in result.stderr
+
+
+def uploads_in(stack: Stack) -> list[str]:
+    """The uploads the local store holds (one directory per upload)."""
+    return sorted(p.name for p in (stack.workdir / "storage" / "uploads").iterdir())
+
+
+def test_render_uploads_captions_artwork_and_background_and_sends_every_option(
+    env, client, local_stack
+):
+    result = soundreel(
+        "render", SAMPLE, "--no-wait", "--kind", "preview", *SMALL,
+        "--captions", CAPTIONS, "--artwork", ARTWORK, "--background", ARTWORK,
+        "--color", "#FFCC00", "--color2", "#ff6b6b", "--background2", "#203040",
+        "--text-color", "#fff", "--layout", "minimal", "--quality", "30", "--no-rounded",
+        "--no-filled", "--background-blur", "8", "--background-darken", "0.4",
+        "--subtitle", "A subtitle", "--output-key", f"cli-tests/{uuid.uuid4().hex}.mp4",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    job = client.job(result.stdout.strip())
+    options = job["options"]
+    stored = local_stack.workdir / "storage"
+    for field, path in (("captionsKey", CAPTIONS), ("artworkKey", ARTWORK),
+                        ("backgroundKey", ARTWORK), ):
+        key = options[field]
+        assert re.fullmatch(rf"uploads/[0-9a-f]{{32}}/{re.escape(path.name)}", key), key
+        assert (stored / key).read_bytes() == path.read_bytes()  # the file, as uploaded
+    assert options["artworkKey"] != options["backgroundKey"]  # two uploads
+    assert job["audioKey"].endswith("/sample.mp3") and job["audioKey"] not in (
+        options["captionsKey"], options["artworkKey"], options["backgroundKey"])
+    assert {name: options[name] for name in (
+        "color", "color2", "background", "background2", "textColor", "layout", "quality",
+        "rounded", "filled", "backgroundBlur", "backgroundDarken", "subtitle", "width",
+        "height", "fps")} == {
+        "color": "#ffcc00", "color2": "#ff6b6b", "background": "#14161f",  # the default
+        "background2": "#203040", "textColor": "#fff", "layout": "minimal", "quality": 30,
+        "rounded": False, "filled": False, "backgroundBlur": 8.0, "backgroundDarken": 0.4,
+        "subtitle": "A subtitle", "width": 320, "height": 240, "fps": 24}
+    # the worker could use every file: the preview renders
+    done = client.wait(job["jobId"], timeout=180)
+    assert done["status"] == "complete", done.get("error")
+
+
+def test_background_takes_a_colour_as_well_as_an_image(env, client):
+    result = soundreel("render", SAMPLE, "--no-wait", "--kind", "preview", *SMALL,
+                       "--background", "#102030", env=env)
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip()
+    options = client.job(job_id)["options"]
+    assert (options["background"], options["backgroundKey"]) == ("#102030", None)
+    assert client.wait(job_id, timeout=180)["status"] == "complete"
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    ([ARTWORK], "unsupported_media_type", "AUDIO: artwork.png is an image, not audio"),
+    ([CAPTIONS], "unsupported_media_type", "AUDIO: sample.srt is captions, not audio"),
+    ([SAMPLE, "--artwork", SAMPLE], "unsupported_media_type",
+     "--artwork: sample.mp3 is audio, not an image"),
+    ([SAMPLE, "--captions", ARTWORK], "unsupported_media_type",
+     "--captions: artwork.png is an image, not captions (.srt, .vtt)"),
+    ([SAMPLE, "--background", CAPTIONS], "unsupported_media_type",
+     "--background: sample.srt is captions, not an image"),
+    ([SAMPLE, "--captions", "missing.srt"], "file_not_found", "--captions: missing.srt: no such"),
+    ([SAMPLE, "--background", "1e90ff"], "file_not_found",
+     "--background: 1e90ff: no such file (give a hex colour like #14161f, or an image file)"),
+    (["https://example.com/cover.png"], "unsupported_media_type",
+     "AUDIO: cover.png is an image, not audio"),
+], ids=["png-as-audio", "srt-as-audio", "mp3-as-artwork", "png-as-captions",
+        "srt-as-background", "missing-captions", "colour-without-hash", "png-url-as-audio"])
+def test_a_file_of_the_wrong_kind_exits_2_and_uploads_nothing(
+    args, code, message, env, client, local_stack
+):
+    client.upload(CAPTIONS)  # so the store's upload folder exists and an upload would show
+    before = uploads_in(local_stack)
+    assert before
+    result = soundreel("render", *args, "--no-wait", env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {code}: "), result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert uploads_in(local_stack) == before
+
+
+def test_an_audio_url_is_sent_as_audio_url_without_uploading(env, local_stack):
+    before = uploads_in(local_stack)
+    # the API's SSRF guard refuses a loopback URL: proof that audioUrl reached it
+    result = soundreel("render", "http://127.0.0.1:9/talk.mp3", "--no-wait", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: forbidden_url: audioUrl: "), result.stderr
+    assert uploads_in(local_stack) == before
+
+
+def test_every_render_option_has_a_flag():
+    """Everything a job's options take is reachable from the CLI."""
+    aliases = {field.alias or name for name, field in RenderSpec.model_fields.items()}
+    assert aliases == set(cli_module.OPTION_FLAGS)
+    render = cli_module.build_parser()._subparsers._group_actions[0].choices["render"]
+    flags = {flag for action in render._actions for flag in action.option_strings}
+    assert set(cli_module.OPTION_FLAGS.values()) | set(
+        flag for flag in cli_module.REQUEST_FLAGS.values() if flag.startswith("--")) <= flags
+
+
+def test_the_role_table_covers_what_the_api_accepts():
+    assert UPLOAD_EXTENSIONS == SERVER_UPLOAD_EXTENSIONS
 
 
 def test_jobs_lists_the_rendered_job(rendered, env):

@@ -13,19 +13,22 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import requests
 
+from render.spec import RenderSpec
 from scripts.stack import Stack
 from storage import Settings
 from storage.secrets import share_token
-from tests.conftest import SAMPLE
+from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
 from tests.e2e import poll, submit, upload
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "artifacts" / "browser"
@@ -95,11 +98,20 @@ def fill_form(page: Page, stack: Stack, audio: Path, *, style: str, size: str, t
 
 def submit_form(page: Page) -> None:
     page.click("#submit")
-    page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{32}\?token=[0-9a-f]+$"), timeout=30_000)
+    try:
+        page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{32}\?token=[0-9a-f]+$"), timeout=30_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"no status page; the form says {page.text_content('#form-error')!r} "
+                             f"{page.text_content('#form-status')!r} at {page.url}"
+                             ) from None
 
 
 def shot(page: Page, name: str) -> Path:
     path = ARTIFACTS / name
+    # Headless Chromium, after a full-page shot of a page taller than the window with an
+    # input focused low on it, hit-tests the next click as if scrolled elsewhere: the
+    # click on Render lands on the form. Nothing focused, nothing to scroll back to.
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.screenshot(path=str(path), full_page=True)
     return path
 
@@ -175,12 +187,116 @@ def test_failed_job_page_says_why(
     assert csp_violations == []
 
 
+def api_requests(page: Page) -> list[str]:
+    """Every call the page makes to the API from now on (``POST /v1/uploads`` ...)."""
+    calls: list[str] = []
+    page.on("request", lambda r: calls.append(f"{r.method} {r.url}") if "/v1/" in r.url
+            else None)
+    return calls
+
+
 @needs_chromium
-def test_upload_page_shows_the_apis_refusal(local_stack: Stack, page: Page) -> None:
-    fill_form(page, local_stack, SAMPLE, style="bars", size="321x240", title="odd width")
+def test_upload_page_sends_every_field(local_stack: Stack, page: Page, tmp_path: Path) -> None:
+    """Captions, artwork and a background image are uploaded first; their keys, the
+    colours and the rest reach the job's options."""
+    background = tmp_path / "backdrop.png"
+    background.write_bytes(ARTWORK.read_bytes())
+    fill_form(page, local_stack, SAMPLE, style="wave", size="320x240", title="Every field")
+    page.fill("#subtitle", "A subtitle")
+    page.set_input_files("#artwork", str(ARTWORK))
+    page.set_input_files("#captions", str(CAPTIONS))
+    page.click("#look-options summary")
+    page.fill("#color", "#ffcc00")
+    page.check("#color2-on")
+    page.fill("#color2", "#ff6b6b")
+    page.fill("#text-color", "#fafafa")
+    page.fill("#background", "#101828")
+    page.check("#background2-on")
+    page.fill("#background2", "#3a2e5c")
+    page.set_input_files("#background-image", str(background))
+    page.fill("#background-blur", "6")
+    page.fill("#background-darken", "0.3")
+    page.select_option("#layout", "minimal")
+    page.uncheck("#rounded")
+    page.uncheck("#filled")
+    page.click("#more-options summary")
+    page.fill("#start", "2")
+    page.fill("#end", "9.5")
+    page.select_option("#fps", "24")
+    page.fill("#quality", "28")
+    page.select_option("#kind", "preview")
+    output_key = f"page-tests/{time.time_ns()}.mp4"
+    page.fill("#output-key", output_key)
+    page.fill("#timeout", "600")
+    shot(page, "5-every-field.png")
+    submit_form(page)
+
+    job_id = re.search(r"/jobs/([0-9a-f]{32})\?", page.url)[1]
+    job = local_stack.client().get(local_stack.url(f"/v1/jobs/{job_id}"), timeout=10).json()
+    assert job["kind"] == "preview" and job["audioKey"].endswith("/sample.mp3")
+    options = job["options"]
+    stored = local_stack.workdir / "storage"
+    for field, path in (("artworkKey", ARTWORK), ("captionsKey", CAPTIONS),
+                        ("backgroundKey", background)):
+        assert re.fullmatch(rf"uploads/[0-9a-f]{{32}}/{re.escape(path.name)}", options[field])
+        assert (stored / options[field]).read_bytes() == path.read_bytes()
+    assert {name: options[name] for name in (
+        "style", "width", "height", "title", "subtitle", "color", "color2", "textColor",
+        "background", "background2", "backgroundBlur", "backgroundDarken", "layout",
+        "rounded", "filled", "start", "end", "fps", "quality")} == {
+        "style": "wave", "width": 320, "height": 240, "title": "Every field",
+        "subtitle": "A subtitle", "color": "#ffcc00", "color2": "#ff6b6b",
+        "textColor": "#fafafa", "background": "#101828", "background2": "#3a2e5c",
+        "backgroundBlur": 6.0, "backgroundDarken": 0.3, "layout": "minimal",
+        "rounded": False, "filled": False, "start": 2.0, "end": 9.5, "fps": 24, "quality": 28}
+    timeout = (datetime.fromisoformat(job["deadlineAt"])
+               - datetime.fromisoformat(job["createdAt"])).total_seconds()
+    assert timeout == pytest.approx(600, abs=2)
+    page.wait_for_function("() => document.getElementById('job').dataset.status === 'complete'",
+                           timeout=120_000)
+    done = local_stack.client().get(local_stack.url(f"/v1/jobs/{job_id}"), timeout=10).json()
+    assert done["result"]["previewKey"] == output_key
+
+
+@needs_chromium
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"#audio": ARTWORK}, "Audio file: artwork.png is an image, not audio (.mp3"),
+    ({"#captions": ARTWORK}, "Captions: artwork.png is an image, not captions (.srt, .vtt)."),
+    ({"#artwork": SAMPLE}, "Artwork image: sample.mp3 is audio, not an image"),
+    ({"#custom-size": "321x240"}, "Width and height must be even"),
+    ({"#start": "5", "#end": "3"}, "The clip must end after it starts."),
+    ({"#quality": "50"}, "Quality (x264 CRF): give a number from 14 to 40."),
+], ids=["png-as-audio", "png-as-captions", "mp3-as-artwork", "odd-width", "end-before-start",
+        "quality"])
+def test_upload_page_refuses_bad_input_before_uploading(
+    local_stack: Stack, page: Page, fields: dict[str, Path | str], message: str
+) -> None:
+    fill_form(page, local_stack, SAMPLE, style="bars", size="320x240", title="refused")
+    page.click("#look-options summary")
+    page.click("#more-options summary")
+    for selector, value in fields.items():
+        if isinstance(value, Path):
+            page.set_input_files(selector, str(value))
+        else:
+            page.fill(selector, value)
+    calls = api_requests(page)
     page.click("#submit")
     page.wait_for_selector("#form-error", state="visible")
-    assert "options.width" in page.text_content("#form-error")
+    assert message in page.text_content("#form-error")
+    assert calls == []  # nothing uploaded, nothing submitted
+    assert page.url == local_stack.url("/")
+
+
+@needs_chromium
+def test_upload_page_shows_the_apis_refusal(local_stack: Stack, page: Page) -> None:
+    """What only the API knows (its SSRF guard refuses a loopback link) is shown as it
+    said it, with its code."""
+    page.goto(local_stack.url("/"))
+    page.fill("#audio-url", "http://127.0.0.1:9/talk.mp3")
+    page.click("#submit")
+    page.wait_for_selector("#form-error", state="visible")
+    error = page.text_content("#form-error")
+    assert error.startswith("Job refused: audioUrl: ") and error.endswith("(forbidden_url)")
     assert page.url == local_stack.url("/")
 
 
@@ -254,6 +370,17 @@ def test_pages_send_a_strict_content_security_policy(local_stack: Stack, shared_
         scripts = re.findall(r"<script\b[^>]*>", response.text)
         assert scripts and all(re.search(r'src="/static/[\w.]+\.js"', s) for s in scripts)
     assert requests.get(shared_job["shareUrl"], timeout=10).headers["Cache-Control"] == "no-store"
+
+
+def test_upload_page_offers_every_option(local_stack: Stack) -> None:
+    """Everything a job takes is reachable from the page."""
+    html = requests.get(local_stack.url("/"), timeout=10).text
+    options = set(re.findall(r'data-(?:key-)?option="(\w+)"', html))
+    aliases = {field.alias or name for name, field in RenderSpec.model_fields.items()}
+    assert options | {"preset", "width", "height"} == aliases  # the size control sets those
+    assert set(re.findall(r'data-field="(\w+)"', html)) == {
+        "kind", "outputKey", "webhookUrl", "timeoutSeconds"}
+    assert 'id="audio-url"' in html and 'data-upload="audio"' in html
 
 
 def test_status_page_escapes_the_title(shared_job: dict) -> None:
