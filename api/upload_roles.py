@@ -1,58 +1,43 @@
-"""Which files each upload role takes: the audio, the background and artwork images,
-the captions. One table for every caller that checks a file before it is used.
+"""The upload roles as the CLI and the upload page name them: the audio, the
+background and artwork images, the captions.
 
-The ``soundreel`` CLI refuses a file of the wrong kind before uploading anything (a
-``.png`` given as the audio used to be uploaded and fail in the worker), the upload
-page gets the same lists for its ``accept`` attributes and its own check, and the API
-can refuse a key given in the wrong role. Only constants and pure functions, no
-imports of our own: importing this pulls in nothing of the server.
+The table itself (which file name endings are audio, images or captions, and
+which job field takes which) is ``storage.constants.UPLOAD_ROLES`` and
+``FIELD_ROLES``, the one the API checks uploads and jobs against; this module
+only splits the image role into its two uses and words the messages, so the CLI
+refuses a file of the wrong kind before uploading anything (a ``.png`` given as
+the audio used to be uploaded and fail in the worker) and the page gets the same
+lists for its ``accept`` attributes.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from api.filetypes import ROLE_NOUNS
+from storage.constants import FIELD_ROLES, UPLOAD_ROLES, extension_of
+
 AUDIO: Final = "audio"
 BACKGROUND: Final = "background"
 ARTWORK: Final = "artwork"
 CAPTIONS: Final = "captions"
 
-#: Audio containers ffmpeg decodes (video containers too: their audio is used).
-AUDIO_EXTENSIONS: Final = (".mp3", ".wav", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac",
-                           ".aif", ".aiff", ".webm", ".wma", ".mp4")
-#: Still images the renderer reads (Pillow), for the background and the artwork.
-IMAGE_EXTENSIONS: Final = (".png", ".jpg", ".jpeg", ".webp")
-#: Caption files the renderer parses.
-CAPTIONS_EXTENSIONS: Final = (".srt", ".vtt")
-
-#: The file name endings each role takes.
-ROLE_EXTENSIONS: Final = {
-    AUDIO: AUDIO_EXTENSIONS,
-    BACKGROUND: IMAGE_EXTENSIONS,
-    ARTWORK: IMAGE_EXTENSIONS,
-    CAPTIONS: CAPTIONS_EXTENSIONS,
-}
-#: What a file of each role is, in a message ("cover.png is an image, not audio").
-ROLE_KINDS: Final = {AUDIO: "audio", BACKGROUND: "an image", ARTWORK: "an image",
-                     CAPTIONS: "captions"}
 #: The job request field that names each role's upload.
 ROLE_FIELDS: Final = {AUDIO: "audioKey", BACKGROUND: "options.backgroundKey",
                       ARTWORK: "options.artworkKey", CAPTIONS: "options.captionsKey"}
-#: Every ending ``POST /v1/uploads`` accepts (api.service.UPLOAD_EXTENSIONS must equal it).
-UPLOAD_EXTENSIONS: Final = frozenset(ext for exts in ROLE_EXTENSIONS.values() for ext in exts)
-
-
-def extension_of(name: str) -> str:
-    """``".mp3"`` for ``"Talk.MP3"``; ``""`` when the name has none."""
-    base = name.rsplit("/", 1)[-1]
-    return "." + base.rsplit(".", 1)[-1].lower() if "." in base.strip(".") else ""
+#: The file name endings each role takes, from the API's own table.
+ROLE_EXTENSIONS: Final = {
+    role: tuple(ext for ext, kind in UPLOAD_ROLES.items() if kind == FIELD_ROLES[field])
+    for role, field in ROLE_FIELDS.items()
+}
+#: What a file of each kind is, in a message ("cover.png is an image, not audio").
+ROLE_KINDS: Final = {role: ROLE_NOUNS[FIELD_ROLES[field]] for role, field in ROLE_FIELDS.items()}
 
 
 def kind_of(name: str) -> str | None:
     """What a file is by its name (``"an image"``, ...), or None when it is none of them."""
-    extension = extension_of(name)
-    return next((ROLE_KINDS[role] for role, exts in ROLE_EXTENSIONS.items()
-                 if extension in exts), None)
+    kind = UPLOAD_ROLES.get(extension_of(name))
+    return ROLE_NOUNS[kind] if kind else None
 
 
 def role_problem(role: str, name: str) -> str | None:
