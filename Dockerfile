@@ -13,6 +13,10 @@ COPY api ./api
 COPY tasks ./tasks
 COPY render ./render
 COPY storage ./storage
+COPY jobs ./jobs
+COPY config ./config
+COPY security ./security
+COPY client ./client
 RUN pip install . \
     && useradd --create-home --uid 10001 soundreel \
     && mkdir -p /app/var/storage \

@@ -1,45 +1,20 @@
-"""The soundreel HTTP API: ``create_app(settings)``.
+"""The soundreel HTTP API: ``create_app(settings)`` (in ``api.app``).
 
 Serve it with ``flask --app api run`` or ``gunicorn 'api:create_app()'``; with no
-argument the settings are read from the environment.
+argument the settings are read from the environment. ``create_app`` is imported on
+first use, so the pure modules here (``api.schemas``) load without Flask.
 """
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any
 
-from api import files, internal, observability, openapi, pages, v1
-from api.auth import KeyRing
-from api.errors import register_error_handlers
-from api.service import Service
-from storage import JobStore, Settings, logs, object_store
-from tasks import create_celery
-
-#: Room for the multipart framing around a file of exactly MAX_UPLOAD_BYTES.
-MULTIPART_OVERHEAD = 64 * 1024
+__all__ = ["create_app"]
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings.from_env()
-    settings.require_api_keys()
-    logs.setup(settings.log_level)
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + MULTIPART_OVERHEAD
-    app.json.sort_keys = False
-    app.extensions["soundreel"] = Service(
-        settings,
-        JobStore.from_url(settings.redis_url, settings.lease_seconds),
-        object_store(settings),
-        create_celery(settings),
-    )
-    app.extensions["soundreel.keys"] = KeyRing(settings.api_keys)
-    register_error_handlers(app)
-    app.register_blueprint(v1.bp)
-    app.register_blueprint(internal.bp)
-    app.register_blueprint(files.bp)
-    app.register_blueprint(pages.bp)
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from api.app import create_app
 
-    app.register_blueprint(observability.bp)
-    app.register_blueprint(openapi.bp)
-    observability.install(app)
-    return app
+        return create_app
+    raise AttributeError(f"module 'api' has no attribute {name!r}")

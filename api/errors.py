@@ -24,7 +24,8 @@ from flask import Flask, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from storage import JobNotFound, StorageUnavailable
+from jobs.errors import JobNotFound
+from storage.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 

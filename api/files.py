@@ -12,8 +12,8 @@ from flask import Blueprint, request, send_file
 
 from api.errors import NotFound
 from api.service import service
-from storage import LocalObjectStore, ObjectNotFound
-from storage.objects import LOCAL_FILES_PATH
+from storage.errors import ObjectNotFound
+from storage.objects import LOCAL_FILES_PATH, LocalObjectStore
 
 bp = Blueprint("files", __name__, url_prefix=LOCAL_FILES_PATH.rstrip("/"))
 

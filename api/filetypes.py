@@ -16,7 +16,7 @@ import codecs
 import re
 from dataclasses import dataclass
 
-from storage.constants import ROLE_AUDIO, ROLE_CAPTIONS, ROLE_IMAGE
+from jobs.constants import ROLE_AUDIO, ROLE_CAPTIONS, ROLE_IMAGE
 
 #: Bytes read from the start of an upload before anything is stored: enough for
 #: every signature, and for a fair look at whether captions are text.

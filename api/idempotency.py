@@ -16,7 +16,7 @@ from typing import Any
 from flask import g, request
 
 from api.errors import Conflict, Unprocessable
-from storage.idempotency import IdempotencyStore, Stored
+from jobs.idempotency import IdempotencyStore, Stored
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

@@ -12,17 +12,16 @@ from flask import Blueprint, current_app, request
 
 from api.auth import require_worker
 from api.errors import NotFound
+from api.parsing import json_body, parse
 from api.schemas import (
     DeliveryOutcome,
     ProgressReport,
     ReleaseRequest,
     StartRequest,
     WorkerReport,
-    json_body,
-    parse,
 )
 from api.service import service
-from storage.constants import RUNNING
+from jobs.constants import RUNNING
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
 

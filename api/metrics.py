@@ -16,7 +16,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from storage.constants import METRICS_REDIS_KEY, queued_redis_key
+from jobs.constants import METRICS_REDIS_KEY, queued_redis_key
 
 #: Histogram buckets (seconds, and realtime factor).
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -11,8 +11,8 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from api.metrics import HTTP_BUCKETS, RedisCollector
-from storage import logs
-from storage.constants import PREVIEW_QUEUE, RENDER_QUEUE, WORKER_SEEN_REDIS_KEY
+from config import logs
+from jobs.constants import PREVIEW_QUEUE, RENDER_QUEUE, WORKER_SEEN_REDIS_KEY
 from storage.errors import StorageError
 
 bp = Blueprint("observability", __name__)

@@ -40,7 +40,7 @@ from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.idempotency import MAX_KEY_LENGTH
 from api.schemas import JobListQuery, JobRequest
 from render.spec import RenderSpec
-from storage.secrets import SECRET_PREFIX
+from security.secrets import SECRET_PREFIX
 
 bp = Blueprint("openapi", __name__, template_folder="templates")
 

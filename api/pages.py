@@ -5,10 +5,10 @@
   the browser's localStorage, never sent to this page), then opens the job's
   ``shareUrl``. It offers every option a job takes (the captions, artwork and
   background files are uploaded before the job is submitted), with its choices,
-  defaults and limits taken from `RenderSpec` and `api.upload_roles` here, so the
+  defaults and limits taken from `RenderSpec` and `client.roles` here, so the
   page cannot drift from what the API accepts.
 - ``GET /jobs/<jobId>?token=…`` is the job's status page, reached with its share
-  token (`storage.secrets.share_token`) instead of an API key: anyone holding the
+  token (`security.secrets.share_token`) instead of an API key: anyone holding the
   link sees that one job's progress, and its video once complete (its poster the
   loudest moment, ``thumbnailUrl``), and nothing else.
   A wrong, missing or expired-job token is the same 404 as an unknown job.
@@ -34,7 +34,17 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from api.service import service
-from api.upload_roles import ARTWORK, AUDIO, BACKGROUND, CAPTIONS, ROLE_EXTENSIONS, ROLE_KINDS
+from client.roles import ARTWORK, AUDIO, BACKGROUND, CAPTIONS, ROLE_EXTENSIONS, ROLE_KINDS
+from jobs.constants import (
+    MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+    PREVIEW,
+    RENDER,
+    TERMINAL_STATES,
+    default_output_key,
+)
+from jobs.errors import JobNotFound
+from jobs.store import Job
 from render.spec import (
     FRAME_RATES,
     LAYOUTS,
@@ -45,17 +55,8 @@ from render.spec import (
     STYLES,
     RenderSpec,
 )
-from storage import JobNotFound, StorageUnavailable
-from storage.constants import (
-    MAX_TIMEOUT_SECONDS,
-    MIN_TIMEOUT_SECONDS,
-    PREVIEW,
-    RENDER,
-    TERMINAL_STATES,
-    default_output_key,
-)
-from storage.jobs import Job
-from storage.secrets import check_share_token
+from security.secrets import check_share_token
+from storage.errors import StorageUnavailable
 
 #: Templates are in api/templates/pages; scripts and styles in api/static, served by
 #: the app's own ``/static`` route (Flask's default for the package's static folder).

@@ -31,8 +31,9 @@ from api.schemas import (
     WorkerReport,
 )
 from api.speed import SpeedStore, work_scale
-from storage import Event, Job, JobNotFound, JobStore, ObjectStore, Settings, logs
-from storage.constants import (
+from config import logs
+from config.settings import Settings
+from jobs.constants import (
     COMPLETE,
     DEFAULT_TIMEOUTS,
     FAILED,
@@ -53,7 +54,7 @@ from storage.constants import (
     upload_key,
     upload_role,
 )
-from storage.deliveries import (
+from jobs.deliveries import (
     CLAIM_SECONDS,
     Delivery,
     DeliveryStore,
@@ -61,11 +62,13 @@ from storage.deliveries import (
     after_attempt,
     redelivered,
 )
+from jobs.errors import JobNotFound
+from jobs.idempotency import IdempotencyStore
+from jobs.store import Event, Job, JobStore, Report, epoch_of, iso_at, timings
+from security.secrets import share_token
+from security.urlguard import ForbiddenUrl, check_url
 from storage.errors import StorageUnavailable
-from storage.idempotency import IdempotencyStore
-from storage.jobs import Report, epoch_of, iso_at, timings
-from storage.secrets import share_token
-from storage.urlguard import ForbiddenUrl, check_url
+from storage.objects import ObjectStore
 from tasks.broker import task_ids_in_broker
 from tasks.constants import (
     DELIVER_WEBHOOK_TASK,

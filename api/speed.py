@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import redis
 from pydantic import ValidationError
 
+from jobs.constants import PREPARE, PREVIEW, SPEED_REDIS_KEY
+from jobs.store import Job, epoch_of
 from render.spec import RenderSpec
-from storage.constants import PREPARE, PREVIEW, SPEED_REDIS_KEY
-from storage.jobs import Job, epoch_of
 
 #: Weight of the newest job in the averages.
 ALPHA = 0.3

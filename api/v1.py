@@ -12,10 +12,11 @@ from flask import Blueprint, current_app, g, request
 from api.auth import require_tenant
 from api.errors import BadRequest, NotFound
 from api.idempotency import idempotent
-from api.schemas import JobListQuery, JobRequest, json_body, parse
+from api.parsing import json_body, parse
+from api.schemas import JobListQuery, JobRequest
 from api.service import service
-from storage import logs
-from storage.secrets import webhook_secret
+from config import logs
+from security.secrets import webhook_secret
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 

@@ -6,7 +6,7 @@ quantised to a byte) and the loudness, plus a min/max envelope every 5 ms for th
 waveform styles and an optional short oscilloscope trace per frame. For an hour at
 30 fps that is about 7 MB of bands and 3 MB of envelope, against the 600 MB an
 hour of 44.1 kHz float audio would take: memory stays flat however long the
-episode (DESIGN.md: a 600 s decode alone costs ~60 MiB).
+episode (holding a 600 s decode alone cost ~60 MiB: docs/architecture.md).
 """
 
 from __future__ import annotations

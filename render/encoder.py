@@ -3,7 +3,7 @@
 Settings are module constants so the benchmark's encode floor uses exactly the
 same ones. Exactly ceil(duration x fps) frames are written and ``-shortest`` is
 not used: with it ffmpeg queues raw frames waiting for the audio (+440 MiB at
-720p, DESIGN.md). ffmpeg's stderr is drained on a thread, so a chatty ffmpeg
+720p, measured: docs/architecture.md). ffmpeg's stderr is drained on a thread, so a chatty ffmpeg
 never blocks and a failure surfaces as RenderFailed with ffmpeg's own words.
 """
 

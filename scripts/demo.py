@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from jobs.constants import TERMINAL_STATES
 from scripts.stack import ROOT, Stack, StackError, stack
-from storage.constants import TERMINAL_STATES
 
 SAMPLE = ROOT / "samples" / "sample.mp3"
 TERMINAL = TERMINAL_STATES

@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from storage.constants import PREPARED_PREFIX, PREVIEWS_PREFIX, RENDERS_PREFIX
+from jobs.constants import PREPARED_PREFIX, PREVIEWS_PREFIX, RENDERS_PREFIX
 
 #: Forward everything.
 PASSTHROUGH = "pass"

@@ -1,29 +1,5 @@
-"""Object storage (local disk, S3/R2), the Redis job store and the settings object."""
+"""Object storage: the ``ObjectStore`` protocol with its local-disk and S3/R2
+adapters (``objects``) and their errors (``errors``).
 
-from storage.errors import (
-    InvalidKey,
-    JobNotFound,
-    ObjectNotFound,
-    StorageError,
-    StorageUnavailable,
-)
-from storage.jobs import Event, Job, JobStore
-from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore, object_store
-from storage.settings import Settings, SettingsError
-
-__all__ = [
-    "Event",
-    "InvalidKey",
-    "Job",
-    "JobNotFound",
-    "JobStore",
-    "LocalObjectStore",
-    "ObjectNotFound",
-    "ObjectStore",
-    "S3ObjectStore",
-    "Settings",
-    "SettingsError",
-    "StorageError",
-    "StorageUnavailable",
-    "object_store",
-]
+Nothing is imported here, so importing ``storage.errors`` does not load boto3.
+"""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -37,26 +36,13 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from config.settings import LocalStorage, S3Storage, Settings
 from storage.errors import InvalidKey, ObjectNotFound, StorageUnavailable
-from storage.settings import LocalStorage, S3Storage, Settings
+from storage.keys import check_key
 
 #: Keys: relative, no empty / dot segments, printable ASCII without quoting traps.
-_KEY = re.compile(r"^[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)*$")
-MAX_KEY_LENGTH = 512
 #: The API route that serves local-store links.
 LOCAL_FILES_PATH = "/files/"
-
-
-def check_key(key: str) -> str:
-    """Refuse keys that could escape a prefix or a directory."""
-    if (
-        not isinstance(key, str)
-        or len(key) > MAX_KEY_LENGTH
-        or not _KEY.match(key)
-        or any(part in (".", "..") for part in key.split("/"))
-    ):
-        raise InvalidKey(key)
-    return key
 
 
 class ObjectStore(Protocol):

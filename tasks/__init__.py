@@ -15,7 +15,7 @@ __all__ = ["SoundreelCelery", "create_celery"]
 
 def __getattr__(name: str) -> Any:
     if name in ("app", "celery"):
-        from storage import Settings
+        from config.settings import Settings
 
         app = create_celery(Settings.from_env())
         globals()["app"] = globals()["celery"] = app

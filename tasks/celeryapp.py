@@ -15,7 +15,9 @@ from kombu import Queue
 import tasks.callbacks
 import tasks.render
 import tasks.webhooks
-from storage import ObjectStore, Settings, logs, object_store
+from config import logs
+from config.settings import Settings
+from storage.objects import ObjectStore, object_store
 from tasks.constants import (
     CALLBACK_QUEUE,
     DELIVER_WEBHOOK_TASK,
@@ -86,7 +88,7 @@ def create_celery(settings: Settings) -> SoundreelCelery:
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
         broker_transport_options=_transport_options(settings),
-        # The job record in Redis (storage.jobs) is the truth, not a result backend.
+        # The job record in Redis (jobs.store) is the truth, not a result backend.
         result_backend=None,
         task_ignore_result=True,
         task_serializer="json",
@@ -96,7 +98,7 @@ def create_celery(settings: Settings) -> SoundreelCelery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_max_tasks_per_child=50,
-        # True loses jobs (measured: see DESIGN.md); keep Celery's default.
+        # True lost a job when Redis went away (docs/architecture.md); keep the default.
         worker_cancel_long_running_tasks_on_connection_loss=False,
         task_soft_time_limit=JOB_SOFT_TIME_LIMIT,
         task_time_limit=JOB_TIME_LIMIT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from storage.constants import PREVIEW_QUEUE, QUEUE_BY_KIND, RENDER_QUEUE
+from jobs.constants import PREVIEW_QUEUE, QUEUE_BY_KIND, RENDER_QUEUE
 
 __all__ = ["PREVIEW_QUEUE", "QUEUE_BY_KIND", "RENDER_QUEUE"]  # and the names below
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import requests
 
-from storage.urlguard import ForbiddenUrl, UrlFetchError, guarded_request
+from security.urlguard import ForbiddenUrl, UrlFetchError, guarded_request
 from tasks.errors import DownloadFailed, JobFailed
 
 CHUNK = 1024 * 1024

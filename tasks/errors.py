@@ -11,7 +11,7 @@ into a `JobFailed` with their own code, so the failure callback only knows one t
 
 from __future__ import annotations
 
-from storage.errors import CodedError
+from jobs.errors import CodedError
 
 
 class JobFailed(CodedError):

@@ -17,18 +17,7 @@ from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.worker.request import Request
 from pydantic import ValidationError
 
-from render import (
-    Assets,
-    RenderCanceled,
-    RenderError,
-    RenderSpec,
-    extract_frame,
-    prepare_audio,
-    render_video,
-    write_peaks,
-)
-from storage import ObjectStore
-from storage.constants import (
+from jobs.constants import (
     AUDIO_URL_TTL,
     PREPARE,
     PREVIEW,
@@ -42,6 +31,17 @@ from storage.constants import (
     peaks_key,
     thumbnail_key,
 )
+from render import (
+    Assets,
+    RenderCanceled,
+    RenderError,
+    RenderSpec,
+    extract_frame,
+    prepare_audio,
+    render_video,
+    write_peaks,
+)
+from storage.objects import ObjectStore
 from tasks.callbacks import report_now, time_limit_error
 from tasks.constants import RENDER_TASK
 from tasks.download import download, fetch_client_url

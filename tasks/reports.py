@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from storage import logs
+from config import logs
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from standardwebhooks import Webhook
 
-from storage.secrets import webhook_secret
-from storage.urlguard import ForbiddenUrl, UrlFetchError, guarded_request
+from security.secrets import webhook_secret
+from security.urlguard import ForbiddenUrl, UrlFetchError, guarded_request
 from tasks.constants import DELIVER_WEBHOOK_TASK
 from tasks.reports import ApiUnavailable
 

@@ -11,8 +11,8 @@ import pytest
 import redis
 from werkzeug.serving import make_server
 
+from config.settings import Settings
 from scripts import stack as stack_mod
-from storage import Settings
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SAMPLE = SAMPLES / "sample.mp3"

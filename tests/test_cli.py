@@ -19,20 +19,20 @@ from pathlib import Path
 
 import pytest
 
-from api import cli as cli_module
-from api.client import Client
-from api.upload_roles import ROLE_EXTENSIONS
+from client import cli as cli_module
+from client.roles import ROLE_EXTENSIONS
+from client.sdk import Client
+from jobs.constants import UPLOAD_EXTENSIONS
 from render.spec import RenderSpec
 from scripts.stack import Stack
-from storage.constants import UPLOAD_EXTENSIONS
 from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
 from tests.e2e import wait_for
 from tests.media import probe, stream
 
 BIN = Path(sys.executable).parent
-#: The installed console script; ``python -m api.cli`` when the venv predates it.
+#: The installed console script; ``python -m client.cli`` when the venv predates it.
 CLI = [str(BIN / "soundreel")] if (BIN / "soundreel").exists() else [sys.executable, "-m",
-                                                                     "api.cli"]
+                                                                     "client.cli"]
 #: Small and quick: the sample (20 s) at 320x240, 24 fps.
 SMALL = ["--size", "320x240", "--fps", "24"]
 #: Slow enough to interrupt: 1080p at 60 fps.

@@ -71,7 +71,7 @@ def test_api_and_workers_share_the_local_store_and_settings():
 
 def test_dockerfile_builds_every_package_and_drops_root():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for package in ("api", "tasks", "render", "storage"):
+    for package in ("api", "tasks", "render", "storage", "jobs", "config", "security", "client"):
         assert f"COPY {package} ./{package}" in dockerfile
     assert "\nUSER " in dockerfile
 
@@ -85,7 +85,7 @@ STORAGE_VARIABLES = {
 
 
 def test_compose_passes_the_storage_variables_through_only_when_set():
-    from storage.settings import Settings
+    from config.settings import Settings
 
     environment = compose()["services"]["worker"]["environment"]
     for name in STORAGE_VARIABLES:

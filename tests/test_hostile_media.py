@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import Settings, SettingsError
 from render import InvalidAudio, RenderSpec, prepare_audio, render_video
-from storage import Settings, SettingsError
 from tests.test_render import make_audio
 
 SMALL = RenderSpec(width=160, height=90)

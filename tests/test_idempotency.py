@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
-from storage.constants import job_redis_key
+from jobs.constants import job_redis_key
 from tests.conftest import ARTWORK, SAMPLE
 from tests.e2e import poll, upload
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from jobs.constants import STAGES
 from scripts import stack as st
-from storage.constants import STAGES
 from tests.conftest import SAMPLE
 from tests.e2e import poll, record, submit, upload, wait_for
 from tests.media import long_audio

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from config.settings import Settings
 from scripts import stack as st
-from storage import Settings
 from tasks.celeryapp import create_celery
 from tests.conftest import SAMPLE
 from tests.e2e import poll, record, submit, upload, wait_for, wait_for_line

@@ -20,7 +20,8 @@ import requests
 
 from api import create_app
 from scripts.stack import free_port
-from storage import InvalidKey, LocalObjectStore, ObjectNotFound, ObjectStore, object_store
+from storage.errors import InvalidKey, ObjectNotFound
+from storage.objects import LocalObjectStore, ObjectStore, object_store
 from tests.conftest import ServedApp, settings_for
 
 

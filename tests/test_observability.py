@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api import create_app
 from api.service import WORKER_SEEN_EVERY
+from jobs.constants import WORKER_SEEN_REDIS_KEY
 from scripts import stack as st
-from storage.constants import WORKER_SEEN_REDIS_KEY
 from tests.conftest import SAMPLE, settings_for
 from tests.e2e import poll, upload, wait_for
 from tests.test_faults import start_api

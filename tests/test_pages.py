@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from config.settings import Settings
 from render.spec import RenderSpec
 from scripts.stack import Stack
-from storage import Settings
-from storage.secrets import share_token
+from security.secrets import share_token
 from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
 from tests.e2e import poll, submit, upload
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage import Settings, SettingsError
-from storage.settings import LocalStorage, S3Storage
+from config.settings import LocalStorage, S3Storage, Settings, SettingsError
 
 BASE = {"WORKER_TOKEN": "w" * 32, "API_KEYS": "acme:sk_acme_123,globex:sk_globex_123"}
 

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from storage import Event, Job, JobNotFound, JobStore
-from storage.constants import CANCELED, COMPLETE, FAILED, QUEUED, RUNNING, STATES, TIMED_OUT
-from storage.jobs import TRANSITIONS, apply
+from jobs.constants import CANCELED, COMPLETE, FAILED, QUEUED, RUNNING, STATES, TIMED_OUT
+from jobs.errors import JobNotFound
+from jobs.store import TRANSITIONS, Event, Job, JobStore, apply
 
 A1 = "a1"  # the current attempt of a running job in these tests
 

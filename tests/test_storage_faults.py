@@ -29,11 +29,12 @@ import boto3
 import pytest
 import requests
 
+from config.settings import SettingsError
+from jobs.constants import PREPARE, default_output_key, peaks_key
 from scripts import stack as st
 from scripts.faulty_s3 import ERROR500, HANG, PASSTHROUGH, FaultyS3
-from storage import S3ObjectStore, StorageUnavailable, object_store
-from storage.constants import PREPARE, default_output_key, peaks_key
-from storage.settings import SettingsError
+from storage.errors import StorageUnavailable
+from storage.objects import S3ObjectStore, object_store
 from tests.conftest import SAMPLE, settings_for
 from tests.e2e import poll, submit, upload
 

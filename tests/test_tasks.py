@@ -10,7 +10,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 import tasks.render
-from storage.constants import STAGE_DOWNLOADING, STAGE_FINALIZING
+from jobs.constants import STAGE_DOWNLOADING, STAGE_FINALIZING
 from tasks.callbacks import failure_payload
 from tasks.celeryapp import create_celery
 from tasks.constants import REAP_TASK, RENDER_TASK, TIME_LIMITS, VISIBILITY_TIMEOUT

@@ -16,8 +16,7 @@ import redis
 from PIL import Image
 
 from api.filetypes import PEEK_BYTES, identify, is_text, mismatch
-from scripts.stack import Stack
-from storage.constants import (
+from jobs.constants import (
     ROLE_AUDIO,
     ROLE_CAPTIONS,
     ROLE_IMAGE,
@@ -25,6 +24,7 @@ from storage.constants import (
     UPLOAD_ROLES,
     upload_redis_key,
 )
+from scripts.stack import Stack
 from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
 from tests.e2e import upload
 

@@ -1,4 +1,4 @@
-"""The SSRF guard (storage/urlguard.py): hostile URLs are refused at submission
+"""The SSRF guard (security/urlguard.py): hostile URLs are refused at submission
 and at fetch time before any connection is made; the fetch connects to the
 address it checked (resolving once per hop), follows redirects only to places
 that pass the same rules, and is bounded by a total deadline and a byte cap.
@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import urllib3.util.connection
 
-from storage import urlguard
-from storage.urlguard import (
+from security import urlguard
+from security.urlguard import (
     ForbiddenUrl,
     UrlFetchError,
     check_url,

@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
-from scripts import stack as st
-from storage import Settings
-from storage.deliveries import (
+from config.settings import Settings
+from jobs.deliveries import (
     CLAIM_SECONDS,
     GIVE_UP_AFTER,
     Delivery,
@@ -32,7 +31,8 @@ from storage.deliveries import (
     next_delay,
     redelivered,
 )
-from storage.secrets import webhook_secret
+from scripts import stack as st
+from security.secrets import webhook_secret
 from tasks.webhooks import signed_headers
 from tests.conftest import SAMPLE
 from tests.e2e import poll, submit, upload, wait_for

@@ -83,7 +83,7 @@
     return null;
   }
 
-  // As api/upload_roles.py role_problem: "cover.png is an image, not audio (.mp3, ...)".
+  // As client/roles.py role_problem: "cover.png is an image, not audio (.mp3, ...)".
   function roleProblem(input, name) {
     var allowed = extensionsOf(input);
     if (allowed.indexOf(extensionOf(name)) >= 0) {

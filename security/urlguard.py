@@ -59,7 +59,7 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from storage.errors import CodedError
+from jobs.errors import CodedError
 
 try:  # IDNA 2008 + UTS #46, as browsers do; a dependency of requests.
     import idna as _idna

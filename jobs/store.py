@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import redis
 
-from storage.constants import (
+from jobs.constants import (
     ACTIVE_JOBS_REDIS_KEY,
     CANCELED,
     COMPLETE,
@@ -58,8 +58,9 @@ from storage.constants import (
     tenant_jobs_redis_key,
     upload_redis_key,
 )
-from storage.deliveries import Delivery, DeliveryStore
-from storage.errors import JobNotFound, StorageUnavailable
+from jobs.deliveries import Delivery, DeliveryStore
+from jobs.errors import JobNotFound
+from storage.errors import StorageUnavailable
 
 EventKind = Literal[
     "start", "progress", "complete", "fail", "cancel", "time_out", "requeue", "release"

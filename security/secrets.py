@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 
-from storage.settings import Settings
+from config.settings import Settings
 
 #: Standard Webhooks' prefix for a base64 secret.
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret

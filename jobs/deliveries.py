@@ -1,7 +1,7 @@
 """Client webhook deliveries: one per ended job that asked for one (``webhookUrl``).
 
 A delivery is created in the same Redis transaction that ends the job (see
-`storage.jobs.JobStore.apply_report`), so an ended job never misses its webhook
+`jobs.store.JobStore.apply_report`), so an ended job never misses its webhook
 because the API died at the wrong moment. It is due at once; the reaper's tick
 (and the API, right away) hands due deliveries to workers, each claim pushing the
 due time out by CLAIM_SECONDS so a worker that dies mid-POST only delays it. Each
@@ -20,13 +20,13 @@ from typing import Any, Literal
 
 import redis
 
-from storage.constants import (
+from jobs.constants import (
     DELIVERY_CLAIMS_REDIS_KEY,
     DUE_DELIVERIES_REDIS_KEY,
     RECORD_TTL_SECONDS,
     delivery_redis_key,
 )
-from storage.errors import JobNotFound
+from jobs.errors import JobNotFound
 
 #: Waits after the 1st, 2nd, ... failed attempt; then DAILY until GIVE_UP_AFTER.
 RETRY_DELAYS = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600)

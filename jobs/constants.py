@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# --- job states (see storage.jobs for the transition table) -----------------
+# --- job states (see jobs.store for the transition table) -----------------
 
 #: Accepted and enqueued; no worker has reported yet.
 QUEUED: Final = "queued"
@@ -91,7 +91,7 @@ def lease_redis_key(job_id: str) -> str:
 
 
 def delivery_redis_key(job_id: str) -> str:
-    """The client webhook delivery of an ended job (`storage.deliveries`)."""
+    """The client webhook delivery of an ended job (`jobs.deliveries`)."""
     return f"{REDIS_PREFIX}delivery:{job_id}"
 
 

@@ -6,7 +6,7 @@
     job = client.wait(job["jobId"], on_update=lambda j: print(j["stage"], j["progress"]))
     client.download(job, "talk.mp4")
 
-Used by the ``soundreel`` CLI (`api.cli`) and by the tests. Bodies and jobs are the
+Used by the ``soundreel`` CLI (`client.cli`) and by the tests. Bodies and jobs are the
 API's JSON as plain dicts (camelCase keys), so this module needs no update when the
 API adds a field.
 
@@ -35,7 +35,7 @@ from typing import Any
 
 import requests
 
-#: Job states after which nothing changes (as storage.constants.TERMINAL_STATES; kept
+#: Job states after which nothing changes (as jobs.constants.TERMINAL_STATES; kept
 #: here so this module depends on nothing but requests and can ship on its own).
 TERMINAL_STATES = frozenset({"complete", "failed", "canceled", "timed_out"})
 #: Result fields holding the job's main output, in the order the API links them.

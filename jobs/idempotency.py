@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import redis
 
-from storage.constants import IDEMPOTENCY_TTL_SECONDS, idempotency_redis_key
-from storage.jobs import unavailable_on_connection_error
+from jobs.constants import IDEMPOTENCY_TTL_SECONDS, idempotency_redis_key
+from jobs.store import unavailable_on_connection_error
 
 Outcome = Literal["new", "replay", "mismatch", "pending"]
 

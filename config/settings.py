@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
-from storage.constants import MAX_AUDIO_SECONDS_CEILING
-from storage.urlguard import parse_allow_list
+from jobs.constants import MAX_AUDIO_SECONDS_CEILING
+from security.urlguard import parse_allow_list
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"

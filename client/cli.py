@@ -66,9 +66,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from api.client import ApiError, Client, ClientError, Unreachable
 from api.schemas import JobRequest
-from api.upload_roles import (
+from client.roles import (
     ARTWORK,
     AUDIO,
     BACKGROUND,
@@ -78,8 +77,9 @@ from api.upload_roles import (
     kind_of,
     role_problem,
 )
+from client.sdk import ApiError, Client, ClientError, Unreachable
+from jobs.constants import KINDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, STATES
 from render.spec import DEFAULT_QUALITY, FRAME_RATES, LAYOUTS, PRESETS, STYLES
-from storage.constants import KINDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, STATES
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: Exit codes (see the module docstring).

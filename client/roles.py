@@ -2,7 +2,7 @@
 background and artwork images, the captions.
 
 The table itself (which file name endings are audio, images or captions, and
-which job field takes which) is ``storage.constants.UPLOAD_ROLES`` and
+which job field takes which) is ``jobs.constants.UPLOAD_ROLES`` and
 ``FIELD_ROLES``, the one the API checks uploads and jobs against; this module
 only splits the image role into its two uses and words the messages, so the CLI
 refuses a file of the wrong kind before uploading anything (a ``.png`` given as
@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Final
 
 from api.filetypes import ROLE_NOUNS
-from storage.constants import FIELD_ROLES, UPLOAD_ROLES, extension_of
+from jobs.constants import FIELD_ROLES, UPLOAD_ROLES, extension_of
 
 AUDIO: Final = "audio"
 BACKGROUND: Final = "background"

@@ -1,0 +1,2 @@
+"""Process configuration: the settings object read once from the environment
+(``settings``) and JSON logging (``logs``)."""
