@@ -25,4 +25,4 @@ RUN pip install . \
 # Least privilege: no root at run time.
 USER soundreel
 EXPOSE 8000 5555
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "api:create_app()"]
+CMD ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "api:create_app()"]

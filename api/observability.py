@@ -8,11 +8,10 @@ import uuid
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from api.metrics import HTTP_BUCKETS, RedisCollector
+from api import metrics as metric
 from config import logs
-from jobs.constants import PREVIEW_QUEUE, RENDER_QUEUE, WORKER_SEEN_REDIS_KEY
+from jobs.constants import WORKER_SEEN_REDIS_KEY
 from storage.errors import StorageError
 
 bp = Blueprint("observability", __name__)
@@ -20,9 +19,6 @@ bp = Blueprint("observability", __name__)
 #: Methods counted by name; any other (clients may send anything) is "OTHER", so
 #: the metrics cannot be grown without limit.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-#: /readyz wants a worker to have called the API within this many seconds (the
-#: reaper alone does every REAP_INTERVAL).
-WORKER_SEEN_WITHIN = 60
 
 
 def install(app: Flask) -> None:
@@ -42,12 +38,10 @@ def install(app: Flask) -> None:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         if "started" in g:
             route = request.url_rule.rule if request.url_rule else "unmatched"
-            service = current_app.extensions["soundreel"]
-            service.metrics.observe(
-                "soundreel_http_request_seconds", time.perf_counter() - g.started, HTTP_BUCKETS,
+            metric.HTTP_REQUEST_SECONDS.labels(
                 method=request.method if request.method in METHODS else "OTHER",
                 route=route, status=str(response.status_code),
-            )
+            ).observe(time.perf_counter() - g.started)
         return response
 
 
@@ -59,34 +53,34 @@ def healthz() -> dict[str, str]:
 
 @bp.get("/readyz")
 def readyz() -> Any:
-    """Redis and storage reachable, and a worker seen within a minute; 503 otherwise."""
+    """Can this process serve: Redis and the object store reachable; 503 otherwise.
+
+    Workers are not a condition: with every worker down the API still accepts and
+    queues jobs, so a load balancer must keep it. When a worker last called is in the
+    body (``workers.lastSeenSecondsAgo``, null if never) and in the exporter's metrics.
+    """
     service = current_app.extensions["soundreel"]
     checks: dict[str, str] = {}
+    last_seen: float | None = None
     try:
-        service.jobs.redis.ping()
-        checks["redis"] = "ok"
         seen = service.jobs.redis.get(WORKER_SEEN_REDIS_KEY)
-        age = time.time() - float(seen) if seen else None
-        checks["workers"] = (
-            "ok" if age is not None and age <= WORKER_SEEN_WITHIN
-            else "none seen in the last minute"
-        )
+        checks["redis"] = "ok"
+        last_seen = round(time.time() - float(seen), 1) if seen else None
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["redis"] = f"unreachable ({type(exc).__name__})"
-        checks["workers"] = "unknown"
     try:
         service.objects.ping()
         checks["storage"] = "ok"
     except StorageError as exc:
         checks["storage"] = f"unreachable ({type(exc).__name__})"
     ready = all(value == "ok" for value in checks.values())
-    return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+    body = {"status": "ready" if ready else "not ready", "checks": checks,
+            "workers": {"lastSeenSecondsAgo": last_seen}}
+    return body, 200 if ready else 503
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus exposition of the deployment's metrics (see api.metrics)."""
-    registry = CollectorRegistry()
-    registry.register(RedisCollector(current_app.extensions["soundreel"].jobs.redis,
-                                     (RENDER_QUEUE, PREVIEW_QUEUE)))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    """This API replica's metrics, every process of it (see api.metrics)."""
+    body, content_type = metric.exposition()
+    return Response(body, content_type=content_type)

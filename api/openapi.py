@@ -244,13 +244,19 @@ class Health(Answer):
 
 class ReadinessChecks(Answer):
     redis: str
-    workers: str
     storage: str
+
+
+class WorkersSeen(Answer):
+    last_seen_seconds_ago: float | None = Field(
+        description="seconds since a worker last called the API; null if none has; "
+                    "not a readiness condition (jobs are accepted and queued without workers)")
 
 
 class Readiness(Answer):  # api.observability.readyz
     status: Literal["ready", "not ready"]
     checks: ReadinessChecks = Field(description="'ok', or what is wrong")
+    workers: WorkersSeen
 
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobRequest, JobListQuery)

@@ -19,9 +19,9 @@ from celery import Celery
 from flask import current_app
 from werkzeug.utils import secure_filename
 
+from api import metrics
 from api.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
 from api.filetypes import PEEK_BYTES, ROLE_FORMATS, ROLE_NOUNS, ROLE_USE, mismatch
-from api.metrics import REALTIME_BUCKETS, RENDER_BUCKETS, Metrics
 from api.schemas import (
     DeliveryOutcome,
     JobRequest,
@@ -155,7 +155,6 @@ class Service:
         self.idempotency = IdempotencyStore(jobs.redis)
         self.deliveries = DeliveryStore(jobs.redis)
         self.speed = SpeedStore(jobs.redis)
-        self.metrics = Metrics(jobs.redis)
         self.objects = objects
         self.celery = celery
         self._worker_marked = -math.inf  # when this process last wrote WORKER_SEEN_REDIS_KEY
@@ -247,7 +246,7 @@ class Service:
             # No record without a task: undo, then let the handler answer 503.
             self.jobs.delete(job)
             raise
-        self.metrics.inc("soundreel_jobs_submitted", kind=job.kind)
+        metrics.JOBS_SUBMITTED.labels(kind=job.kind).inc()
         log.info("tenant %s submitted %s job %s", tenant, job.kind, job.job_id,
                  extra={"job_id": job.job_id})
         return job
@@ -606,16 +605,15 @@ class Service:
 
     def _count_end(self, job: Job) -> None:
         code = (job.error or {}).get("code", "")
-        self.metrics.inc("soundreel_jobs_finished", kind=job.kind, status=job.status, code=code)
+        metrics.JOBS_FINISHED.labels(kind=job.kind, status=job.status, code=code).inc()
         if job.status != COMPLETE or not job.started_at:
             return
         self.speed.record(job)
         seconds = epoch_of(job.updated_at) - epoch_of(job.started_at)
-        self.metrics.observe("soundreel_render_seconds", seconds, RENDER_BUCKETS, kind=job.kind)
+        metrics.RENDER_SECONDS.labels(kind=job.kind).observe(seconds)
         duration = (job.result or {}).get("duration")
         if duration and seconds > 0:
-            self.metrics.observe("soundreel_realtime_factor", duration / seconds,
-                                 REALTIME_BUCKETS, kind=job.kind)
+            metrics.REALTIME_FACTOR.labels(kind=job.kind).observe(duration / seconds)
 
     def _report(self, job_id: str, event: Event) -> tuple[Job, bool]:
         report = self._apply(job_id, event)
@@ -670,7 +668,7 @@ class Service:
             raise Conflict("A newer attempt of this webhook was handed out; this outcome "
                            "is not recorded.", code="stale_claim") from None
         outcome_name = "retry" if delivery.state == "pending" else delivery.state
-        self.metrics.inc("soundreel_webhook_attempts", outcome=outcome_name)
+        metrics.WEBHOOK_ATTEMPTS.labels(outcome=outcome_name).inc()
         log.info("webhook %s of job %s: %s (%s)", delivery.webhook_id, job_id,
                  outcome.status_code or outcome.error, delivery.state)
         return delivery

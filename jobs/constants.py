@@ -116,9 +116,7 @@ def tenant_jobs_redis_key(tenant: str) -> str:
 #: seconds per job, measured on this deployment (the ``eta`` of jobs).
 SPEED_REDIS_KEY: Final = f"{REDIS_PREFIX}speed"
 
-#: Metric counters and histogram buckets (`api.metrics`).
-METRICS_REDIS_KEY: Final = f"{REDIS_PREFIX}metrics"
-#: When a worker last called the API (epoch seconds): ``/readyz`` wants one within a minute.
+#: When a worker last called the API (epoch seconds): in /readyz's body and the exporter's metrics.
 WORKER_SEEN_REDIS_KEY: Final = f"{REDIS_PREFIX}worker-seen"
 
 #: Held by the reaper while it runs, so overlapping ticks do not repeat its work.

@@ -191,7 +191,8 @@ def base_env(redis_url: str, base_url: str, workdir: Path, storage: dict[str, st
 
 @contextmanager
 def api_server(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    cmd = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
+    cmd = [str(BIN / "gunicorn"), "-c", "python:api.gunicorn_conf", "--bind",
+           f"127.0.0.1:{port}", "--workers", "2",
            "--threads", "4", "--timeout", "120", "--access-logfile", "-", "--no-control-socket",
            # the path only: query strings carry signatures and share tokens
            "--access-logformat", ACCESS_LOG_FORMAT, "api:create_app()"]

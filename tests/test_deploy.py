@@ -26,15 +26,17 @@ def compose() -> dict:
 
 
 def test_procfile_has_web_workers_beat_and_flower():
-    assert set(procfile()) == {"web", "worker", "previews", "callbacks", "beat", "flower"}
+    assert set(procfile()) == {"web", "worker", "previews", "callbacks", "beat", "flower",
+                               "exporter"}
 
 
 def test_compose_runs_the_procfiles_commands():
     services = compose()["services"]
     assert set(services) == {"redis", "api", "worker", "previews", "callbacks", "beat",
-                             "flower"}
+                             "flower", "exporter"}
     for process, service in (("web", "api"), ("worker", "worker"), ("previews", "previews"),
-                             ("callbacks", "callbacks"), ("beat", "beat"), ("flower", "flower")):
+                             ("callbacks", "callbacks"), ("beat", "beat"), ("flower", "flower"),
+                             ("exporter", "exporter")):
         assert shlex.split(services[service]["command"]) == shlex.split(procfile()[process])
 
 
@@ -110,3 +112,10 @@ def test_the_readme_names_every_variable_the_compose_file_requires():
     command = next(line for line in readme.splitlines() if "docker compose up" in line)
     for name in required:
         assert f"{name}=" in command, f"the README's compose command lacks {name}"
+
+
+def test_the_api_counts_per_process_as_prometheus_expects():
+    # gunicorn runs with the config that sets up prometheus-client's multiprocess mode
+    assert "-c python:api.gunicorn_conf" in procfile()["web"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert '"-c", "python:api.gunicorn_conf"' in dockerfile
