@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+_OWN = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # a directory of our making
 _DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="soundreel-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _DIR
 
@@ -37,3 +38,9 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """A temporary directory of our making goes with the master."""
+    if _OWN:
+        shutil.rmtree(_DIR, ignore_errors=True)
