@@ -29,8 +29,6 @@ ROLE_FORMATS = {
     ROLE_CAPTIONS: "SRT or WebVTT text",
 }
 
-#: How a message names each role.
-ROLE_NOUNS = {ROLE_AUDIO: "audio", ROLE_IMAGE: "an image", ROLE_CAPTIONS: "captions"}
 #: How each role is used in a job, for the advice in messages.
 ROLE_USE = {
     ROLE_AUDIO: "the audio (audioKey)",

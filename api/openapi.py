@@ -39,6 +39,7 @@ from api import v1
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.idempotency import MAX_KEY_LENGTH
 from api.schemas import JobListQuery, JobRequest
+from jobs.constants import KINDS, STATES
 from render.spec import RenderSpec
 from security.secrets import SECRET_PREFIX
 
@@ -163,8 +164,8 @@ _COMPONENT = "x-soundreel-component"
 #: ``options`` as a job carries them: the accepted `RenderSpec`, every field filled
 #: in, under the request's (camelCase) field names.
 JOB_OPTIONS = "JobOptions"
-Kind = Literal["render", "preview", "prepare"]
-Status = Literal["queued", "running", "complete", "failed", "canceled", "timed_out"]
+Kind = Literal[KINDS]  # type: ignore[valid-type]
+Status = Literal[STATES]  # type: ignore[valid-type]
 
 
 class JobDocument(Answer):  # Service.document

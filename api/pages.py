@@ -5,7 +5,7 @@
   the browser's localStorage, never sent to this page), then opens the job's
   ``shareUrl``. It offers every option a job takes (the captions, artwork and
   background files are uploaded before the job is submitted), with its choices,
-  defaults and limits taken from `RenderSpec` and `client.roles` here, so the
+  defaults and limits taken from `RenderSpec` and `jobs.constants` here, so the
   page cannot drift from what the API accepts.
 - ``GET /jobs/<jobId>?token=…`` is the job's status page, reached with its share
   token (`security.secrets.share_token`) instead of an API key: anyone holding the
@@ -34,13 +34,28 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from api.service import service
-from client.roles import ARTWORK, AUDIO, BACKGROUND, CAPTIONS, ROLE_EXTENSIONS, ROLE_KINDS
 from jobs.constants import (
+    ARTWORK,
+    AUDIO,
+    BACKGROUND,
+    CANCELED,
+    CAPTIONS,
+    COMPLETE,
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
     PREVIEW,
     RENDER,
+    ROLE_EXTENSIONS,
+    ROLE_KINDS,
+    STAGE_ANALYZING,
+    STAGE_DONE,
+    STAGE_DOWNLOADING,
+    STAGE_FINALIZING,
+    STAGE_QUEUED,
+    STAGE_RENDERING,
+    STAGE_UPLOADING,
     TERMINAL_STATES,
+    TIMED_OUT,
     default_output_key,
 )
 from jobs.errors import JobNotFound
@@ -71,16 +86,16 @@ PAGE_KINDS = (RENDER, PREVIEW)
 PAGE_FILES = {AUDIO: None, ARTWORK: "artworkKey", BACKGROUND: "backgroundKey",
               CAPTIONS: "captionsKey"}
 
-#: What each stage is called on the page; an unknown stage is shown as it is.
+#: What each stage is called on the page (every stage of jobs.constants.STAGES, a
+#: test checks); an unknown stage is shown as it is.
 STAGE_LABELS = {
-    "queued": "Waiting for a worker",
-    "downloading": "Fetching the audio",
-    "analyzing": "Analyzing the audio",
-    "decoding": "Decoding the audio",
-    "rendering": "Rendering",
-    "uploading": "Storing the video",
-    "finalizing": "Finishing",
-    "done": "Done",
+    STAGE_QUEUED: "Waiting for a worker",
+    STAGE_DOWNLOADING: "Fetching the audio",
+    STAGE_ANALYZING: "Analyzing the audio",
+    STAGE_RENDERING: "Rendering",
+    STAGE_UPLOADING: "Storing the video",
+    STAGE_FINALIZING: "Finishing",
+    STAGE_DONE: "Done",
 }
 
 #: Where the browser may load media from, besides this origin: the object store's
@@ -148,6 +163,8 @@ def status_page(job_id: str) -> Any:
         stage_label=STAGE_LABELS.get(status["stage"] or "", status["stage"] or ""),
         stage_labels=STAGE_LABELS,
         terminal=job.terminal,
+        # the state names the template compares with, from jobs.constants
+        COMPLETE=COMPLETE, CANCELED=CANCELED, TIMED_OUT=TIMED_OUT,
     )
     return _no_store(page, 200)
 

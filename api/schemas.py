@@ -12,6 +12,7 @@ from jobs.constants import (
     MIN_TIMEOUT_SECONDS,
     PREPARE,
     RESERVED_PREFIXES,
+    STATES,
     upload_id_of,
 )
 from render.spec import RenderSpec
@@ -99,9 +100,7 @@ AttemptId = Annotated[str, Field(max_length=64, pattern=r"^[0-9a-f]{1,64}$")]
 class JobListQuery(Strict):
     """``GET /v1/jobs`` query string."""
 
-    status: Literal["queued", "running", "complete", "failed", "canceled", "timed_out"] | None = (
-        None
-    )
+    status: Literal[STATES] | None = None  # type: ignore[valid-type]
     kind: Literal["render", "preview", "prepare"] | None = None
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=80,

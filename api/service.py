@@ -21,7 +21,7 @@ from werkzeug.utils import secure_filename
 
 from api import metrics
 from api.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
-from api.filetypes import PEEK_BYTES, ROLE_FORMATS, ROLE_NOUNS, ROLE_USE, mismatch
+from api.filetypes import PEEK_BYTES, ROLE_FORMATS, ROLE_USE, mismatch
 from api.schemas import (
     DeliveryOutcome,
     JobRequest,
@@ -42,6 +42,7 @@ from jobs.constants import (
     QUEUED,
     REAPER_LOCK_REDIS_KEY,
     RESULT_KEY_FIELDS,
+    ROLE_NOUNS,
     RUNNING,
     UPLOAD_EXTENSIONS,
     UPLOAD_ROLES,

@@ -78,7 +78,16 @@ from client.roles import (
     role_problem,
 )
 from client.sdk import ApiError, Client, ClientError, Unreachable
-from jobs.constants import KINDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, STATES
+from jobs.constants import (
+    COMPLETE,
+    KINDS,
+    MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+    QUEUED,
+    RUNNING,
+    STATES,
+    TERMINAL_STATES,
+)
 from render.spec import DEFAULT_QUALITY, FRAME_RATES, LAYOUTS, PRESETS, STYLES
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -167,14 +176,14 @@ def describe(job: Mapping[str, Any]) -> tuple[str, float, str]:
     stage = job.get("stage") or status
     progress = float(job.get("progress") or 0.0)
     note = ""
-    if status == "complete":
-        stage, progress = "complete", 1.0
-    elif status in ("failed", "canceled", "timed_out"):
+    if status == COMPLETE:
+        stage, progress = COMPLETE, 1.0
+    elif status in TERMINAL_STATES:
         stage = status.replace("_", " ")
-    elif status == "queued" and isinstance(job.get("queuePosition"), int):
+    elif status == QUEUED and isinstance(job.get("queuePosition"), int):
         ahead = job["queuePosition"]
         note = "next in queue" if ahead == 0 else f"{ahead} ahead in queue"
-    if status in ("queued", "running") and isinstance(job.get("eta"), int | float):
+    if status in (QUEUED, RUNNING) and isinstance(job.get("eta"), int | float):
         eta = f"ETA {clock(job['eta'])}"
         note = f"{note}, {eta}" if note else eta
     return stage, min(max(progress, 0.0), 1.0), note
@@ -502,7 +511,8 @@ def cmd_status(client: Client, args: argparse.Namespace, err: Console) -> int:
                 rows.append((label, job[name]))
         for name, value in rows:
             print(f"{name:<11} {value if value is not None else '-'}")
-    return EXIT_FAILED if job.get("status") in ("failed", "canceled", "timed_out") else EXIT_OK
+    status = job.get("status")
+    return EXIT_FAILED if status in TERMINAL_STATES and status != COMPLETE else EXIT_OK
 
 
 def cmd_cancel(client: Client, args: argparse.Namespace, err: Console) -> int:

@@ -1,37 +1,28 @@
-"""The upload roles as the CLI and the upload page name them: the audio, the
-background and artwork images, the captions.
+"""The CLI's check of a file against the role it is given (the audio, the background
+and artwork images, the captions), before anything is uploaded: a ``.png`` given as
+the audio used to be uploaded and fail in the worker.
 
-The table itself (which file name endings are audio, images or captions, and
-which job field takes which) is ``jobs.constants.UPLOAD_ROLES`` and
-``FIELD_ROLES``, the one the API checks uploads and jobs against; this module
-only splits the image role into its two uses and words the messages, so the CLI
-refuses a file of the wrong kind before uploading anything (a ``.png`` given as
-the audio used to be uploaded and fail in the worker) and the page gets the same
-lists for its ``accept`` attributes.
+The table is the API's own (``jobs.constants``: ``ROLE_EXTENSIONS``, ``ROLE_KINDS``),
+so the CLI refuses exactly what the API would.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from jobs.constants import (
+    ARTWORK,
+    AUDIO,
+    BACKGROUND,
+    CAPTIONS,
+    ROLE_EXTENSIONS,
+    ROLE_FIELDS,
+    ROLE_KINDS,
+    ROLE_NOUNS,
+    UPLOAD_ROLES,
+    extension_of,
+)
 
-from api.filetypes import ROLE_NOUNS
-from jobs.constants import FIELD_ROLES, UPLOAD_ROLES, extension_of
-
-AUDIO: Final = "audio"
-BACKGROUND: Final = "background"
-ARTWORK: Final = "artwork"
-CAPTIONS: Final = "captions"
-
-#: The job request field that names each role's upload.
-ROLE_FIELDS: Final = {AUDIO: "audioKey", BACKGROUND: "options.backgroundKey",
-                      ARTWORK: "options.artworkKey", CAPTIONS: "options.captionsKey"}
-#: The file name endings each role takes, from the API's own table.
-ROLE_EXTENSIONS: Final = {
-    role: tuple(ext for ext, kind in UPLOAD_ROLES.items() if kind == FIELD_ROLES[field])
-    for role, field in ROLE_FIELDS.items()
-}
-#: What a file of each kind is, in a message ("cover.png is an image, not audio").
-ROLE_KINDS: Final = {role: ROLE_NOUNS[FIELD_ROLES[field]] for role, field in ROLE_FIELDS.items()}
+__all__ = ["ARTWORK", "AUDIO", "BACKGROUND", "CAPTIONS", "ROLE_EXTENSIONS", "ROLE_FIELDS",
+           "ROLE_KINDS", "kind_of", "role_problem"]
 
 
 def kind_of(name: str) -> str | None:

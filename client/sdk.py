@@ -35,11 +35,8 @@ from typing import Any
 
 import requests
 
-#: Job states after which nothing changes (as jobs.constants.TERMINAL_STATES; kept
-#: here so this module depends on nothing but requests and can ship on its own).
-TERMINAL_STATES = frozenset({"complete", "failed", "canceled", "timed_out"})
-#: Result fields holding the job's main output, in the order the API links them.
-RESULT_KEY_FIELDS = ("videoKey", "previewKey", "preparedKey")
+from jobs.constants import RESULT_KEY_FIELDS, TERMINAL_STATES
+
 #: Seconds to wait for the API to answer one request (uploads: to send and answer).
 TIMEOUT = 30.0
 UPLOAD_TIMEOUT = 600.0

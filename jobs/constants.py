@@ -172,6 +172,25 @@ FIELD_ROLES: Final = {
 }
 
 
+#: How a message names each role ("cover.png is an image, not audio").
+ROLE_NOUNS: Final = {ROLE_AUDIO: "audio", ROLE_IMAGE: "an image", ROLE_CAPTIONS: "captions"}
+
+#: The uploads a job takes, as the CLI and the upload page name them, and the job
+#: request field of each (the image role has two uses: background and artwork).
+AUDIO: Final = "audio"
+BACKGROUND: Final = "background"
+ARTWORK: Final = "artwork"
+CAPTIONS: Final = "captions"
+ROLE_FIELDS: Final = {AUDIO: "audioKey", BACKGROUND: "options.backgroundKey",
+                      ARTWORK: "options.artworkKey", CAPTIONS: "options.captionsKey"}
+#: The file name endings each of those takes, and what such a file is called.
+ROLE_EXTENSIONS: Final = {
+    role: tuple(ext for ext, kind in UPLOAD_ROLES.items() if kind == FIELD_ROLES[field])
+    for role, field in ROLE_FIELDS.items()
+}
+ROLE_KINDS: Final = {role: ROLE_NOUNS[FIELD_ROLES[field]] for role, field in ROLE_FIELDS.items()}
+
+
 def extension_of(name: str) -> str:
     """A file name's ending, lower case with its dot (``".mp3"``); "" when it has none."""
     base = name.rsplit("/", 1)[-1]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -92,31 +93,79 @@ class Delivery:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came back with, and what it means for the schedule."""
+
+    status: int | None
+    final_error: bool  # a failure no retry can fix (the URL is now forbidden)
+    delay: float | None  # seconds until the next try; None once the 3 days are used up
+
+
+@dataclass(frozen=True)
+class DeliveryRule:
+    """``states`` + ``event`` [+ ``when``] -> ``then`` (None: the state stays)."""
+
+    states: tuple[State, ...]
+    event: Literal["outcome", "redeliver"]
+    when: str | None
+    test: Callable[[Outcome], bool] | None
+    then: State | None
+    effect: str
+
+
+_ALL: tuple[State, ...] = ("pending", "delivered", "failed")
+
+#: The delivery state machine: the first rule that matches decides. Every outcome is
+#: added to the attempts; ``docs/state-machine.md`` is rendered from this.
+DELIVERY_RULES: tuple[DeliveryRule, ...] = (
+    DeliveryRule(("delivered", "failed"), "outcome", "a late or duplicate outcome", None, None,
+                 "the attempt is recorded, nothing else changes"),
+    DeliveryRule(("pending",), "outcome", "a 2xx answer",
+                 lambda o: o.status is not None and 200 <= o.status < 300, "delivered",
+                 "no next try"),
+    DeliveryRule(("pending",), "outcome", "another 4xx, or a URL now forbidden",
+                 lambda o: o.final_error or not retryable(o.status), "failed", "no next try"),
+    DeliveryRule(("pending",), "outcome", "retryable, but the 3 days are used up",
+                 lambda o: o.delay is None, "failed", "no next try"),
+    DeliveryRule(("pending",), "outcome", "retryable (timeout, connection error, 5xx, 429)",
+                 None, "pending", "the next try after the schedule's delay"),
+    DeliveryRule(_ALL, "redeliver", None, None, "pending",
+                 "a new round of tries, due now, the same webhook id"),
+)
+
+
+def _delivery_rule(state: State, event: str, outcome: Outcome | None = None) -> DeliveryRule:
+    for rule in DELIVERY_RULES:
+        if state in rule.states and rule.event == event and (
+            rule.test is None or (outcome is not None and rule.test(outcome))
+        ):
+            return rule
+    raise AssertionError(f"no delivery rule for {state} + {event}")  # the table is total
+
+
 def redelivered(delivery: Delivery, now: float) -> Delivery:
     """A new round of tries, due now, with the same webhook id; history kept."""
-    return replace(delivery, state="pending", next_attempt_at=now, round_started=now)
+    rule = _delivery_rule(delivery.state, "redeliver")
+    return replace(delivery, state=rule.then or delivery.state, next_attempt_at=now,
+                   round_started=now)
 
 
 def after_attempt(
     delivery: Delivery, status: int | None, error: str | None, duration_ms: int,
     now: float, scale: float = 1.0, final_error: bool = False,
 ) -> Delivery:
-    """The delivery once an attempt's outcome is known. ``final_error``: a failure
-    no retry can fix (the URL is now forbidden). An outcome for a delivery that
-    is no longer pending (a duplicate) is recorded but changes nothing else."""
+    """The delivery once an attempt's outcome is known, as ``DELIVERY_RULES`` says.
+    ``final_error``: a failure no retry can fix (the URL is now forbidden)."""
     attempt = {"at": now, "statusCode": status, "error": error, "durationMs": duration_ms}
     attempts = (*delivery.attempts, attempt)
-    if delivery.state != "pending":
-        return replace(delivery, attempts=attempts)
-    if status is not None and 200 <= status < 300:
-        return replace(delivery, state="delivered", attempts=attempts, next_attempt_at=None)
-    if final_error or not retryable(status):
-        return replace(delivery, state="failed", attempts=attempts, next_attempt_at=None)
     failures = sum(1 for a in attempts if a["at"] >= delivery.round_started)
     delay = next_delay(failures, now - delivery.round_started, scale)
-    if delay is None:
-        return replace(delivery, state="failed", attempts=attempts, next_attempt_at=None)
-    return replace(delivery, attempts=attempts, next_attempt_at=now + delay)
+    rule = _delivery_rule(delivery.state, "outcome", Outcome(status, final_error, delay))
+    if rule.then is None:
+        return replace(delivery, attempts=attempts)
+    due = now + delay if rule.then == "pending" and delay is not None else None
+    return replace(delivery, state=rule.then, attempts=attempts, next_attempt_at=due)
 
 
 class DeliveryStore:

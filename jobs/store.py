@@ -13,6 +13,10 @@ sticky, progress never goes backwards, and none of that is an error.
                         ├──cancel────▶ canceled    (terminal; the client's DELETE)
                         └──time_out──▶ timed_out   (terminal; the reaper, past the deadline)
 
+``RULES`` is the whole machine, conditions included: the first rule that matches a
+report decides its outcome and what it does to the lease (``docs/state-machine.md``
+is rendered from it by ``python -m jobs.tables``).
+
 Attempts and leases. Every delivery that starts work gets a fresh attempt id
 and a lease: a Redis key holding that id with a short TTL, renewed by the
 worker's progress heartbeat. While the lease lives, another delivery of the job
@@ -28,7 +32,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -65,22 +69,6 @@ from storage.errors import StorageUnavailable
 EventKind = Literal[
     "start", "progress", "complete", "fail", "cancel", "time_out", "requeue", "release"
 ]
-
-#: (state, event) -> next state. Anything not listed is ignored; `apply` adds
-#: the conditions (the current attempt, a live lease, max_attempts).
-TRANSITIONS: dict[tuple[str, EventKind], str] = {
-    (QUEUED, "start"): RUNNING,
-    (RUNNING, "start"): RUNNING,  # a redelivery once the lease died: a new attempt
-    (RUNNING, "progress"): RUNNING,
-    (RUNNING, "complete"): COMPLETE,
-    (RUNNING, "fail"): FAILED,
-    (RUNNING, "release"): FAILED,  # the worker's parent: its child hit the hard time limit
-    (QUEUED, "cancel"): CANCELED,
-    (RUNNING, "cancel"): CANCELED,
-    (QUEUED, "time_out"): TIMED_OUT,
-    (RUNNING, "time_out"): TIMED_OUT,
-    (RUNNING, "requeue"): QUEUED,
-}
 
 #: What happens to the lease key when an event is applied.
 LeaseAction = Literal["set", "drop"] | None
@@ -229,73 +217,158 @@ def is_current(job: Job, event: Event) -> bool:
     return event.attempt_id is not None and event.attempt_id == job.attempt_id
 
 
+# --- the transition table ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A named condition on (record, event, whether the lease lives)."""
+
+    text: str
+    test: Callable[[Job, Event, bool], bool]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A named way a record changes (the new status is the rule's ``then``)."""
+
+    text: str
+    make: Callable[[Job, Event, str, str], Job]  # (job, event, new status, now)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``states`` + ``event`` [+ ``when``] -> ``then`` (None: ignored), changing the record
+    by ``change`` and the lease by ``lease``."""
+
+    states: tuple[str, ...]
+    event: EventKind
+    when: Guard | None
+    then: str | None
+    change: Change | None
+    lease: LeaseAction
+
+
+def _attempts_spent(job: Job, event: Event, lease_alive: bool) -> bool:
+    return job.attempts >= event.max_attempts
+
+
+def _begin(job: Job, event: Event, status: str, now: str) -> Job:
+    stage = job.stage
+    if _stage_rank(STAGE_DOWNLOADING) > _stage_rank(stage):
+        stage = STAGE_DOWNLOADING
+    return replace(job, status=status, attempts=job.attempts + 1, stage=stage,
+                   attempt_id=event.attempt_id, worker=event.worker, started_at=now,
+                   stage_at={STAGE_DOWNLOADING: now}, start_progress=job.progress,
+                   updated_at=now)
+
+
+def _give_up(job: Job, event: Event, status: str, now: str) -> Job:
+    attempts = job.attempts + 1 if event.kind == "start" else job.attempts
+    return replace(job, status=status, attempts=attempts, error=worker_lost(job),
+                   attempt_id=None, updated_at=now)
+
+
+def _progressed(job: Job, event: Event, now: str) -> Job | None:
+    """The record with the event's progress, or None if it moves nothing forward."""
+    reported = event.progress
+    if reported is None or not math.isfinite(reported):
+        return None
+    reported = min(max(reported, 0.0), 1.0)
+    if reported < job.progress:
+        return None
+    stage = event.stage if event.stage is not None else job.stage
+    if _stage_rank(stage) < _stage_rank(job.stage):
+        return None  # a late report from an earlier stage
+    seconds = job.audio_seconds if job.audio_seconds is not None else event.audio_seconds
+    if reported == job.progress and stage == job.stage and seconds == job.audio_seconds:
+        return None  # a duplicate: nothing to write
+    stage_at = job.stage_at
+    if stage != job.stage and stage is not None and stage not in stage_at:
+        stage_at = {**stage_at, stage: now}
+    return replace(job, progress=reported, stage=stage, audio_seconds=seconds,
+                   stage_at=stage_at, updated_at=now)
+
+
+LEASE_ALIVE = Guard("the current attempt's lease is alive", lambda job, e, alive: alive)
+SAME_ATTEMPT = Guard("the current attempt asks again (its answer was lost)",
+                     lambda job, e, alive: job.attempt_id == e.attempt_id)
+ATTEMPTS_SPENT = Guard("max_attempts deliveries have started it", _attempts_spent)
+NOT_CURRENT = Guard("not from the current attempt", lambda job, e, alive: not is_current(job, e))
+NOT_FORWARD = Guard("moves nothing forward (lower, earlier stage, duplicate, not a number)",
+                    lambda job, e, alive: _progressed(job, e, "") is None)
+WITH_ERROR = Guard("with an error (the child hit the hard time limit)",
+                   lambda job, e, alive: e.error is not None)
+
+BEGIN = Change("a new attempt: attempts + 1, its id, stage downloading", _begin)
+GIVE_UP = Change("error worker_lost", _give_up)
+PROGRESS = Change("progress and stage", lambda job, e, status, now: _progressed(job, e, now))
+RESULT = Change("progress 1, stage done, the result", lambda job, e, status, now: replace(
+    job, status=status, progress=1.0, stage=STAGE_DONE, result=e.result, updated_at=now))
+ERROR = Change("the error", lambda job, e, status, now: replace(
+    job, status=status, error=e.error, updated_at=now))
+END_ATTEMPT = Change("no current attempt", lambda job, e, status, now: replace(
+    job, status=status, attempt_id=None, worker=None, updated_at=now))
+
+_LIVE = (QUEUED, RUNNING)
+
+#: The job state machine: the first rule that matches (state, event and its ``when``)
+#: decides, conditions included; an event no rule matches is ignored. Terminal states
+#: have no rules, so they are sticky. ``docs/state-machine.md`` is rendered from this.
+RULES: tuple[Rule, ...] = (
+    Rule((QUEUED,), "start", ATTEMPTS_SPENT, FAILED, GIVE_UP, "drop"),
+    Rule((QUEUED,), "start", None, RUNNING, BEGIN, "set"),
+    Rule((RUNNING,), "start", SAME_ATTEMPT, None, None, "set"),
+    Rule((RUNNING,), "start", LEASE_ALIVE, None, None, None),
+    Rule((RUNNING,), "start", ATTEMPTS_SPENT, FAILED, GIVE_UP, "drop"),
+    Rule((RUNNING,), "start", None, RUNNING, BEGIN, "set"),
+    Rule((RUNNING,), "progress", NOT_CURRENT, None, None, None),
+    Rule((RUNNING,), "progress", NOT_FORWARD, None, None, "set"),
+    Rule((RUNNING,), "progress", None, RUNNING, PROGRESS, "set"),
+    Rule((RUNNING,), "complete", NOT_CURRENT, None, None, None),
+    Rule((RUNNING,), "complete", None, COMPLETE, RESULT, "drop"),
+    Rule((RUNNING,), "fail", NOT_CURRENT, None, None, None),
+    Rule((RUNNING,), "fail", None, FAILED, ERROR, "drop"),
+    Rule((RUNNING,), "release", NOT_CURRENT, None, None, None),
+    Rule((RUNNING,), "release", WITH_ERROR, FAILED, ERROR, "drop"),
+    Rule((RUNNING,), "release", None, RUNNING, END_ATTEMPT, "drop"),
+    Rule(_LIVE, "cancel", None, CANCELED, ERROR, "drop"),
+    Rule(_LIVE, "time_out", None, TIMED_OUT, ERROR, "drop"),
+    Rule((RUNNING,), "requeue", LEASE_ALIVE, None, None, None),
+    Rule((RUNNING,), "requeue", ATTEMPTS_SPENT, FAILED, GIVE_UP, "drop"),
+    Rule((RUNNING,), "requeue", None, QUEUED, END_ATTEMPT, None),
+)
+
+
+def rule_for(job: Job, event: Event, lease_alive: bool = False) -> Rule | None:
+    """The rule that decides ``event`` on ``job``, or None (ignored, the lease untouched)."""
+    for rule in RULES:
+        if job.status in rule.states and event.kind == rule.event and (
+            rule.when is None or rule.when.test(job, event, lease_alive)
+        ):
+            return rule
+    return None
+
+
 def apply(
     job: Job, event: Event, now: str | None = None, lease_alive: bool = False
 ) -> Job | None:
-    """The record after ``event``, or None when the event is to be ignored.
+    """The record after ``event``, or None when the event is to be ignored: as the
+    first matching rule of ``RULES`` says.
 
-    ``lease_alive``: whether the current attempt's lease key exists; a start
-    while it lives, or a requeue, is ignored.
+    ``lease_alive``: whether the current attempt's lease key exists.
     """
-    target = TRANSITIONS.get((job.status, event.kind))
-    if target is None:
+    rule = rule_for(job, event, lease_alive)
+    if rule is None or rule.then is None or rule.change is None:
         return None
-    now = now or utcnow()
-    if event.kind == "start":
-        if job.status == RUNNING and (lease_alive or job.attempt_id == event.attempt_id):
-            # another delivery holds the job and is alive: do nothing; or the same
-            # attempt asking again (its first answer was lost): it is current already
-            return None
-        attempts = job.attempts + 1
-        if attempts > event.max_attempts:
-            return replace(job, status=FAILED, attempts=attempts, error=worker_lost(job),
-                           attempt_id=None, updated_at=now)
-        stage = job.stage
-        if _stage_rank(STAGE_DOWNLOADING) > _stage_rank(stage):
-            stage = STAGE_DOWNLOADING
-        return replace(job, status=RUNNING, attempts=attempts, stage=stage,
-                       attempt_id=event.attempt_id, worker=event.worker, started_at=now,
-                       stage_at={STAGE_DOWNLOADING: now}, start_progress=job.progress,
-                       updated_at=now)
-    if event.kind == "requeue":
-        if lease_alive:
-            return None
-        if job.attempts >= event.max_attempts:
-            return replace(job, status=FAILED, error=worker_lost(job), attempt_id=None,
-                           updated_at=now)
-        return replace(job, status=QUEUED, attempt_id=None, worker=None, updated_at=now)
-    if event.kind in ("progress", "complete", "fail", "release") and not is_current(job, event):
-        return None  # a stale attempt's report, or one from no attempt at all
-    if event.kind == "release":
-        if event.error is None:
-            # the attempt is over (a late heartbeat of the dead child renews nothing);
-            # the redelivery takes the job at once
-            return replace(job, attempt_id=None, worker=None, updated_at=now)
-        return replace(job, status=FAILED, error=event.error, updated_at=now)
-    if event.kind == "progress":
-        reported = event.progress
-        if reported is None or not math.isfinite(reported):
-            return None
-        reported = min(max(reported, 0.0), 1.0)
-        if reported < job.progress:
-            return None
-        stage = event.stage if event.stage is not None else job.stage
-        if _stage_rank(stage) < _stage_rank(job.stage):
-            return None  # a late report from an earlier stage
-        seconds = job.audio_seconds if job.audio_seconds is not None else event.audio_seconds
-        if reported == job.progress and stage == job.stage and seconds == job.audio_seconds:
-            return None  # a duplicate: nothing to write
-        stage_at = job.stage_at
-        if stage != job.stage and stage is not None and stage not in stage_at:
-            stage_at = {**stage_at, stage: now}
-        return replace(job, progress=reported, stage=stage, audio_seconds=seconds,
-                       stage_at=stage_at, updated_at=now)
-    if event.kind == "complete":
-        return replace(
-            job, status=COMPLETE, progress=1.0, stage=STAGE_DONE, result=event.result,
-            updated_at=now,
-        )
-    return replace(job, status=target, error=event.error, updated_at=now)
+    return rule.change.make(job, event, rule.then, now or utcnow())
+
+
+def lease_action(job: Job, event: Event, lease_alive: bool = False) -> LeaseAction:
+    """What ``event`` does to the lease, as its rule says: a start takes it, the current
+    attempt's progress renews it, an end (or the parent's release) drops it."""
+    rule = rule_for(job, event, lease_alive)
+    return rule.lease if rule is not None else None
 
 
 def timings(job: Job) -> dict[str, float] | None:
@@ -311,22 +384,6 @@ def timings(job: Job) -> dict[str, float] | None:
         "rendering": round(max(uploading - started, 0.0), 3),
         "uploading": round(max(ended - uploading, 0.0), 3),
     }
-
-
-def lease_action(job: Job, event: Event, changed: Job | None) -> LeaseAction:
-    """What a report does to the lease: a start takes it, the current attempt's
-    progress renews it, an end (or the parent's release) drops it."""
-    if changed is not None and changed.terminal:
-        return "drop"
-    if event.kind == "start" and changed is not None and changed.status == RUNNING:
-        return "set"
-    if event.kind == "start" and job.status == RUNNING and is_current(job, event):
-        return "set"  # the same attempt asking again
-    if event.kind == "progress" and job.status == RUNNING and is_current(job, event):
-        return "set"
-    if event.kind == "release" and job.status == RUNNING and is_current(job, event):
-        return "drop"
-    return None
 
 
 def _stage_rank(stage: str | None) -> int:
@@ -443,7 +500,7 @@ class JobStore:
             job = Job.from_json(raw)
             alive = pipe.exists(lease) > 0
             changed = apply(job, event, lease_alive=alive)
-            action = lease_action(job, event, changed)
+            action = lease_action(job, event, alive)
             pipe.multi()
             if changed is not None:
                 pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from config import logs
+from jobs.constants import RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Start:
 
     @property
     def go(self) -> bool:
-        return self.status == "running" and self.attempt is not None
+        return self.status == RUNNING and self.attempt is not None
 
 
 class ApiClient:

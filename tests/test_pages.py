@@ -396,3 +396,10 @@ def test_share_tokens_never_reach_the_logs(local_stack: Stack, shared_job: dict)
     for log in ("api.log", "worker.log"):
         text = (local_stack.workdir / log).read_text(errors="replace")
         assert token not in text and "token=" not in text, log  # nor the browser tests' tokens
+
+
+def test_the_status_page_names_every_stage_and_no_other():
+    from api.pages import STAGE_LABELS
+    from jobs.constants import STAGES
+
+    assert set(STAGE_LABELS) == set(STAGES)

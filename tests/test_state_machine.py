@@ -12,7 +12,7 @@ import pytest
 
 from jobs.constants import CANCELED, COMPLETE, FAILED, QUEUED, RUNNING, STATES, TIMED_OUT
 from jobs.errors import JobNotFound
-from jobs.store import TRANSITIONS, Event, Job, JobStore, apply
+from jobs.store import RULES, Event, Job, JobStore, apply, lease_action, rule_for
 
 A1 = "a1"  # the current attempt of a running job in these tests
 
@@ -61,8 +61,37 @@ def test_every_transition_is_allowed_or_ignored_as_the_table_says(state: str, ev
         assert after is None, f"{state} + {event} must be ignored"
 
 
-def test_the_table_in_code_is_the_one_tested():
-    assert TRANSITIONS == EXPECTED
+def test_the_table_has_rules_for_exactly_these_pairs_and_none_for_an_ended_job():
+    pairs = {(state, rule.event) for rule in RULES for state in rule.states}
+    assert pairs == set(EXPECTED)
+
+
+@pytest.mark.parametrize(("state", "event"), list(itertools.product(STATES, EVENTS)))
+@pytest.mark.parametrize("lease_alive", [False, True])
+@pytest.mark.parametrize("attempts", [1, 3])
+@pytest.mark.parametrize("same_attempt", [False, True])
+def test_the_table_decides_every_outcome_conditions_included(
+    state: str, event: str, lease_alive: bool, attempts: int, same_attempt: bool
+):
+    job = make_job(status=state, progress=0.25 if state != QUEUED else 0.0, attempts=attempts)
+    happening = replace(EVENTS[event], attempt_id=A1) if same_attempt else EVENTS[event]
+    rule = rule_for(job, happening, lease_alive)
+    after = apply(job, happening, lease_alive=lease_alive)
+    if rule is None or rule.then is None:
+        assert after is None
+    else:
+        assert after is not None and after.status == rule.then
+    assert lease_action(job, happening, lease_alive) == (rule.lease if rule else None)
+
+
+def test_the_three_outcomes_a_bare_state_table_could_not_tell():
+    running = make_job(status=RUNNING, attempts=3)
+    # a start or a requeue of a job whose deliveries are spent ends it failed
+    assert apply(running, Event.started(3, attempt_id="b2")).status == FAILED
+    assert apply(running, Event.requeued(3)).status == FAILED
+    # the parent's release without an error ends the attempt, not the job
+    released = apply(running, Event.released("w1@host/1"))
+    assert released.status == RUNNING and released.attempt_id is None
 
 
 def test_a_start_while_the_lease_lives_does_nothing_and_once_it_died_takes_over():
@@ -286,3 +315,9 @@ def test_a_new_attempt_remembers_the_progress_it_started_from():
     job = make_job(status=RUNNING, progress=0.9, stage="rendering")
     again = apply(job, Event.started(3, attempt_id="b2"))
     assert again.start_progress == 0.9 and again.stage_at == {"downloading": again.started_at}
+
+
+def test_the_documented_tables_are_the_ones_in_the_code():
+    from jobs.tables import PAGE, markdown
+
+    assert PAGE.read_text(encoding="utf-8") == markdown(), "run python -m jobs.tables"

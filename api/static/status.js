@@ -25,8 +25,8 @@
   }
 
   function eta(state) {
-    if (state.status === "queued" && state.queuePosition !== null &&
-        state.queuePosition !== undefined) {
+    // queuePosition is set while the job waits, and null otherwise
+    if (state.queuePosition !== null && state.queuePosition !== undefined) {
       var ahead = state.queuePosition === 1 ? "1 job ahead" : state.queuePosition + " jobs ahead";
       return state.eta ? ahead + ", about " + seconds(state.eta) + " to go" : ahead;
     }
@@ -53,7 +53,7 @@
       el("job-error-code").textContent = state.error ? state.error.code : "";
       el("job-error").hidden = false;
     }
-    if (state.status === "complete" && state.downloadUrl) {
+    if (state.downloadUrl) {  // set once the job is complete
       var video = el("job-video");
       if (!video.getAttribute("src")) {
         // the loudest moment, not the near-silent first frame, until it plays
