@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 _OWN = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # a directory of our making
-_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="prometheus-multiproc-")
+_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="prometheus-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _DIR
 
 
