@@ -11,8 +11,9 @@ import requests
 
 from api import create_app
 from scripts.stack import free_port
-from tests.conftest import SAMPLE, ServedApp, settings_for
-from tests.e2e import attempt_of, poll, submit, upload, wait_for
+from tests.helpers.e2e import attempt_of, poll, submit, upload, wait_for
+from tests.helpers.samples import SAMPLE
+from tests.helpers.stacks import ServedApp, settings_for
 
 JOB = "/v1/jobs"
 #: The start of a WAV file: what an upload named .wav must begin with.

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from scripts import stack as st
-from tests.conftest import SAMPLE
-from tests.e2e import poll, submit
-from tests.test_faults import start_api
-from tests.test_urlguard import HOSTILE_URLS
+from tests.helpers.e2e import poll, submit
+from tests.helpers.hostile import HOSTILE_URLS
+from tests.helpers.samples import SAMPLE
+from tests.helpers.stacks import start_api
 
 
 class Canary:

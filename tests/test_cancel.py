@@ -5,15 +5,12 @@ Against the real stack (gunicorn, redis-server, a Celery worker)."""
 from __future__ import annotations
 
 import subprocess
-import time
 
 import requests
 
-from tests.conftest import SAMPLE
-from tests.e2e import poll, submit, upload, wait_for, wait_for_line
-
-#: Slow enough to cancel mid-render on this machine: 20 s at 1080p60.
-SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18}}
+from tests.helpers.e2e import attempt_of, poll, submit, upload, wait_for, wait_for_line
+from tests.helpers.samples import SAMPLE
+from tests.helpers.stacks import SLOW
 
 
 def job_of(stack, job_id: str) -> dict:  # noqa: ANN001
@@ -35,6 +32,7 @@ def test_cancel_stops_a_running_render_and_cleans_up(local_stack):
     job = submit(local_stack, {**SLOW, "audioKey": upload(local_stack, SAMPLE)})
     job_id = job["jobId"]
     wait_for(lambda: job_of(local_stack, job_id)["progress"] >= 0.1, 60, "rendering")
+    attempt = attempt_of(local_stack, job_id)
     response = cancel(local_stack, job_id)
     assert response.status_code == 200
     assert response.json()["status"] == "canceled"
@@ -46,9 +44,18 @@ def test_cancel_stops_a_running_render_and_cleans_up(local_stack):
     assert not (local_stack.workdir / "storage" / f"renders/{job_id}/output.mp4").exists()
     assert list((local_stack.workdir / "tmp").glob("soundreel-*")) == []
     assert ffmpeg_in(local_stack.workdir) == []  # the encoder was killed, not left running
-    # the late failure report and progress are ignored: canceled is sticky
-    time.sleep(1)
-    assert job_of(local_stack, job_id)["status"] == "canceled"
+    # the stopped attempt's late progress and failure are accepted and ignored:
+    # canceled is sticky
+    worker = local_stack.worker_client()
+    late_progress = worker.patch(local_stack.url(f"/internal/jobs/{job_id}"), timeout=10,
+                                 json={"progress": 0.9, "stage": "rendering", "attempt": attempt})
+    late_failure = worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10, json={
+        "jobId": job_id, "status": "failed", "attempt": attempt,
+        "error": {"code": "render_failed", "message": "ffmpeg was killed"}})
+    assert late_progress.status_code == 200 and late_failure.status_code == 200
+    after = job_of(local_stack, job_id)
+    assert after["status"] == "canceled" and after["error"]["code"] == "canceled"
+    assert after["progress"] < 0.9
 
 
 def test_a_queued_job_that_is_canceled_never_starts(local_stack):

@@ -25,9 +25,9 @@ from client.sdk import Client
 from jobs.constants import UPLOAD_EXTENSIONS
 from render.spec import RenderSpec
 from scripts.stack import Stack
-from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
-from tests.e2e import wait_for
-from tests.media import probe, stream
+from tests.helpers.e2e import wait_for
+from tests.helpers.media import probe, stream
+from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 
 BIN = Path(sys.executable).parent
 #: The installed console script; ``python -m client.cli`` when the venv predates it.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scripts.stack import ROOT
-from tests.e2e import wait_for
+from tests.helpers.e2e import wait_for
 
 
 def proc_stat(pid: int) -> tuple[int, int, int, str] | None:

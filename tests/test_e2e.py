@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
-from tests.e2e import download, poll, run, submit, upload, wait_for_line
-from tests.media import probe
+from tests.helpers.e2e import download, poll, run, submit, upload, wait_for_line
+from tests.helpers.media import probe
+from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 
 
 @pytest.fixture(scope="module")

@@ -14,29 +14,16 @@ import pytest
 import requests
 
 from scripts import stack as st
-from tests.conftest import SAMPLE
-from tests.e2e import poll, submit, upload, wait_for, wait_for_line
-from tests.media import probe
-
-SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18}}
+from tests.helpers.e2e import poll, submit, upload, wait_for, wait_for_line
+from tests.helpers.media import probe
+from tests.helpers.samples import SAMPLE
+from tests.helpers.stacks import SLOW, ffmpeg_encoders, start_api
 
 
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
                          text=True, check=False).stdout
     return [int(p) for p in out.split()]
-
-
-def ffmpeg_encoders() -> list[tuple[int, int]]:
-    """(pid, parent pid) of every ffmpeg encoding from a pipe (a render in progress)."""
-    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True,
-                         check=True).stdout
-    rows = []
-    for line in out.splitlines():
-        pid, ppid, args = line.split(None, 2)
-        if "ffmpeg" in args and "pipe:0" in args and "soundreel-" in args:
-            rows.append((int(pid), int(ppid)))
-    return rows
 
 
 @pytest.fixture
@@ -51,20 +38,6 @@ def start_stack(stack: ExitStack, tmp_path: Path, **extra: str):  # noqa: ANN201
     redis_url = stack.enter_context(st.redis_server(tmp_path))
     running = start_api(stack, tmp_path, redis_url, **extra)
     return running, stack.enter_context(st.worker(running.env, tmp_path / "worker.log"))
-
-
-def start_api(stack: ExitStack, tmp_path: Path, redis_url: str, **extra: str) -> st.Stack:
-    port = st.free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = st.base_env(redis_url, base, tmp_path, {"STORAGE_DIR": str(tmp_path / "storage")})
-    env.update(extra)
-    keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
-    running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=tmp_path,
-                       api_key=next(k for k, t in keys.items() if t == st.TENANT),
-                       other_api_key=next(k for k, t in keys.items() if t == st.OTHER_TENANT),
-                       worker_token=env["WORKER_TOKEN"])
-    running.procs["api"] = stack.enter_context(st.api_server(env, port, tmp_path / "api.log"))
-    return running
 
 
 def test_a_worker_child_killed_mid_render_is_redelivered_and_completes_once(parts):

@@ -7,8 +7,8 @@ import time
 import requests
 
 from scripts.stack import BIN, free_port, process, wait_until
-from tests.conftest import SAMPLE
-from tests.e2e import poll, submit, upload
+from tests.helpers.e2e import poll, submit, upload
+from tests.helpers.samples import SAMPLE
 
 AUTH = ("ops", "flower-test-password")
 

@@ -11,7 +11,7 @@ import pytest
 
 from config.settings import Settings, SettingsError
 from render import InvalidAudio, RenderSpec, prepare_audio, render_video
-from tests.test_render import make_audio
+from tests.helpers.media import make_audio
 
 SMALL = RenderSpec(width=160, height=90)
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import requests
 
-from tests.conftest import SAMPLE
-from tests.e2e import attempt_of, poll, submit, upload
+from tests.helpers.e2e import attempt_of, poll, submit, upload
+from tests.helpers.samples import SAMPLE
 
 NASTY_BODIES = [
     "[]",

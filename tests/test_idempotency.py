@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import redis
 
 from jobs.constants import job_redis_key
-from tests.conftest import ARTWORK, SAMPLE
-from tests.e2e import poll, upload
+from tests.helpers.e2e import poll, upload
+from tests.helpers.samples import ARTWORK, SAMPLE
 
 
 def post_job(stack, body: dict, key: str, api_key: str | None = None):  # noqa: ANN001

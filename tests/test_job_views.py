@@ -10,10 +10,10 @@ import pytest
 
 from jobs.constants import STAGES
 from scripts import stack as st
-from tests.conftest import SAMPLE
-from tests.e2e import poll, record, submit, upload, wait_for
-from tests.media import long_audio
-from tests.test_faults import SLOW, start_api
+from tests.helpers.e2e import poll, record, submit, upload, wait_for
+from tests.helpers.media import long_audio
+from tests.helpers.samples import SAMPLE
+from tests.helpers.stacks import SLOW, start_api
 
 
 @pytest.fixture

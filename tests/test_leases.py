@@ -16,10 +16,10 @@ import redis
 from config.settings import Settings
 from scripts import stack as st
 from tasks.celeryapp import create_celery
-from tests.conftest import SAMPLE
-from tests.e2e import poll, record, submit, upload, wait_for, wait_for_line
-from tests.media import long_audio, probe
-from tests.test_faults import SLOW, ffmpeg_encoders, start_api
+from tests.helpers.e2e import poll, record, submit, upload, wait_for, wait_for_line
+from tests.helpers.media import long_audio, probe
+from tests.helpers.samples import SAMPLE
+from tests.helpers.stacks import SLOW, ffmpeg_encoders, start_api
 
 #: A lease this short is lost 6 s after the last heartbeat (workers beat every 2 s, so
 #: a loaded machine may miss two beats before the reaper takes a live job away).

@@ -26,7 +26,7 @@ import pytest
 
 from render import RenderSpec
 from render.audio import ffmpeg_exe
-from tests.media import probe, stream
+from tests.helpers.media import probe, stream
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = 3600

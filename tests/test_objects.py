@@ -22,7 +22,7 @@ from api import create_app
 from scripts.stack import free_port
 from storage.errors import InvalidKey, ObjectNotFound
 from storage.objects import LocalObjectStore, ObjectStore, object_store
-from tests.conftest import ServedApp, settings_for
+from tests.helpers.stacks import ServedApp, settings_for
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -17,9 +17,9 @@ from api import create_app
 from api.service import WORKER_SEEN_EVERY
 from jobs.constants import WORKER_SEEN_REDIS_KEY
 from scripts import stack as st
-from tests.conftest import SAMPLE, settings_for
-from tests.e2e import poll, upload, wait_for
-from tests.test_faults import start_api
+from tests.helpers.e2e import poll, upload, wait_for
+from tests.helpers.samples import SAMPLE
+from tests.helpers.stacks import settings_for, start_api
 
 
 def metric_samples(stack: st.Stack) -> dict[tuple[str, tuple], float]:

@@ -42,8 +42,8 @@ from api import openapi
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.schemas import JobListQuery, JobRequest
 from scripts.stack import Stack
-from tests.conftest import SAMPLE
-from tests.e2e import poll, submit, upload, wait_for
+from tests.helpers.e2e import poll, submit, upload, wait_for
+from tests.helpers.samples import SAMPLE
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "artifacts" / "openapi"
 #: Per operation, for the fuzzing phase; the examples and coverage phases add their own.

@@ -23,8 +23,8 @@ from config.settings import Settings
 from render.spec import RenderSpec
 from scripts.stack import Stack
 from security.secrets import share_token
-from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
-from tests.e2e import poll, submit, upload
+from tests.helpers.e2e import poll, submit, upload
+from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  # noqa: E402

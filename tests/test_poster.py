@@ -16,7 +16,7 @@ import requests
 from PIL import Image
 
 from scripts.stack import Stack
-from tests.e2e import download, run
+from tests.helpers.e2e import download, run
 
 
 def quiet_then_loud(path: Path) -> Path:

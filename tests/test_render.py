@@ -27,21 +27,11 @@ from render import (
 )
 from render.analysis import ANALYSIS_RATE
 from render.audio import decode_stream, ffmpeg_exe
-from tests.media import probe, stream
+from tests.helpers.media import make_audio, probe, stream
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "sample.mp3"
 SMALL = RenderSpec(width=320, height=180, fps=30)
-
-
-def make_audio(path: Path, source: str, *args: str) -> Path:
-    """Synthesize ``path`` from an ffmpeg lavfi ``source`` with the bundled ffmpeg."""
-    subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", source, *args, str(path)],
-        check=True,
-        timeout=60,
-    )
-    return path
 
 
 def frame_at(video: Path, seconds: float, spec: RenderSpec) -> np.ndarray:

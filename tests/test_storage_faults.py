@@ -35,8 +35,9 @@ from scripts import stack as st
 from scripts.faulty_s3 import ERROR500, HANG, PASSTHROUGH, FaultyS3
 from storage.errors import StorageUnavailable
 from storage.objects import S3ObjectStore, object_store
-from tests.conftest import SAMPLE, settings_for
-from tests.e2e import poll, submit, upload
+from tests.helpers.e2e import poll, submit, upload
+from tests.helpers.samples import SAMPLE
+from tests.helpers.stacks import settings_for
 
 ATTEMPTS = 3
 READ_TIMEOUT = 2.0

@@ -35,7 +35,7 @@ from render.spec import LAYOUTS, PRESETS, STYLES
 from render.styles import Rect
 from render.text import render_text_block, safe_area
 from scripts.golden import CASES, RATE, Case, render_case, synth_signal, write_wav
-from tests.media import probe, stream
+from tests.helpers.media import probe, stream
 
 SMALL = {"width": 320, "height": 180, "fps": 30}
 #: How far (max over R, G, B) a pixel must be from the background to count as drawn.

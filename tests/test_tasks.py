@@ -16,7 +16,7 @@ from tasks.celeryapp import create_celery
 from tasks.constants import REAP_TASK, RENDER_TASK, TIME_LIMITS, VISIBILITY_TIMEOUT
 from tasks.errors import DownloadFailed, JobFailed
 from tasks.reports import Start
-from tests.conftest import settings_for
+from tests.helpers.stacks import settings_for
 
 
 def test_failure_payload_keeps_the_code_of_job_failures():

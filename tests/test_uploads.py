@@ -25,8 +25,8 @@ from jobs.constants import (
     upload_redis_key,
 )
 from scripts.stack import Stack
-from tests.conftest import ARTWORK, CAPTIONS, SAMPLE
-from tests.e2e import upload
+from tests.helpers.e2e import upload
+from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 
 SRT = "1\n00:00:00,500 --> 00:00:02,000\nCafé, naïve – “quoted”\n"
 VTT = "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nHello\n"

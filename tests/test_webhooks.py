@@ -34,9 +34,9 @@ from jobs.deliveries import (
 from scripts import stack as st
 from security.secrets import webhook_secret
 from tasks.webhooks import signed_headers
-from tests.conftest import SAMPLE
-from tests.e2e import poll, submit, upload, wait_for
-from tests.test_faults import SLOW, start_api
+from tests.helpers.e2e import poll, submit, upload, wait_for
+from tests.helpers.samples import SAMPLE
+from tests.helpers.stacks import SLOW, start_api
 
 #: 1/300: the schedule's 5 s, 5 min, 30 min ... become 17 ms, 1 s, 6 s ...
 SCALE = 1 / 300

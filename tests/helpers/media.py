@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from render.audio import ffmpeg_exe
+
 
 def ffprobe_exe() -> str:
     """The ffprobe to use; a clear error instead of a FileNotFoundError deep in a test."""
@@ -52,4 +54,14 @@ def long_audio(tmp_path: Path, seconds: int) -> Path:
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
                     f"sine=frequency=440:duration={seconds}", "-c:a", "libmp3lame", str(path)],
                    check=True)
+    return path
+
+
+def make_audio(path: Path, source: str, *args: str) -> Path:
+    """Synthesize ``path`` from an ffmpeg lavfi ``source`` with the bundled ffmpeg."""
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", source, *args, str(path)],
+        check=True,
+        timeout=60,
+    )
     return path

@@ -1,0 +1,60 @@
+"""Starting pieces of a stack by hand (fault tests break them by pid), settings for
+one, and a Flask app served in a thread (adapter tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from config.settings import Settings
+from scripts import stack as st
+
+#: A render slow enough to be caught mid-way: 1080p60 at high quality.
+SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18}}
+
+
+def start_api(stack: ExitStack, tmp_path: Path, redis_url: str, **extra: str) -> st.Stack:
+    port = st.free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = st.base_env(redis_url, base, tmp_path, {"STORAGE_DIR": str(tmp_path / "storage")})
+    env.update(extra)
+    keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
+    running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=tmp_path,
+                       api_key=next(k for k, t in keys.items() if t == st.TENANT),
+                       other_api_key=next(k for k, t in keys.items() if t == st.OTHER_TENANT),
+                       worker_token=env["WORKER_TOKEN"])
+    running.procs["api"] = stack.enter_context(st.api_server(env, port, tmp_path / "api.log"))
+    return running
+
+
+def ffmpeg_encoders() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every ffmpeg encoding from a pipe (a render in progress)."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True,
+                         check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        pid, ppid, args = line.split(None, 2)
+        if "ffmpeg" in args and "pipe:0" in args and "soundreel-" in args:
+            rows.append((int(pid), int(ppid)))
+    return rows
+
+
+class ServedApp:
+    """A Flask app behind a real HTTP server in a thread (for adapter tests)."""
+
+    def __init__(self, app, port: int) -> None:  # noqa: ANN001
+        self.server = make_server("127.0.0.1", port, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def settings_for(env: dict[str, str]) -> Settings:
+    defaults = {"WORKER_TOKEN": "test-worker-token-0123456789", "API_KEYS": "acme:sk_test_acme_1"}
+    return Settings.from_env({**defaults, **env})
