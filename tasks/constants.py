@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from jobs.constants import PREVIEW_QUEUE, QUEUE_BY_KIND, RENDER_QUEUE
+from jobs.constants import PREPARE, PREVIEW, PREVIEW_QUEUE, QUEUE_BY_KIND, RENDER, RENDER_QUEUE
 
 __all__ = ["PREVIEW_QUEUE", "QUEUE_BY_KIND", "RENDER_QUEUE"]  # and the names below
 
@@ -30,9 +30,9 @@ JOB_TIME_LIMIT: Final = 60 * 60
 #: long is stuck, not busy. The soft limit raises in the task (clean-up runs); the
 #: hard one kills the child.
 TIME_LIMITS: Final = {
-    "render": (JOB_SOFT_TIME_LIMIT, JOB_TIME_LIMIT),
-    "preview": (4 * 60, 5 * 60),
-    "prepare": (9 * 60, 10 * 60),
+    RENDER: (JOB_SOFT_TIME_LIMIT, JOB_TIME_LIMIT),
+    PREVIEW: (4 * 60, 5 * 60),
+    PREPARE: (9 * 60, 10 * 60),
 }
 #: A message not acked within this is delivered again; keep it above JOB_TIME_LIMIT.
 VISIBILITY_TIMEOUT: Final = 2 * JOB_TIME_LIMIT
