@@ -29,7 +29,7 @@ bp = Blueprint("internal", __name__, url_prefix="/internal")
 @bp.before_request
 def authenticate() -> None:
     require_worker(current_app.extensions["soundreel"].settings.worker_token)
-    service().seen_worker()
+    service().reports.seen_worker()
 
 
 @bp.post("/jobs/<job_id>/start")
@@ -37,7 +37,7 @@ def start_attempt(job_id: str) -> Any:
     """The worker asks before working: go on only if ``current`` is true, with the
     ``attempt`` id it is given (its reports carry it)."""
     body = json_body() if request.content_length else {}
-    report = service().start(job_id, parse(StartRequest, body))
+    report = service().reports.start(job_id, parse(StartRequest, body))
     job = report.job
     return {"jobId": job.job_id, "status": job.status, "attempts": job.attempts,
             "attempt": job.attempt_id if report.current else None,
@@ -48,7 +48,7 @@ def start_attempt(job_id: str) -> Any:
 def report_progress(job_id: str) -> Any:
     """Progress and heartbeat. ``current: false`` tells the worker to stop: the job
     ended (canceled, timed out) or another attempt has taken it over."""
-    report = service().progress(job_id, parse(ProgressReport, json_body()))
+    report = service().reports.progress(job_id, parse(ProgressReport, json_body()))
     job = report.job
     return {"jobId": job.job_id, "status": job.status, "progress": job.progress,
             "current": report.current and job.status == RUNNING, "applied": report.applied}
@@ -56,21 +56,21 @@ def report_progress(job_id: str) -> Any:
 
 @bp.post("/jobs/<job_id>/release")
 def release_attempt(job_id: str) -> Any:
-    report = service().release(job_id, parse(ReleaseRequest, json_body()))
+    report = service().reports.release(job_id, parse(ReleaseRequest, json_body()))
     return {"jobId": job_id, "status": report.job.status, "current": report.current,
             "applied": report.applied}
 
 
 @bp.post("/webhooks/worker")
 def worker_webhook() -> Any:
-    job, applied = service().finish(parse(WorkerReport, json_body()))
+    job, applied = service().reports.finish(parse(WorkerReport, json_body()))
     return {"jobId": job.job_id, "status": job.status, "applied": applied}
 
 
 @bp.get("/deliveries/<job_id>")
 def delivery(job_id: str) -> Any:
     claim = request.args.get("claim")
-    found = service().delivery_for_worker(job_id, claim[:64] if claim else None)
+    found = service().deliveries.for_worker(job_id, claim[:64] if claim else None)
     if found is None:
         raise NotFound(f"No webhook delivery for job {job_id}.")
     return found
@@ -78,11 +78,11 @@ def delivery(job_id: str) -> Any:
 
 @bp.post("/deliveries/<job_id>/attempts")
 def delivery_attempt(job_id: str) -> Any:
-    delivery = service().record_delivery(job_id, parse(DeliveryOutcome, json_body()))
+    delivery = service().deliveries.record(job_id, parse(DeliveryOutcome, json_body()))
     return {"jobId": job_id, "state": delivery.state}
 
 
 @bp.post("/reap")
 def reap() -> Any:
     """Celery beat's reaper task calls this every REAP_INTERVAL seconds."""
-    return service().reap()
+    return service().reaper.run()

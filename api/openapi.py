@@ -7,7 +7,7 @@ The document is generated, not written by hand:
   and `render.spec.RenderSpec` inside ``options``), through pydantic's
   ``models_json_schema(..., by_alias=True)``;
 - responses are the pydantic models below, each mirroring what its handler returns
-  (`Service.view`, `Service.document`, `Service.deliveries_of`, the v1 and
+  (`JobViews.view`, `JobViews.document`, `Deliveries.of`, the v1 and
   observability routes, `api.errors`). They are strict (no unknown properties), so
   the schemathesis run in ``tests/test_openapi.py`` fails when a handler starts to
   answer something the document does not say.
@@ -102,7 +102,7 @@ class Error(Answer):  # api.errors.ApiError.body
     error: ErrorDetail
 
 
-class Upload(Answer):  # Service.upload
+class Upload(Answer):  # Uploads.upload
     """A stored file: name it by this key in audioKey, or in options.artworkKey,
     backgroundKey or captionsKey."""
 
@@ -168,7 +168,7 @@ Kind = Literal[KINDS]  # type: ignore[valid-type]
 Status = Literal[STATES]  # type: ignore[valid-type]
 
 
-class JobDocument(Answer):  # Service.document
+class JobDocument(Answer):  # JobViews.document
     """A job without its links: the body of the webhook sent when it ends."""
 
     job_id: str = Field(pattern=JOB_ID_PATTERN)
@@ -191,7 +191,7 @@ class JobDocument(Answer):  # Service.document
     timings: JobTimings | None = Field(description="once complete")
 
 
-class Job(JobDocument):  # Service.view
+class Job(JobDocument):  # JobViews.view
     """A job: where it stands, and links made fresh on every request."""
 
     queue_position: int | None = Field(ge=0, description="while queued: jobs ahead of it")
@@ -222,7 +222,7 @@ class DeliveryAttempt(Answer):
     duration_ms: int = Field(ge=0)
 
 
-class Deliveries(Answer):  # Service.deliveries_of
+class Deliveries(Answer):  # Deliveries.of
     """A job's webhook and every attempt to deliver it."""
 
     job_id: str = Field(pattern=JOB_ID_PATTERN)

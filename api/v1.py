@@ -44,7 +44,9 @@ def upload() -> Any:
         return digest.hexdigest()
 
     def produce() -> tuple[dict[str, Any], int, dict[str, str]]:
-        return service().upload(g.tenant, file.filename or "", file.stream, file.mimetype), 201, {}
+        stored = service().uploads.upload(g.tenant, file.filename or "", file.stream,
+                                          file.mimetype)
+        return stored, 201, {}
 
     return idempotent(service().idempotency, fingerprint, produce)
 
@@ -58,8 +60,8 @@ def submit_job() -> Any:
         return hashlib.sha256(f"job\0{canonical}".encode()).hexdigest()
 
     def produce() -> tuple[dict[str, Any], int, dict[str, str]]:
-        job = service().submit(g.tenant, parse(JobRequest, body))
-        return service().view(job), 202, {"Location": f"/v1/jobs/{job.job_id}"}
+        job = service().submissions.submit(g.tenant, parse(JobRequest, body))
+        return service().views.view(job), 202, {"Location": f"/v1/jobs/{job.job_id}"}
 
     return idempotent(service().idempotency, fingerprint, produce)
 
@@ -72,33 +74,33 @@ def list_jobs() -> Any:
     if query.cursor:
         score, _, job_id = query.cursor.partition(":")
         cursor = (float(score), job_id)
-    jobs, after = service().list_jobs(
+    jobs, after = service().views.list_jobs(
         g.tenant, status=query.status, kind=query.kind, limit=query.limit, cursor=cursor,
     )
-    return {"jobs": [service().view(job) for job in jobs],
+    return {"jobs": [service().views.view(job) for job in jobs],
             "nextCursor": f"{after[0]!r}:{after[1]}" if after is not None else None}
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Any:
-    return service().view(service().job_for(g.tenant, _checked(job_id)))
+    return service().views.view(service().views.job_for(g.tenant, _checked(job_id)))
 
 
 @bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> Any:
-    return service().view(service().cancel(g.tenant, _checked(job_id)))
+    return service().views.view(service().submissions.cancel(g.tenant, _checked(job_id)))
 
 
 @bp.get("/jobs/<job_id>/deliveries")
 def job_deliveries(job_id: str) -> Any:
     """The job's webhook: its id, state, next try and every attempt so far."""
-    return service().deliveries_of(g.tenant, _checked(job_id))
+    return service().deliveries.of(g.tenant, _checked(job_id))
 
 
 @bp.post("/jobs/<job_id>/deliveries/redeliver")
 def redeliver(job_id: str) -> Any:
     """Send the ended job's webhook again (same webhook-id), with a fresh schedule."""
-    return service().redeliver(g.tenant, _checked(job_id)), 202
+    return service().deliveries.redeliver(g.tenant, _checked(job_id)), 202
 
 
 @bp.get("/webhooks/secret")

@@ -1,7 +1,7 @@
 """Client webhook deliveries: one per ended job that asked for one (``webhookUrl``).
 
 A delivery is created in the same Redis transaction that ends the job (see
-`jobs.store.JobStore.apply_report`), so an ended job never misses its webhook
+`jobs.store.JobStore.apply`), so an ended job never misses its webhook
 because the API died at the wrong moment. It is due at once; the reaper's tick
 (and the API, right away) hands due deliveries to workers, each claim pushing the
 due time out by CLAIM_SECONDS so a worker that dies mid-POST only delays it. Each

@@ -398,7 +398,7 @@ TIE_SLACK = 64
 
 @dataclass(frozen=True)
 class Report:
-    """What `JobStore.report` did: the record now, whether the event changed it,
+    """What `JobStore.apply` did: the record now, whether the event changed it,
     and whether the event came from the job's current attempt."""
 
     job: Job
@@ -483,13 +483,9 @@ class JobStore:
             raise JobNotFound(job_id)
         return Job.from_json(raw)
 
-    def report(self, job_id: str, event: Event) -> tuple[Job, bool]:
-        """Apply ``event``; return the record and whether the event changed it."""
-        outcome = self.apply_report(job_id, event)
-        return outcome.job, outcome.applied
-
-    def apply_report(self, job_id: str, event: Event) -> Report:
-        """Apply ``event`` with its effect on the lease and on the set of active jobs."""
+    def apply(self, job_id: str, event: Event) -> Report:
+        """Apply ``event`` (as ``RULES`` says) with its effect on the lease and on the
+        set of active jobs, in one transaction."""
         key, lease = job_redis_key(job_id), lease_redis_key(job_id)
         outcome: list[Report] = []
 

@@ -117,7 +117,7 @@ def register(app: SoundreelCelery) -> None:
 
     @app.task(name=REAP_TASK, shared=False)
     def reap() -> None:
-        """Beat's tick: the API walks the jobs not yet ended (`Service.reap`)."""
+        """Beat's tick: the API walks the jobs not yet ended (`api.reaper.Reaper.run`)."""
         try:
             counts = app.api.reap()
         except ApiUnavailable as exc:

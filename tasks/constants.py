@@ -20,7 +20,7 @@ REPORT_FAILURE_TASK: Final = "soundreel.report_failure"
 
 #: One POST of a client webhook (tasks.webhooks).
 DELIVER_WEBHOOK_TASK: Final = "soundreel.deliver_webhook"
-#: Celery beat's periodic reaper: lost leases and deadlines (see api.service.Service.reap).
+#: Celery beat's periodic reaper: lost leases and deadlines (see api.reaper.Reaper.run).
 REAP_TASK: Final = "soundreel.reap"
 
 #: Hard and soft time limits for one job, seconds.

@@ -14,7 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from api import create_app
-from api.service import WORKER_SEEN_EVERY
+from api.reports import WORKER_SEEN_EVERY
 from jobs.constants import WORKER_SEEN_REDIS_KEY
 from scripts import stack as st
 from tests.helpers.e2e import poll, upload, wait_for
@@ -95,17 +95,17 @@ def test_readyz_is_200_without_workers_and_503_without_redis(tmp_path: Path):
 def test_worker_calls_refresh_the_seen_mark_at_most_every_few_seconds(tmp_path, redis_url,
                                                                        redis_client):
     # heartbeats come several times a second per render: not one Redis write each
-    service = create_app(settings_for({"STORAGE_DIR": str(tmp_path), "REDIS_URL": redis_url})
-                         ).extensions["soundreel"]
+    reports = create_app(settings_for({"STORAGE_DIR": str(tmp_path), "REDIS_URL": redis_url})
+                         ).extensions["soundreel"].reports
     redis_client.delete(WORKER_SEEN_REDIS_KEY)
-    service.seen_worker()
+    reports.seen_worker()
     first = redis_client.get(WORKER_SEEN_REDIS_KEY)
     assert first is not None
     for _ in range(100):
-        service.seen_worker()
+        reports.seen_worker()
     assert redis_client.get(WORKER_SEEN_REDIS_KEY) == first
-    service._worker_marked -= WORKER_SEEN_EVERY  # as if that long had passed
-    service.seen_worker()
+    reports._worker_marked -= WORKER_SEEN_EVERY  # as if that long had passed
+    reports.seen_worker()
     assert float(redis_client.get(WORKER_SEEN_REDIS_KEY)) > float(first)
 
 
@@ -135,7 +135,7 @@ def test_a_request_id_follows_the_job_and_no_secret_reaches_a_log(local_stack):
                           if r["logger"].startswith("tasks.render"))
     assert any(r.get("request_id") == "trace-me-42" and r.get("tenant") == "acme" for r in api)
     # the worker's own reports carried the id back to the API
-    assert any(r.get("request_id") == "trace-me-42" and r["logger"] == "api.service"
+    assert any(r.get("request_id") == "trace-me-42" and r["logger"] == "api.reports"
                and "complete" in r["message"] for r in api)
     everything = "".join((local_stack.workdir / name).read_text()
                          for name in ("api.log", "worker.log", "beat.log"))

@@ -29,6 +29,10 @@ EVENTS = {
 }
 
 
+def unpack(report) -> tuple[Job, bool]:  # noqa: ANN001
+    return report.job, report.applied
+
+
 def make_job(status: str = QUEUED, progress: float = 0.0, **extra) -> Job:
     if status == RUNNING:
         extra = {"attempt_id": A1, "worker": "w1@host/1", "attempts": 1, **extra}
@@ -204,7 +208,7 @@ def test_failure_keeps_the_stage_it_failed_in():
 
 
 def start(store: JobStore, worker: str = "w1@host/1") -> str:
-    report = store.apply_report("j" * 32, Event.started(3, worker=worker))
+    report = store.apply("j" * 32, Event.started(3, worker=worker))
     assert report.current
     return report.job.attempt_id
 
@@ -213,13 +217,13 @@ def test_store_round_trips_and_reports_whether_an_event_applied(redis_client):
     store = JobStore(redis_client)
     store.create(make_job())
     attempt = start(store)
-    job, applied = store.report("j" * 32, Event.progressed(0.2, "downloading", attempt))
+    job, applied = unpack(store.apply("j" * 32, Event.progressed(0.2, "downloading", attempt)))
     assert applied and job.status == RUNNING
-    job, applied = store.report("j" * 32, replace(EVENTS["complete"], attempt_id=attempt))
+    job, applied = unpack(store.apply("j" * 32, replace(EVENTS["complete"], attempt_id=attempt)))
     assert applied and store.get("j" * 32).status == COMPLETE
-    job, applied = store.report("j" * 32, Event.progressed(0.9, "rendering", attempt))
+    job, applied = unpack(store.apply("j" * 32, Event.progressed(0.9, "rendering", attempt)))
     assert not applied and job.status == COMPLETE and job.progress == 1.0
-    job, applied = store.report("j" * 32, replace(EVENTS["fail"], attempt_id=attempt))
+    job, applied = unpack(store.apply("j" * 32, replace(EVENTS["fail"], attempt_id=attempt)))
     assert not applied and store.get("j" * 32).status == COMPLETE
     assert not store.lease_alive("j" * 32) and list(store.active()) == []
 
@@ -229,19 +233,19 @@ def test_store_lease_taken_at_start_renewed_by_progress_and_dropped_at_the_end(r
     store.create(make_job())
     attempt = start(store)
     assert store.lease_alive("j" * 32)
-    second = store.apply_report("j" * 32, Event.started(3, worker="w2@host/1"))
+    second = store.apply("j" * 32, Event.started(3, worker="w2@host/1"))
     assert not second.current and second.job.attempt_id == attempt  # did nothing
     for _ in range(4):  # heartbeats keep it alive past its TTL
         time.sleep(0.25)
-        assert store.apply_report("j" * 32, Event.progressed(0.1, "rendering", attempt)).current
+        assert store.apply("j" * 32, Event.progressed(0.1, "rendering", attempt)).current
     assert store.lease_alive("j" * 32)
     time.sleep(0.7)  # no heartbeat: the worker is gone
     assert not store.lease_alive("j" * 32)
-    takeover = store.apply_report("j" * 32, Event.started(3, worker="w2@host/1"))
+    takeover = store.apply("j" * 32, Event.started(3, worker="w2@host/1"))
     assert takeover.current and takeover.job.attempts == 2
-    stale = store.apply_report("j" * 32, Event.progressed(0.5, "rendering", attempt))
+    stale = store.apply("j" * 32, Event.progressed(0.5, "rendering", attempt))
     assert not stale.applied and not stale.current
-    store.report("j" * 32, Event.canceled())
+    store.apply("j" * 32, Event.canceled())
     assert not store.lease_alive("j" * 32)
 
 
@@ -249,21 +253,21 @@ def test_a_release_by_the_holders_parent_drops_the_lease_at_once(redis_client):
     store = JobStore(redis_client)
     store.create(make_job())
     attempt = start(store, "w1@host/7")
-    assert not store.apply_report("j" * 32, Event.released("w1@host/8")).current
+    assert not store.apply("j" * 32, Event.released("w1@host/8")).current
     assert store.lease_alive("j" * 32)
-    assert store.apply_report("j" * 32, Event.released("w1@host/7")).current
+    assert store.apply("j" * 32, Event.released("w1@host/7")).current
     assert not store.lease_alive("j" * 32)
-    late = store.apply_report("j" * 32, Event.progressed(0.3, "rendering", attempt))
+    late = store.apply("j" * 32, Event.progressed(0.3, "rendering", attempt))
     assert late.current is False
     assert not store.lease_alive("j" * 32)  # a late heartbeat of the dead child
-    assert store.apply_report("j" * 32, Event.started(3, worker="w1@host/9")).current
+    assert store.apply("j" * 32, Event.started(3, worker="w1@host/9")).current
 
 
 def test_a_start_whose_answer_was_lost_is_current_when_asked_again(redis_client):
     store = JobStore(redis_client)
     store.create(make_job())
-    first = store.apply_report("j" * 32, Event.started(3, attempt_id="abc", worker="w/1"))
-    again = store.apply_report("j" * 32, Event.started(3, attempt_id="abc", worker="w/2"))
+    first = store.apply("j" * 32, Event.started(3, attempt_id="abc", worker="w/1"))
+    again = store.apply("j" * 32, Event.started(3, attempt_id="abc", worker="w/2"))
     assert first.current and again.current and not again.applied
     assert again.job.attempts == 1 and store.lease_alive("j" * 32)
 
@@ -274,7 +278,7 @@ def test_store_refuses_a_second_create_and_unknown_jobs(redis_client):
     with pytest.raises(ValueError):
         store.create(make_job())
     with pytest.raises(JobNotFound):
-        store.report("x" * 32, EVENTS["fail"])
+        store.apply("x" * 32, EVENTS["fail"])
     with pytest.raises(JobNotFound):
         store.get("x" * 32)
 
@@ -285,7 +289,7 @@ def test_racing_reports_end_with_the_highest_progress_and_one_terminal_state(red
     attempt = start(store)
     events = [Event.progressed(i / 100, "rendering", attempt) for i in range(100)]
     events.insert(60, replace(EVENTS["complete"], attempt_id=attempt))
-    threads = [threading.Thread(target=store.report, args=("j" * 32, e)) for e in events]
+    threads = [threading.Thread(target=store.apply, args=("j" * 32, e)) for e in events]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -1,0 +1,159 @@
+"""POST /v1/jobs and DELETE /v1/jobs/<id>: a job accepted (its uploads the tenant's
+and of the right kind, its URLs past the SSRF guard), recorded and sent to its
+queue; or canceled."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from api import metrics
+from api.errors import BadRequest, Conflict
+from api.filetypes import ROLE_FORMATS, ROLE_USE
+from api.reports import Reports
+from api.schemas import JobRequest
+from api.views import JobViews
+from config import logs
+from jobs.constants import (
+    DEFAULT_TIMEOUTS,
+    FIELD_ROLES,
+    ROLE_NOUNS,
+    default_output_key,
+    upload_id_of,
+    upload_role,
+)
+from jobs.store import Event, Job, iso_at
+from security.urlguard import ForbiddenUrl, check_url
+from tasks.constants import (
+    QUEUE_BY_KIND,
+    RENDER_TASK,
+    REPORT_FAILURE_TASK,
+    REPORT_RESULT_TASK,
+    TIME_LIMITS,
+)
+
+if TYPE_CHECKING:
+    from api.service import Stores
+
+log = logging.getLogger(__name__)
+
+
+class Submissions:
+    def __init__(self, stores: Stores, views: JobViews, reports: Reports) -> None:
+        self.stores = stores
+        self.views = views
+        self.reports = reports
+
+    def submit(self, tenant: str, request: JobRequest) -> Job:
+        for field, key in request.upload_keys().items():
+            upload_id = upload_id_of(key)
+            if upload_id is None or self.stores.jobs.upload_owner(upload_id) != tenant:
+                raise BadRequest(
+                    f"{field}: {key!r} is not one of your uploads; "
+                    "upload the file with POST /v1/uploads first.",
+                    code="unknown_audio" if field == "audioKey" else "unknown_upload",
+                    field=field,
+                )
+            wanted, actual = FIELD_ROLES[field], upload_role(key)
+            if actual != wanted:
+                use = f" Name it as {ROLE_USE[actual]} instead." if actual else ""
+                raise BadRequest(
+                    f"{field}: {key!r} is {ROLE_NOUNS.get(actual, 'no file a job reads')}, and "
+                    f"{field} takes {ROLE_FORMATS[wanted]}: upload that and name its key here."
+                    f"{use}",
+                    code="wrong_upload_kind",
+                    field=field,
+                )
+        if request.output_key and not self.stores.jobs.claim_output(request.output_key, tenant):
+            raise Conflict(
+                f"outputKey: {request.output_key!r} belongs to another account; choose another.",
+                code="output_key_taken",
+                field="outputKey",
+            )
+        for field, url in (("audioUrl", request.audio_url), ("webhookUrl", request.webhook_url)):
+            if url is not None:
+                self._check_url(field, url)
+        job_id = uuid.uuid4().hex
+        timeout = request.timeout_seconds or DEFAULT_TIMEOUTS[request.kind]
+        job = Job(
+            job_id=job_id,
+            tenant=tenant,
+            kind=request.kind,
+            audio_key=request.audio_key or "",
+            audio_url=request.audio_url,
+            output_key=request.output_key or default_output_key(request.kind, job_id),
+            # as the client writes them (camelCase), every default filled in
+            options=request.options.model_dump(by_alias=True),
+            deadline_at=iso_at(time.time() + timeout),
+            webhook_url=request.webhook_url,
+        )
+        self.stores.jobs.create(job)
+        try:
+            self.enqueue(job)
+        except BaseException:
+            # No record without a task: undo, then let the handler answer 503.
+            self.stores.jobs.delete(job)
+            raise
+        metrics.JOBS_SUBMITTED.labels(kind=job.kind).inc()
+        log.info("tenant %s submitted %s job %s", tenant, job.kind, job.job_id,
+                 extra={"job_id": job.job_id})
+        return job
+
+    def _check_url(self, field: str, url: str) -> None:
+        """The SSRF guard at submission: refuse what is already known to be forbidden
+        (the worker checks again, at the address it connects to)."""
+        try:
+            check_url(url, self.stores.settings.allow_private_urls)
+        except ForbiddenUrl as exc:
+            raise BadRequest(f"{field}: {exc.message}", code="forbidden_url", field=field) from None
+
+    def enqueue(self, job: Job) -> None:
+        """Send the job's task (task id = job id, so Flower shows it under that id)."""
+        self.stores.celery.send_task(
+            RENDER_TASK,
+            kwargs={
+                "job_id": job.job_id,
+                "kind": job.kind,
+                "audio_key": job.audio_key,
+                "audio_url": job.audio_url,
+                "output_key": job.output_key,
+                "options": job.options,
+            },
+            task_id=job.job_id,
+            queue=QUEUE_BY_KIND[job.kind],
+            # what worker logs, events and Flower show of the arguments: a client's
+            # audioUrl may be signed, so only the job's id and kind
+            argsrepr="()",
+            kwargsrepr=repr({"job_id": job.job_id, "kind": job.kind}),
+            soft_time_limit=TIME_LIMITS[job.kind][0],
+            time_limit=TIME_LIMITS[job.kind][1],
+            link=self.stores.celery.signature(REPORT_RESULT_TASK),
+            link_error=self.stores.celery.signature(REPORT_FAILURE_TASK),
+            # the request id follows the job into the worker's logs and reports
+            headers={"request_id": logs.request_id.get()},
+        )
+
+    def cancel(self, tenant: str, job_id: str) -> Job:
+        """Cancel a queued or running job; 409 once it has ended.
+
+        The record turns ``canceled`` at once. A worker holding the job learns it
+        from the answer to its next progress report (within a few seconds) and
+        stops; a job still queued is dropped when a worker picks it up. The
+        revoke broadcast only saves that worker the pick-up.
+        """
+        self.views.job_for(tenant, job_id)
+        report = self.reports.apply(job_id, Event.canceled())
+        job = report.job
+        if not report.applied:
+            raise Conflict(
+                f"The job is already {job.status}; only queued or running jobs can be canceled.",
+                code="job_finished",
+            )
+        try:
+            self.stores.celery.control.revoke(job_id)
+        except Exception as exc:  # noqa: BLE001 - the worker check is what counts
+            log.warning("revoke of job %s not broadcast: %s", job_id, type(exc).__name__)
+        log.info("tenant %s canceled job %s", tenant, job_id)
+        return job
