@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["soundreel"] = Service(
         settings,
-        JobStore.from_url(settings.redis_url, settings.lease_seconds),
+        JobStore.from_url(settings.redis_url, settings.lease_seconds, settings.handoff_seconds),
         object_store(settings),
         create_celery(settings),
     )

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from api.auth import require_worker
-from api.errors import NotFound
+from api.errors import BadRequest, NotFound
 from api.parsing import json_body, parse
 from api.schemas import (
     DeliveryOutcome,
@@ -59,6 +59,18 @@ def release_attempt(job_id: str) -> Any:
     report = service().reports.release(job_id, parse(ReleaseRequest, json_body()))
     return {"jobId": job_id, "status": report.job.status, "current": report.current,
             "applied": report.applied}
+
+
+@bp.post("/jobs/<job_id>/handoff")
+def hand_off(job_id: str) -> Any:
+    """The render task's outcome, as it returns: held until the result callback
+    reports it (the lease is held for HANDOFF_SECONDS meanwhile)."""
+    report = parse(WorkerReport, json_body())
+    if report.job_id != job_id:
+        raise BadRequest("jobId: must be the job of the URL.", field="jobId")
+    applied = service().reports.hand_off(report)
+    return {"jobId": job_id, "status": applied.job.status, "applied": applied.applied,
+            "current": applied.current}
 
 
 @bp.post("/webhooks/worker")

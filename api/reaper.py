@@ -51,7 +51,7 @@ class Reaper:
         twice, and a duplicate message is harmless (the lease refuses it); a lock
         still keeps overlapping ticks from doing the same work.
         """
-        counts = {"timedOut": 0, "requeued": 0, "workerLost": 0, "resent": 0}
+        counts = {"timedOut": 0, "requeued": 0, "workerLost": 0, "resent": 0, "fromHandoff": 0}
         token = uuid.uuid4().hex
         redis = self.stores.jobs.redis
         if not redis.set(REAPER_LOCK_REDIS_KEY, token, nx=True, ex=REAPER_LOCK_SECONDS):
@@ -107,6 +107,10 @@ class Reaper:
                 log.warning("job %s: its worker was lost; queued again after %d attempt(s)",
                             job_id, job.attempts)
                 return "requeued"
+            if applied and job.handoff is not None:
+                log.warning("job %s: its result callback is late; ended %s from the hand-off",
+                            job_id, job.status)
+                return "fromHandoff"
             if applied:
                 log.warning("job %s: worker lost %d times, given up", job_id, job.attempts)
                 return "workerLost"

@@ -95,9 +95,25 @@ class Reports:
                         error["code"] if error else "child died")
         return report
 
+    def hand_off(self, report: WorkerReport) -> Report:
+        """The render task is returning (or has failed): its outcome is kept with the
+        record and the lease is held for HANDOFF_SECONDS, until the result callback
+        reports it (``finish``), or the reaper ends the job from it."""
+        logs.job_id.set(report.job_id)
+        if report.status == COMPLETE:
+            result = self._trusted_result(report.job_id, report.result or {})
+            event = Event.handed_off(report.attempt, result=result)
+        else:
+            assert report.error is not None
+            event = Event.handed_off(report.attempt, error=report.error.model_dump())
+        applied = self.apply(report.job_id, event)
+        log.info("job %s: %s handed off to the result callback (%s)", report.job_id,
+                 report.status, "held" if applied.applied else "ignored")
+        return applied
+
     def finish(self, report: WorkerReport) -> tuple[Job, bool]:
         logs.job_id.set(report.job_id)
-        if report.status == "complete":
+        if report.status == COMPLETE:
             result = self._trusted_result(report.job_id, report.result or {})
             event = Event.completed(result, report.attempt)
         else:

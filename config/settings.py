@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
-from jobs.constants import MAX_AUDIO_SECONDS_CEILING
+from jobs.constants import HANDOFF_SECONDS, MAX_AUDIO_SECONDS_CEILING
 from security.urlguard import parse_allow_list
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     #: lost (its lease expires) and is handed to another worker. Workers report
     #: every 2 s, so this covers API restarts and slow networks.
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    #: How long a job's lease is held after its task handed the outcome off, for the
+    #: result callback to report it; past that the reaper ends the job from the
+    #: hand-off (never renders it again). Lower only in tests of that very gap.
+    handoff_seconds: float = HANDOFF_SECONDS
     #: How often Celery beat runs the reaper (lost leases, deadlines, due webhooks).
     reap_interval: float = DEFAULT_REAP_INTERVAL
     #: Seconds before an unacked broker message is delivered again; keep it above the
@@ -240,7 +244,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("lease_seconds", "reap_interval")
+    @field_validator("lease_seconds", "reap_interval", "handoff_seconds")
     @classmethod
     def _seconds(cls, value: float, info: Any) -> float:
         return _seconds(info.field_name.upper())(value)

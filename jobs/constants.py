@@ -75,6 +75,12 @@ DEFAULT_TIMEOUTS: Final = {RENDER: 6 * 3600, PREVIEW: 3600, PREPARE: 3600}
 MIN_TIMEOUT_SECONDS: Final = 10
 MAX_TIMEOUT_SECONDS: Final = 24 * 3600
 
+#: How long a job's lease is held once its worker has handed the outcome off (outputs
+#: stored, the render task returning): the result callback reports the end within
+#: this, on the callbacks queue; if it does not, the reaper ends the job from the
+#: hand-off itself. Nothing is rendered twice in that gap.
+HANDOFF_SECONDS: Final = 300
+
 # --- Redis keys ----------------------------------------------------------------
 
 REDIS_PREFIX: Final = "soundreel:"

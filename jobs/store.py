@@ -45,6 +45,7 @@ from jobs.constants import (
     CANCELED,
     COMPLETE,
     FAILED,
+    HANDOFF_SECONDS,
     QUEUE_BY_KIND,
     QUEUED,
     RECORD_TTL_SECONDS,
@@ -67,11 +68,12 @@ from jobs.errors import JobNotFound
 from storage.errors import StorageUnavailable
 
 EventKind = Literal[
-    "start", "progress", "complete", "fail", "cancel", "time_out", "requeue", "release"
+    "start", "progress", "hand_off", "complete", "fail", "cancel", "time_out", "requeue",
+    "release",
 ]
 
 #: What happens to the lease key when an event is applied.
-LeaseAction = Literal["set", "drop"] | None
+LeaseAction = Literal["set", "hold", "drop"] | None
 
 
 def utcnow() -> str:
@@ -125,6 +127,11 @@ class Job:
     #: The progress shown when the current attempt started (a retry keeps the
     #: previous attempt's): its own rate is measured from here (``eta``).
     start_progress: float = 0.0
+    #: What the current attempt handed off when its task returned, for the result
+    #: callback to report: ``{"status": "complete", "result": ...}`` or
+    #: ``{"status": "failed", "error": ...}``, and ``"at"``. The reaper ends the job
+    #: from it if the callback is late past HANDOFF_SECONDS.
+    handoff: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -193,6 +200,13 @@ class Event:
     def requeued(cls, max_attempts: int) -> Event:
         """The reaper: the attempt's lease died and no delivery took the job over."""
         return cls("requeue", max_attempts=max_attempts)
+
+    @classmethod
+    def handed_off(cls, attempt_id: str | None, result: dict[str, Any] | None = None,
+                   error: dict[str, str] | None = None) -> Event:
+        """The attempt's outcome, as its task returns (or fails): the result callback
+        will report it; until then the lease is held for HANDOFF_SECONDS."""
+        return cls("hand_off", attempt_id=attempt_id, result=result, error=error)
 
     @classmethod
     def released(cls, worker: str, error: dict[str, str] | None = None) -> Event:
@@ -297,6 +311,12 @@ ATTEMPTS_SPENT = Guard("max_attempts deliveries have started it", _attempts_spen
 NOT_CURRENT = Guard("not from the current attempt", lambda job, e, alive: not is_current(job, e))
 NOT_FORWARD = Guard("moves nothing forward (lower, earlier stage, duplicate, not a number)",
                     lambda job, e, alive: _progressed(job, e, "") is None)
+HANDED_OFF = Guard("its attempt has handed the outcome off",
+                   lambda job, e, alive: job.handoff is not None)
+HANDED_OFF_COMPLETE = Guard("its attempt handed off a result (outputs stored)",
+                            lambda job, e, alive: (job.handoff or {}).get("status") == COMPLETE)
+HANDED_OFF_FAILED = Guard("its attempt handed off a failure",
+                          lambda job, e, alive: (job.handoff or {}).get("status") == FAILED)
 WITH_ERROR = Guard("with an error (the child hit the hard time limit)",
                    lambda job, e, alive: e.error is not None)
 
@@ -307,6 +327,16 @@ RESULT = Change("progress 1, stage done, the result", lambda job, e, status, now
     job, status=status, progress=1.0, stage=STAGE_DONE, result=e.result, updated_at=now))
 ERROR = Change("the error", lambda job, e, status, now: replace(
     job, status=status, error=e.error, updated_at=now))
+HAND_OFF = Change("the outcome to report, and when", lambda job, e, status, now: replace(
+    job, status=status, updated_at=now, handoff=(
+        {"status": FAILED, "error": e.error, "at": now} if e.error is not None
+        else {"status": COMPLETE, "result": e.result or {}, "at": now})))
+RESULT_HANDED_OFF = Change("progress 1, stage done, the handed-off result",
+                           lambda job, e, status, now: replace(
+    job, status=status, progress=1.0, stage=STAGE_DONE,
+    result=(job.handoff or {}).get("result"), updated_at=now))
+ERROR_HANDED_OFF = Change("the handed-off error", lambda job, e, status, now: replace(
+    job, status=status, error=(job.handoff or {}).get("error"), updated_at=now))
 END_ATTEMPT = Change("no current attempt", lambda job, e, status, now: replace(
     job, status=status, attempt_id=None, worker=None, updated_at=now))
 
@@ -320,11 +350,15 @@ RULES: tuple[Rule, ...] = (
     Rule((QUEUED,), "start", None, RUNNING, BEGIN, "set"),
     Rule((RUNNING,), "start", SAME_ATTEMPT, None, None, "set"),
     Rule((RUNNING,), "start", LEASE_ALIVE, None, None, None),
+    Rule((RUNNING,), "start", HANDED_OFF, None, None, None),
     Rule((RUNNING,), "start", ATTEMPTS_SPENT, FAILED, GIVE_UP, "drop"),
     Rule((RUNNING,), "start", None, RUNNING, BEGIN, "set"),
     Rule((RUNNING,), "progress", NOT_CURRENT, None, None, None),
+    Rule((RUNNING,), "progress", HANDED_OFF, None, None, None),
     Rule((RUNNING,), "progress", NOT_FORWARD, None, None, "set"),
     Rule((RUNNING,), "progress", None, RUNNING, PROGRESS, "set"),
+    Rule((RUNNING,), "hand_off", NOT_CURRENT, None, None, None),
+    Rule((RUNNING,), "hand_off", None, RUNNING, HAND_OFF, "hold"),
     Rule((RUNNING,), "complete", NOT_CURRENT, None, None, None),
     Rule((RUNNING,), "complete", None, COMPLETE, RESULT, "drop"),
     Rule((RUNNING,), "fail", NOT_CURRENT, None, None, None),
@@ -335,6 +369,8 @@ RULES: tuple[Rule, ...] = (
     Rule(_LIVE, "cancel", None, CANCELED, ERROR, "drop"),
     Rule(_LIVE, "time_out", None, TIMED_OUT, ERROR, "drop"),
     Rule((RUNNING,), "requeue", LEASE_ALIVE, None, None, None),
+    Rule((RUNNING,), "requeue", HANDED_OFF_COMPLETE, COMPLETE, RESULT_HANDED_OFF, "drop"),
+    Rule((RUNNING,), "requeue", HANDED_OFF_FAILED, FAILED, ERROR_HANDED_OFF, "drop"),
     Rule((RUNNING,), "requeue", ATTEMPTS_SPENT, FAILED, GIVE_UP, "drop"),
     Rule((RUNNING,), "requeue", None, QUEUED, END_ATTEMPT, None),
 )
@@ -414,14 +450,17 @@ class JobStore:
     with the record, so "the lease is dead" and "take the job over" are one step.
     """
 
-    def __init__(self, client: redis.Redis, lease_seconds: float = 60) -> None:
+    def __init__(self, client: redis.Redis, lease_seconds: float = 60,
+                 handoff_seconds: float = HANDOFF_SECONDS) -> None:
         self.redis = client
         self.lease_seconds = lease_seconds
+        self.handoff_seconds = handoff_seconds
 
     @classmethod
-    def from_url(cls, url: str, lease_seconds: float = 60) -> JobStore:
+    def from_url(cls, url: str, lease_seconds: float = 60,
+                 handoff_seconds: float = HANDOFF_SECONDS) -> JobStore:
         return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3),
-                   lease_seconds)
+                   lease_seconds, handoff_seconds)
 
     def create(self, job: Job) -> None:
         with unavailable_on_connection_error():
@@ -511,9 +550,10 @@ class JobStore:
                         # in the same transaction: an ended job never misses its webhook
                         DeliveryStore.add(pipe, Delivery.for_job(
                             job_id, changed.tenant, changed.webhook_url))
-            if action == "set":
+            if action in ("set", "hold"):
                 attempt = (changed or job).attempt_id
-                pipe.set(lease, attempt or "", px=int(self.lease_seconds * 1000))
+                seconds = self.handoff_seconds if action == "hold" else self.lease_seconds
+                pipe.set(lease, attempt or "", px=int(seconds * 1000))
             elif action == "drop":
                 pipe.delete(lease)
             if event.kind == "start":

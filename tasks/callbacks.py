@@ -1,11 +1,16 @@
 """Result callbacks: tell the API's completion webhook how a job ended.
 
-``report_result`` is the render task's ``link``: Celery sends it the task's
-return value (the webhook payload) as a new task, retried with backoff until
-the API takes it. ``report_failure`` is the ``link_error``: Celery calls it in
-the worker, with the exception, right after the job fails; it turns the
-exception into a payload and enqueues ``report_result`` so failures get the same
-retries.
+``report_result`` is the render task's ``link``, on the callbacks queue: Celery
+sends it the task's return value (the webhook payload) as a new task, retried
+with backoff until the API takes it. It is the one place a job's end is
+reported, for success and failure. ``report_failure`` is the ``link_error``:
+Celery calls it in the worker, with the exception, right after the job fails;
+it hands the failure off and enqueues ``report_result`` with it.
+
+Between a task's end and its callback the API holds the job's lease for
+HANDOFF_SECONDS (the worker hands the outcome off before returning), so no
+reaper hands the job to another worker meanwhile; a callback later than that
+finds the job already ended from the hand-off, and is ignored.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from tasks.constants import REAP_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK, TIME_LIMITS
 from tasks.errors import JobCanceled, JobFailed
-from tasks.reports import ApiClient, ApiUnavailable, WebhookRejected, WebhookUnavailable
+from tasks.reports import ApiUnavailable, WebhookRejected, WebhookUnavailable
 
 if TYPE_CHECKING:
     from tasks.celeryapp import SoundreelCelery
@@ -55,23 +60,6 @@ def failure_payload(
     return {"jobId": job_id, "status": "failed", "attempt": attempt, "error": error}
 
 
-def report_now(api: ApiClient, payload: dict[str, Any]) -> bool:
-    """Post a job's end at once, from the worker that did it; False if the API could
-    not take it now (then the queued `report_result` retries it)."""
-    try:
-        api.post_webhook(payload)
-    except WebhookUnavailable as exc:
-        log.warning("job %s: report deferred to the callback queue (%s)",
-                    payload.get("jobId"), exc)
-        return False
-    except WebhookRejected as exc:
-        log.error("job %s: the API rejected the %s report: %s", payload.get("jobId"),
-                  payload.get("status"), exc)
-        return True
-    log.info("job %s: reported %s", payload.get("jobId"), payload.get("status"))
-    return True
-
-
 def register(app: SoundreelCelery) -> None:
     @app.task(
         name=REPORT_RESULT_TASK,
@@ -84,8 +72,6 @@ def register(app: SoundreelCelery) -> None:
         max_retries=WEBHOOK_MAX_RETRIES,
     )
     def report_result(self: Any, payload: dict[str, Any]) -> None:
-        if payload.pop("reported", False):
-            return  # the worker reported it itself
         try:
             app.api.post_webhook(payload)
         except WebhookRejected as exc:
@@ -112,8 +98,9 @@ def register(app: SoundreelCelery) -> None:
             job_id, exc, (request.kwargs or {}).get("kind", "render"), attempt
         )
         log.warning("job %s failed: %s", job_id, payload["error"]["code"])
-        if not report_now(app.api, payload):
-            app.send_task(REPORT_RESULT_TASK, args=[payload])
+        # as a result: handed off (the lease held), then reported by the callback task
+        app.api.hand_off(payload)
+        app.send_task(REPORT_RESULT_TASK, args=[payload])
 
     @app.task(name=REAP_TASK, shared=False)
     def reap() -> None:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from jobs.constants import (
     AUDIO_URL_TTL,
+    COMPLETE,
     PREPARE,
     PREVIEW,
     RENDER,
@@ -42,7 +43,7 @@ from render import (
     write_peaks,
 )
 from storage.objects import ObjectStore
-from tasks.callbacks import report_now, time_limit_error
+from tasks.callbacks import time_limit_error
 from tasks.constants import RENDER_TASK
 from tasks.download import download, fetch_client_url
 from tasks.errors import JobCanceled, JobFailed, UploadFailed
@@ -333,9 +334,10 @@ def register(app: SoundreelCelery) -> None:
             if not progress.flush():
                 log.warning("job %s: the last progress report is slow; reporting the end",
                             job_id)
-            payload = {"jobId": job_id, "status": "complete", "attempt": answer.attempt,
+            payload = {"jobId": job_id, "status": COMPLETE, "attempt": answer.attempt,
                        "result": result}
-            # Reported now, while the heartbeat still holds the lease; the `link`
-            # callback is the fallback (it skips a report already made).
-            payload["reported"] = report_now(app.api, payload)
+            # Handed off while the heartbeat still holds the lease: the API holds it on
+            # for HANDOFF_SECONDS, and the result callback (`link`, on the callbacks
+            # queue) reports the end with the payload this task returns.
+            app.api.hand_off(payload)
         return payload

@@ -57,6 +57,10 @@ class Start:
         return self.status == RUNNING and self.attempt is not None
 
 
+#: Pauses between tries of a hand-off (a few seconds in all: the lease is still held).
+HANDOFF_RETRIES = (0.5, 1.0, 2.0)
+
+
 class ApiClient:
     """The API's internal endpoints, authenticated with the shared worker token."""
 
@@ -104,6 +108,25 @@ class ApiClient:
         except (ApiUnavailable, ValueError) as exc:
             log.warning("progress report for job %s failed: %s", job_id, exc)
             return None
+
+    def hand_off(self, payload: dict[str, Any]) -> bool:
+        """The job's outcome as its task returns (``payload`` as the completion webhook
+        takes it): the API holds the lease until the result callback reports it. False
+        if the API could not take it (the callback still reports the end; only a
+        callback later than the lease could then see the job handed on)."""
+        for wait in HANDOFF_RETRIES:
+            try:
+                response = self._request("POST", f"/internal/jobs/{payload['jobId']}/handoff",
+                                         payload)
+            except ApiUnavailable as exc:
+                log.warning("job %s: hand-off not sent (%s)", payload.get("jobId"), exc)
+            else:
+                if response.status_code < 500 and response.status_code not in (401, 403, 429):
+                    return response.status_code < 400
+                log.warning("job %s: hand-off answered %s", payload.get("jobId"),
+                            response.status_code)
+            time.sleep(wait)
+        return False
 
     def release(self, job_id: str, worker: str, error: dict[str, str] | None = None) -> None:
         """From a worker's parent: the child doing ``worker``'s attempt is gone."""

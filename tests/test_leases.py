@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 import redis
 
 from config.settings import Settings
+from jobs.store import epoch_of
 from scripts import stack as st
 from tasks.celeryapp import create_celery
 from tests.helpers.e2e import poll, record, submit, upload, wait_for, wait_for_line
@@ -138,3 +140,61 @@ def test_a_render_longer_than_the_visibility_timeout_is_rendered_once(parts):
     assert log.count(f"job {job_id}: render of") == 1  # rendered once
     video = tmp_path / "storage" / f"renders/{job_id}/output.mp4"
     assert abs(float(probe(video)["format"]["duration"]) - 60.0) < 0.1
+
+
+# --- between a task's end and its result callback ------------------------------------
+
+
+def handed_off_without_a_callback(stack: ExitStack, running: st.Stack, tmp_path: Path) -> str:
+    """A small render on a worker that consumes no callbacks: its task ends, hands the
+    outcome off, and its result callback waits in the queue."""
+    stack.enter_context(st.worker(running.env, tmp_path / "w1.log", name="w1",
+                                  queues="render,preview"))
+    job_id = submit(running, {"kind": "render", "audioKey": upload(running, SAMPLE),
+                              "options": {"width": 320, "height": 180}})["jobId"]
+    wait_for(lambda: record(running, job_id).handoff, 90, "the task to hand off")
+    return job_id
+
+
+def reap_after(running: st.Stack, job_id: str, seconds: float) -> dict:
+    """Run the reaper once ``seconds`` have passed since the job's hand-off."""
+    handed = epoch_of(record(running, job_id).handoff["at"])
+    wait_for(lambda: time.time() > handed + seconds, seconds + 30, f"{seconds} s to pass")
+    answer = running.worker_client().post(running.url("/internal/reap"), timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_job_whose_result_callback_waits_is_held_and_reported_once(parts):
+    stack, running, tmp_path = parts
+    job_id = handed_off_without_a_callback(stack, running, tmp_path)
+    # past a whole lease (6 s) since the task's end: an unheld job would be handed on
+    counts = reap_after(running, job_id, 6 + 2)
+    job = record(running, job_id)
+    assert counts["requeued"] == 0 and job.status == "running" and job.attempts == 1
+    stack.enter_context(st.worker(running.env, tmp_path / "cb.log", name="cb",
+                                  queues="callbacks"))
+    done, _ = poll(running, job_id, timeout=60)
+    assert done["status"] == "complete" and done["attempts"] == 1
+    assert (tmp_path / "w1.log").read_text().count(f"render_job[{job_id}] received") == 1
+    wait_for_line(tmp_path / "cb.log", f"job {job_id}: reported complete")
+
+
+def test_a_result_callback_later_than_the_hold_finds_the_job_ended_from_the_hand_off(
+    tmp_path: Path,
+):
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(st.redis_server(tmp_path))
+        running = start_api(stack, tmp_path, redis_url, **FAST_REAPER, HANDOFF_SECONDS="8")
+        job_id = handed_off_without_a_callback(stack, running, tmp_path)
+        counts = reap_after(running, job_id, 8 + 2)
+        assert counts["fromHandoff"] == 1 and counts["requeued"] == 0
+        done = record(running, job_id)
+        assert done.status == "complete" and done.attempts == 1  # rendered once
+        assert done.result["videoKey"] == f"renders/{job_id}/output.mp4"
+        # the late callback is accepted and ignored: the record does not change
+        stack.enter_context(st.worker(running.env, tmp_path / "cb.log", name="cb",
+                                      queues="callbacks"))
+        wait_for_line(tmp_path / "cb.log", f"job {job_id}: reported complete")
+        assert record(running, job_id) == done
+        assert "ended complete from the hand-off" in (tmp_path / "api.log").read_text()

@@ -26,6 +26,7 @@ EVENTS = {
     "time_out": Event.timed_out(),
     "requeue": Event.requeued(max_attempts=3),
     "release": Event.released("w1@host/1", {"code": "time_limit_exceeded", "message": "x"}),
+    "hand_off": Event.handed_off(A1, result={"videoKey": "renders/x/output.mp4"}),
 }
 
 
@@ -52,6 +53,7 @@ EXPECTED = {
     (QUEUED, "time_out"): TIMED_OUT,
     (RUNNING, "time_out"): TIMED_OUT,
     (RUNNING, "requeue"): QUEUED,
+    (RUNNING, "hand_off"): RUNNING,
 }
 
 
@@ -325,3 +327,25 @@ def test_the_documented_tables_are_the_ones_in_the_code():
     from jobs.tables import PAGE, markdown
 
     assert PAGE.read_text(encoding="utf-8") == markdown(), "run python -m jobs.tables"
+
+
+def test_a_handed_off_job_is_held_for_its_callback_and_never_run_again():
+    running = make_job(status=RUNNING, progress=0.97)
+    held = apply(running, EVENTS["hand_off"])
+    assert held.status == RUNNING and held.handoff["status"] == COMPLETE
+    assert lease_action(running, EVENTS["hand_off"]) == "hold"
+    # the heartbeat's last beat does not shorten the held lease
+    assert apply(held, Event.progressed(0.99, "finalizing", A1)) is None
+    assert lease_action(held, Event.progressed(0.99, "finalizing", A1)) is None
+    # the result callback reports the end
+    done = apply(held, replace(EVENTS["complete"], attempt_id=A1))
+    assert done.status == COMPLETE
+    # a redelivery of the message once the lease is gone does nothing...
+    assert apply(held, Event.started(3, attempt_id="b2")) is None
+    # ...and the reaper ends the job from the hand-off instead of rendering it again
+    ended = apply(held, Event.requeued(3))
+    assert ended.status == COMPLETE and ended.result == {"videoKey": "renders/x/output.mp4"}
+    failed = apply(running, Event.handed_off(A1, error={"code": "render_failed", "message": "x"}))
+    assert apply(failed, Event.requeued(3)).error["code"] == "render_failed"
+    # a stale attempt cannot hand off
+    assert apply(running, Event.handed_off("other", result={})) is None

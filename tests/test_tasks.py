@@ -13,7 +13,13 @@ import tasks.render
 from jobs.constants import STAGE_DOWNLOADING, STAGE_FINALIZING
 from tasks.callbacks import failure_payload
 from tasks.celeryapp import create_celery
-from tasks.constants import REAP_TASK, RENDER_TASK, TIME_LIMITS, VISIBILITY_TIMEOUT
+from tasks.constants import (
+    REAP_TASK,
+    RENDER_TASK,
+    REPORT_RESULT_TASK,
+    TIME_LIMITS,
+    VISIBILITY_TIMEOUT,
+)
 from tasks.errors import DownloadFailed, JobFailed
 from tasks.reports import Start
 from tests.helpers.stacks import settings_for
@@ -63,13 +69,19 @@ class OrderedApi:
         self.calls.append(("progress", stage))
         return True
 
+    def hand_off(self, payload: dict) -> bool:
+        self.calls.append(("hand_off", payload["status"]))
+        return True
+
     def post_webhook(self, payload: dict) -> None:
         self.calls.append((payload["status"], None))
 
 
-def test_the_last_stage_is_reported_before_the_end(monkeypatch: pytest.MonkeyPatch):
-    # Sent after the completion, the `finalizing` report would be ignored by a job
-    # already complete, and the stage would be missing from its record.
+def test_the_task_hands_off_after_its_last_stage_and_the_callback_reports_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Sent after the hand-off, the `finalizing` report would be ignored (the lease is
+    # held for the callback), and the stage would be missing from the record.
     api = OrderedApi()
     app = create_celery(settings_for({"REDIS_URL": "redis://127.0.0.1:1/0"}))
     app.__dict__["api"] = api
@@ -81,10 +93,15 @@ def test_the_last_stage_is_reported_before_the_end(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(tasks.render, "run_job", run_job)
     app.__dict__["object_store"] = None
-    app.tasks[RENDER_TASK].apply(kwargs={
+    payload = app.tasks[RENDER_TASK].apply(kwargs={
         "job_id": "j1", "kind": "render", "audio_key": "uploads/a.mp3",
         "output_key": "renders/j1/output.mp4", "options": {}}).get()
-    assert api.calls[-2:] == [("progress", STAGE_FINALIZING), ("complete", None)]
+    assert api.calls[-2:] == [("progress", STAGE_FINALIZING), ("hand_off", "complete")]
+    assert ("complete", None) not in api.calls  # the task itself reports no end
+    # the task's return value is what the result callback (its `link`) posts
+    assert payload["status"] == "complete" and payload["result"]["videoKey"]
+    app.tasks[REPORT_RESULT_TASK].apply(args=[payload]).get()
+    assert api.calls[-1] == ("complete", None)
 
 
 def test_each_app_registers_its_own_tasks():
