@@ -9,7 +9,8 @@
 
 Setup installs what the machine lacks: ``redis-server`` (the demo and tests start
 private ones on free ports) and, for the tests, Debian's ``ffmpeg`` for
-``ffprobe`` and ``tmux`` (a real terminal for the CLI test); then a virtualenv in
+``ffprobe``, ``tmux`` (a real terminal for the CLI test) and ``chromium`` (the
+browser test); then a virtualenv in
 ``.venv`` with the project and its dev extras.
 It uses only the standard library, so it runs before anything is installed.
 """
