@@ -9,7 +9,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from api import metrics
+from api import answers, metrics
 from api.errors import Conflict
 from api.schemas import DeliveryOutcome
 from api.views import LINK_FIELDS, JobViews
@@ -59,7 +59,7 @@ class Deliveries:
             return None
         if claim is not None and self.stores.deliveries.claim_of(job_id) != claim:
             return None
-        view = self.views.view(job)
+        view = self.views.view(job).body()
         body = json.dumps({k: v for k, v in view.items() if k not in LINK_FIELDS},
                           separators=(",", ":"))
         return {"jobId": job_id, "tenant": delivery.tenant, "webhookId": delivery.webhook_id,
@@ -83,14 +83,15 @@ class Deliveries:
                  outcome.status_code or outcome.error, delivery.state)
         return delivery
 
-    def of(self, tenant: str, job_id: str) -> dict[str, Any]:
+    def of(self, tenant: str, job_id: str) -> answers.Deliveries:
         job = self.views.job_for(tenant, job_id)
         delivery = self.stores.deliveries.get(job_id)
         if delivery is None:
             state = "none" if not job.webhook_url else "waiting"  # waiting: not ended yet
-            return {"jobId": job_id, "webhookUrl": job.webhook_url, "webhookId": None,
-                    "state": state, "nextAttemptAt": None, "attempts": []}
-        return {
+            return answers.Deliveries.model_validate({
+                "jobId": job_id, "webhookUrl": job.webhook_url, "webhookId": None,
+                "state": state, "nextAttemptAt": None, "attempts": []})
+        return answers.Deliveries.model_validate({
             "jobId": job_id,
             "webhookUrl": delivery.url,
             "webhookId": delivery.webhook_id,
@@ -102,9 +103,9 @@ class Deliveries:
                  "durationMs": a["durationMs"]}
                 for a in delivery.attempts
             ],
-        }
+        })
 
-    def redeliver(self, tenant: str, job_id: str) -> dict[str, Any]:
+    def redeliver(self, tenant: str, job_id: str) -> answers.Deliveries:
         job = self.views.job_for(tenant, job_id)
         if not job.webhook_url:
             raise Conflict("The job has no webhookUrl.", code="no_webhook")

@@ -24,6 +24,7 @@ from flask import Flask, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from api import answers
 from jobs.errors import JobNotFound
 from storage.errors import StorageUnavailable
 
@@ -45,7 +46,7 @@ class ApiError(Exception):
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field:
             error["field"] = self.field
-        return {"error": error}
+        return answers.Error.model_validate({"error": error}).body()
 
 
 class BadRequest(ApiError):

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
+from api import answers
 from api import metrics as metric
 from config import logs
 from jobs.constants import WORKER_SEEN_REDIS_KEY
@@ -48,7 +49,7 @@ def install(app: Flask) -> None:
 @bp.get("/healthz")
 def healthz() -> dict[str, str]:
     """The process is up (no dependency is checked)."""
-    return {"status": "ok"}
+    return answers.Health(status="ok").body()
 
 
 @bp.get("/readyz")
@@ -74,9 +75,10 @@ def readyz() -> Any:
     except StorageError as exc:
         checks["storage"] = f"unreachable ({type(exc).__name__})"
     ready = all(value == "ok" for value in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks,
-            "workers": {"lastSeenSecondsAgo": last_seen}}
-    return body, 200 if ready else 503
+    body = answers.Readiness.model_validate({
+        "status": "ready" if ready else "not ready", "checks": checks,
+        "workers": {"lastSeenSecondsAgo": last_seen}})
+    return body.body(), 200 if ready else 503
 
 
 @bp.get("/metrics")

@@ -6,11 +6,14 @@ The document is generated, not written by hand:
   pydantic models that validate requests (`api.schemas.JobRequest`, `JobListQuery`,
   and `render.spec.RenderSpec` inside ``options``), through pydantic's
   ``models_json_schema(..., by_alias=True)``;
-- responses are the pydantic models below, each mirroring what its handler returns
-  (`JobViews.view`, `JobViews.document`, `Deliveries.of`, the v1 and
-  observability routes, `api.errors`). They are strict (no unknown properties), so
-  the schemathesis run in ``tests/test_openapi.py`` fails when a handler starts to
-  answer something the document does not say.
+- responses are the pydantic models of `api.answers`, the very classes the handlers
+  build their answers with (`JobViews.view`, `Deliveries.of`, `Uploads.upload`, the
+  v1 and observability routes, `api.errors`); they refuse unknown fields, so an
+  answer cannot say what the document does not (and the schemathesis run in
+  ``tests/test_openapi.py`` checks the live API against the document);
+- the paths and methods are the app's own routes (`paths` reads the URL map): a
+  route of a documented blueprint without its operation, or an operation without
+  its route, stops the document from being built.
 
 Covered: every ``/v1`` route, ``/healthz``, ``/readyz`` and ``/metrics``. Left out on
 purpose: ``/internal/*`` (worker-only, behind the worker token), ``/files/*`` (the
@@ -25,30 +28,39 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from importlib import metadata
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template
 from markupsafe import Markup, escape
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import models_json_schema
+from werkzeug.routing import Map
 
-from api import v1
+from api.answers import COMPONENT as _COMPONENT
+from api.answers import (
+    JOB_ID_PATTERN,
+    Deliveries,
+    Error,
+    Health,
+    Job,
+    JobDocument,
+    JobList,
+    Readiness,
+    Upload,
+    WebhookSecret,
+)
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.idempotency import MAX_KEY_LENGTH
 from api.schemas import JobListQuery, JobRequest
-from jobs.constants import KINDS, STATES
 from render.spec import RenderSpec
-from security.secrets import SECRET_PREFIX
 
 bp = Blueprint("openapi", __name__, template_folder="templates")
 
 OPENAPI_VERSION = "3.1.0"
 #: Where every named schema lives in the document.
 REF_TEMPLATE = "#/components/schemas/{model}"
-JOB_ID_PATTERN = v1._JOB_ID.pattern  # noqa: SLF001 - one pattern, shared with the routes
 
 _DOCUMENT_KEY = "soundreel.openapi.document"
 _DOCS_KEY = "soundreel.openapi.docs"
@@ -71,83 +83,6 @@ def _ref(name: str) -> dict[str, str]:
 # --- response models: what the handlers answer ----------------------------------------
 
 
-def _answer_schema(schema: dict[str, Any]) -> None:
-    """An answer has no defaults (they describe requests) and no generated titles."""
-    for prop in schema.get("properties", {}).values():
-        prop.pop("default", None)
-        prop.pop("title", None)
-
-
-class Answer(BaseModel):
-    """Base of the response models: camelCase names, unknown properties refused."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid",
-        json_schema_extra=_answer_schema,
-    )
-
-
-class ErrorDetail(Answer):
-    code: str = Field(pattern=r"^[a-z_]+$", description="stable, machine-readable")
-    message: str = Field(description="what happened and what to do")
-    field: str = Field(None, description="the request field at fault, e.g. options.width")
-
-
-# What each handler answers; the comments name the code each model mirrors.
-
-
-class Error(Answer):  # api.errors.ApiError.body
-    """Every error answer: 4xx and 5xx alike."""
-
-    error: ErrorDetail
-
-
-class Upload(Answer):  # Uploads.upload
-    """A stored file: name it by this key in audioKey, or in options.artworkKey,
-    backgroundKey or captionsKey."""
-
-    audio_key: str = Field(pattern=r"^uploads/[0-9a-f]{32}/[^/]+$")
-    bytes: int = Field(ge=0)
-
-
-class JobError(Answer):
-    """Why a job ended without a result (``failed``, ``canceled``, ``timed_out``)."""
-
-    code: str = Field(description="e.g. invalid_audio, download_failed, render_failed, "
-                                  "time_limit_exceeded, worker_lost, canceled, timed_out")
-    message: str
-
-
-class JobTimings(Answer):
-    """Seconds a completed job spent in each phase."""
-
-    queued: float = Field(ge=0)
-    rendering: float = Field(ge=0)
-    uploading: float = Field(ge=0)
-
-
-class JobResult(Answer):
-    """What a completed job made; which keys are present depends on its kind
-    (render: videoKey, thumbnailKey; preview: previewKey, thumbnailKey; prepare:
-    preparedKey, peaksKey, sampleRate, channels). thumbnailKey is a JPEG of the
-    video's loudest moment."""
-
-    model_config = ConfigDict(extra="allow")
-
-    video_key: str = None
-    preview_key: str = None
-    thumbnail_key: str = None
-    prepared_key: str = None
-    peaks_key: str = None
-    format: Literal["mp4", "wav"] = None
-    duration: float = Field(None, ge=0, description="seconds")
-    sample_rate: int = None
-    channels: int = None
-
-
-def _component(name: str) -> dict[str, str]:
-    """A placeholder for a schema pydantic does not know, made a ``$ref`` afterwards."""
-    return {_COMPONENT: name}
 
 
 def _resolve_components(schema: Any) -> Any:
@@ -160,104 +95,7 @@ def _resolve_components(schema: Any) -> Any:
     return schema
 
 
-_COMPONENT = "x-soundreel-component"
-#: ``options`` as a job carries them: the accepted `RenderSpec`, every field filled
-#: in, under the request's (camelCase) field names.
 JOB_OPTIONS = "JobOptions"
-Kind = Literal[KINDS]  # type: ignore[valid-type]
-Status = Literal[STATES]  # type: ignore[valid-type]
-
-
-class JobDocument(Answer):  # JobViews.document
-    """A job without its links: the body of the webhook sent when it ends."""
-
-    job_id: str = Field(pattern=JOB_ID_PATTERN)
-    kind: Kind
-    status: Status = Field(description="complete, failed, canceled and timed_out are final")
-    progress: float = Field(ge=0, le=1, description="never goes backwards")
-    stage: str | None = Field(description="queued, downloading, analyzing, rendering, "
-                                          "uploading, finalizing, done")
-    created_at: datetime
-    updated_at: datetime
-    audio_key: str | None
-    audio_url: str | None
-    options: Annotated[dict[str, Any], WithJsonSchema(_component(JOB_OPTIONS))]
-    result: JobResult | None = Field(description="once complete")
-    error: JobError | None
-    attempts: int = Field(ge=0, description="deliveries that started work on the job")
-    deadline_at: datetime | None = Field(description="when the job ends timed_out if it "
-                                                     "has not ended")
-    webhook_url: str | None
-    timings: JobTimings | None = Field(description="once complete")
-
-
-class Job(JobDocument):  # JobViews.view
-    """A job: where it stands, and links made fresh on every request."""
-
-    queue_position: int | None = Field(ge=0, description="while queued: jobs ahead of it")
-    eta: float | None = Field(ge=0, description="seconds until it should end; null until known")
-    share_url: str = Field(json_schema_extra={"format": "uri"},
-                           description="the job's status page, for anyone with the link")
-    download_url: str | None = Field(json_schema_extra={"format": "uri"},
-                                     description="the output (video > preview > prepared)")
-    download_url_expires_at: datetime | None
-    thumbnail_url: str = Field(None, json_schema_extra={"format": "uri"},
-                               description="a render's or preview's JPEG of its loudest "
-                                           "moment, the video's poster (1 hour)")
-    peaks_url: str = Field(None, json_schema_extra={"format": "uri"},
-                           description="a prepare's peaks file (1 hour)")
-
-
-class JobList(Answer):
-    """A page of the tenant's jobs, newest first."""
-
-    jobs: list[Job]
-    next_cursor: str | None = Field(description="pass back as cursor; null on the last page")
-
-
-class DeliveryAttempt(Answer):
-    at: datetime
-    status_code: int | None = Field(description="the receiver's answer; null if none came")
-    error: str | None
-    duration_ms: int = Field(ge=0)
-
-
-class Deliveries(Answer):  # Deliveries.of
-    """A job's webhook and every attempt to deliver it."""
-
-    job_id: str = Field(pattern=JOB_ID_PATTERN)
-    webhook_url: str | None
-    webhook_id: str | None = Field(description="msg_<jobId>, the same on every attempt")
-    state: Literal["none", "waiting", "pending", "delivered", "failed"] = Field(
-        description="none: no webhookUrl; waiting: the job has not ended")
-    next_attempt_at: datetime | None
-    attempts: list[DeliveryAttempt]
-
-
-class WebhookSecret(Answer):
-    secret: str = Field(pattern=f"^{SECRET_PREFIX}[A-Za-z0-9+/]+=*$",
-                        description="Standard Webhooks signing secret")
-
-
-class Health(Answer):
-    status: Literal["ok"]
-
-
-class ReadinessChecks(Answer):
-    redis: str
-    storage: str
-
-
-class WorkersSeen(Answer):
-    last_seen_seconds_ago: float | None = Field(
-        description="seconds since a worker last called the API; null if none has; "
-                    "not a readiness condition (jobs are accepted and queued without workers)")
-
-
-class Readiness(Answer):  # api.observability.readyz
-    status: Literal["ready", "not ready"]
-    checks: ReadinessChecks = Field(description="'ok', or what is wrong")
-    workers: WorkersSeen
 
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobRequest, JobListQuery)
@@ -399,11 +237,13 @@ def query_parameters(model: type[BaseModel], schemas: dict[str, Any]) -> list[di
     return parameters
 
 
-def paths(schemas: dict[str, Any]) -> dict[str, Any]:
+def operations(schemas: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every documented operation, by the Flask endpoint that serves it and its method:
+    `paths` takes the paths and methods from the app's own routes."""
     bearer = [{"bearerAuth": []}]
     job_answer = _ref("Job")
     return {
-        "/v1/uploads": {"post": {
+        ("v1.upload", "post"): {
             "operationId": "createUpload", "tags": ["uploads"], "security": bearer,
             "summary": "Upload a file",
             "description": f"Store {UPLOAD_TYPES} for later jobs. The answer's key is what "
@@ -437,9 +277,8 @@ def paths(schemas: dict[str, Any]) -> dict[str, Any]:
                           e413="past MAX_UPLOAD_BYTES",
                           e415="", e422="", e503=""),
             },
-        }},
-        "/v1/jobs": {
-            "post": {
+        },
+        ("v1.submit_job", "post"): {
                 "operationId": "createJob", "tags": ["jobs"], "security": bearer,
                 "summary": "Submit a job",
                 "description": "Render, preview or prepare an uploaded file (audioKey) or a "
@@ -465,8 +304,8 @@ def paths(schemas: dict[str, Any]) -> dict[str, Any]:
                                    "outputKey), or `idempotency_in_progress`",
                               e413="a JSON body over 256 KiB", e422="", e503=""),
                 },
-            },
-            "get": {
+        },
+        ("v1.list_jobs", "get"): {
                 "operationId": "listJobs", "tags": ["jobs"], "security": bearer,
                 "summary": "List your jobs",
                 "description": "Newest first, a page at a time. A page may be short (even "
@@ -479,18 +318,15 @@ def paths(schemas: dict[str, Any]) -> dict[str, Any]:
                               e401="", e503=""),
                 },
             },
-        },
-        "/v1/jobs/{jobId}": {
-            "parameters": [JOB_ID_PARAMETER],
-            "get": {
+        ("v1.get_job", "get"): {
                 "operationId": "getJob", "tags": ["jobs"], "security": bearer,
                 "summary": "Poll a job",
                 "description": "Status, progress, stage, queue position, ETA, result and a "
                                "fresh downloadUrl (video links last 7 days, others 1 hour).",
                 "responses": {"200": _answer("The job", job_answer),
                               **_errors(e401="", e404="", e503="")},
-            },
-            "delete": {
+        },
+        ("v1.cancel_job", "delete"): {
                 "operationId": "cancelJob", "tags": ["jobs"], "security": bearer,
                 "summary": "Cancel a job",
                 "description": "A queued job never starts; a running one stops within "
@@ -500,20 +336,14 @@ def paths(schemas: dict[str, Any]) -> dict[str, Any]:
                                         e409="`job_finished`: it has already ended",
                                         e503="")},
             },
-        },
-        "/v1/jobs/{jobId}/deliveries": {
-            "parameters": [JOB_ID_PARAMETER],
-            "get": {
+        ("v1.job_deliveries", "get"): {
                 "operationId": "getDeliveries", "tags": ["webhooks"], "security": bearer,
                 "summary": "The job's webhook deliveries",
                 "responses": {"200": _answer("Its webhook and every attempt",
                                              _ref("Deliveries")),
                               **_errors(e401="", e404="", e503="")},
             },
-        },
-        "/v1/jobs/{jobId}/deliveries/redeliver": {
-            "parameters": [JOB_ID_PARAMETER],
-            "post": {
+        ("v1.redeliver", "post"): {
                 "operationId": "redeliverWebhook", "tags": ["webhooks"], "security": bearer,
                 "summary": "Send the job's webhook again",
                 "description": "Same webhook-id, a fresh retry schedule.",
@@ -523,34 +353,63 @@ def paths(schemas: dict[str, Any]) -> dict[str, Any]:
                                              "`job_not_finished`",
                                         e503="")},
             },
-        },
-        "/v1/webhooks/secret": {"get": {
+        ("v1.webhook_secret_of_tenant", "get"): {
             "operationId": "getWebhookSecret", "tags": ["webhooks"], "security": bearer,
             "summary": "Your webhook signing secret",
             "description": "Verify webhook-signature with any Standard Webhooks library.",
             "responses": {"200": _answer("The secret", _ref("WebhookSecret")),
                           **_errors(e401="")},
-        }},
-        "/healthz": {"get": {
+        },
+        ("observability.healthz", "get"): {
             "operationId": "healthz", "tags": ["operations"], "security": [],
             "summary": "Liveness", "description": "The process is up; nothing else is checked.",
             "responses": {"200": _answer("Up", _ref("Health"))},
-        }},
-        "/readyz": {"get": {
+        },
+        ("observability.readyz", "get"): {
             "operationId": "readyz", "tags": ["operations"], "security": [],
             "summary": "Readiness",
-            "description": "Redis and storage reachable, and a worker seen in the last minute.",
+            "description": "Can this process serve: Redis and storage reachable. Workers are "
+                           "not a condition; when one last called is in the body.",
             "responses": {"200": _answer("Ready", _ref("Readiness")),
                           "503": _answer("Not ready", _ref("Readiness"))},
-        }},
-        "/metrics": {"get": {
+        },
+        ("observability.metrics", "get"): {
             "operationId": "metrics", "tags": ["operations"], "security": [],
             "summary": "Prometheus metrics",
             "responses": {"200": {"description": "Prometheus text exposition",
                                   "headers": _REQUEST_ID_HEADER,
                                   "content": {"text/plain": {"schema": {"type": "string"}}}}},
-        }},
+        },
     }
+
+
+#: The blueprints whose routes the document describes (not /internal, /files or pages).
+DOCUMENTED_BLUEPRINTS = ("v1", "observability")
+_ROUTE_PARAMETER = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
+
+
+def paths(schemas: dict[str, Any], url_map: Map) -> dict[str, Any]:
+    """The document's paths, from the app's routes: every route of a documented
+    blueprint must have its operation, and every operation its route."""
+    described = operations(schemas)
+    found: dict[str, Any] = {}
+    for rule in sorted(url_map.iter_rules(), key=lambda rule: rule.rule):
+        if rule.endpoint.split(".", 1)[0] not in DOCUMENTED_BLUEPRINTS:
+            continue
+        path = _ROUTE_PARAMETER.sub(lambda m: "{" + to_camel(m.group(1)) + "}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operation = described.pop((rule.endpoint, method.lower()), None)
+            if operation is None:
+                raise RuntimeError(f"{method} {rule.rule} ({rule.endpoint}) is not documented")
+            entry = found.setdefault(path, {})
+            if "job_id" in rule.arguments:
+                entry["parameters"] = [JOB_ID_PARAMETER]
+            entry[method.lower()] = operation
+    if described:
+        raise RuntimeError(f"operations with no route: {sorted(described)}")
+    return found
+
+
 
 
 def webhooks() -> dict[str, Any]:
@@ -578,7 +437,7 @@ def webhooks() -> dict[str, Any]:
     }}}
 
 
-def build_document(public_base_url: str) -> dict[str, Any]:
+def build_document(public_base_url: str, url_map: Map) -> dict[str, Any]:
     schemas = component_schemas()
     try:
         version = metadata.version("soundreel")
@@ -604,7 +463,7 @@ def build_document(public_base_url: str) -> dict[str, Any]:
             {"name": "webhooks", "description": "Signed notifications when a job ends"},
             {"name": "operations", "description": "For load balancers and monitoring"},
         ],
-        "paths": paths(schemas),
+        "paths": paths(schemas, url_map),
         "webhooks": webhooks(),
         "components": {
             "schemas": schemas,
@@ -621,7 +480,8 @@ def document() -> dict[str, Any]:
     extensions = current_app.extensions
     if _DOCUMENT_KEY not in extensions:
         settings = extensions["soundreel"].settings
-        extensions[_DOCUMENT_KEY] = build_document(settings.public_base_url)
+        extensions[_DOCUMENT_KEY] = build_document(settings.public_base_url,
+                                                   current_app.url_map)
     return extensions[_DOCUMENT_KEY]
 
 

@@ -182,7 +182,7 @@ def status_json(job_id: str) -> Any:
 
 def status_of(job: Job) -> dict[str, Any]:
     """What a share link shows of a job: where it stands and its video, no more."""
-    view = service().views.view(job)
+    view = service().views.view(job).body()
     result = job.result or {}
     return {
         "jobId": job.job_id,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from werkzeug.utils import secure_filename
 
+from api import answers
 from api.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from api.filetypes import PEEK_BYTES, mismatch
 from jobs.constants import UPLOAD_EXTENSIONS, UPLOAD_ROLES, extension_of, upload_key
@@ -97,4 +98,4 @@ class Uploads:
             self.stores.jobs.forget_upload(upload_id)
             raise
         log.info("tenant %s uploaded %s (%d bytes)", tenant, key, reader.count)
-        return {"audioKey": key, "bytes": reader.count}
+        return answers.Upload(audio_key=key, bytes=reader.count).body()

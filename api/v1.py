@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, request
 
+from api import answers
+from api.answers import JOB_ID_PATTERN
 from api.auth import require_tenant
 from api.errors import BadRequest, NotFound
 from api.idempotency import idempotent
@@ -20,7 +22,7 @@ from security.secrets import webhook_secret
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 @bp.before_request
@@ -61,7 +63,7 @@ def submit_job() -> Any:
 
     def produce() -> tuple[dict[str, Any], int, dict[str, str]]:
         job = service().submissions.submit(g.tenant, parse(JobRequest, body))
-        return service().views.view(job), 202, {"Location": f"/v1/jobs/{job.job_id}"}
+        return service().views.view(job).body(), 202, {"Location": f"/v1/jobs/{job.job_id}"}
 
     return idempotent(service().idempotency, fingerprint, produce)
 
@@ -77,36 +79,38 @@ def list_jobs() -> Any:
     jobs, after = service().views.list_jobs(
         g.tenant, status=query.status, kind=query.kind, limit=query.limit, cursor=cursor,
     )
-    return {"jobs": [service().views.view(job) for job in jobs],
-            "nextCursor": f"{after[0]!r}:{after[1]}" if after is not None else None}
+    return answers.JobList(
+        jobs=[service().views.view(job) for job in jobs],
+        next_cursor=f"{after[0]!r}:{after[1]}" if after is not None else None,
+    ).body()
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Any:
-    return service().views.view(service().views.job_for(g.tenant, _checked(job_id)))
+    return service().views.view(service().views.job_for(g.tenant, _checked(job_id))).body()
 
 
 @bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> Any:
-    return service().views.view(service().submissions.cancel(g.tenant, _checked(job_id)))
+    return service().views.view(service().submissions.cancel(g.tenant, _checked(job_id))).body()
 
 
 @bp.get("/jobs/<job_id>/deliveries")
 def job_deliveries(job_id: str) -> Any:
     """The job's webhook: its id, state, next try and every attempt so far."""
-    return service().deliveries.of(g.tenant, _checked(job_id))
+    return service().deliveries.of(g.tenant, _checked(job_id)).body()
 
 
 @bp.post("/jobs/<job_id>/deliveries/redeliver")
 def redeliver(job_id: str) -> Any:
     """Send the ended job's webhook again (same webhook-id), with a fresh schedule."""
-    return service().deliveries.redeliver(g.tenant, _checked(job_id)), 202
+    return service().deliveries.redeliver(g.tenant, _checked(job_id)).body(), 202
 
 
 @bp.get("/webhooks/secret")
 def webhook_secret_of_tenant() -> Any:
     """The secret that signs this tenant's webhooks (Standard Webhooks, ``whsec_``)."""
-    return {"secret": webhook_secret(service().settings, g.tenant)}
+    return answers.WebhookSecret(secret=webhook_secret(service().settings, g.tenant)).body()
 
 
 def _checked(job_id: str) -> str:

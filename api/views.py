@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from api import answers
 from api.speed import work_scale
 from jobs.constants import OTHER_URL_TTL, QUEUED, RESULT_KEY_FIELDS, RUNNING, VIDEO_URL_TTL
 from jobs.errors import JobNotFound
@@ -64,21 +65,21 @@ class JobViews:
         more = bool(self.stores.jobs.tenant_jobs(tenant, after, 1))
         return found, after if more else None
 
-    def view(self, job: Job) -> dict[str, Any]:
+    def view(self, job: Job) -> answers.Job:
         """The job as clients poll it: its document, where it stands in the queue,
         when it should end, and fresh links."""
         url, expires_at = self._download_link(job)
         position = self.stores.jobs.queue_position(job) if job.status == QUEUED else None
         token = share_token(self.stores.settings, job.job_id)
-        return {
-            **self.document(job),
+        return answers.Job.model_validate({
+            **self.document(job).body(),
             "queuePosition": position,
             "eta": self.eta(job, position),
             "shareUrl": f"{self.stores.settings.public_base_url}/jobs/{job.job_id}?token={token}",
             "downloadUrl": url,
             "downloadUrlExpiresAt": expires_at,
             **self._extra_links(job),
-        }
+        })
 
     def eta(self, job: Job, position: int | None) -> float | None:
         """Seconds until the job should end, or None until that is known.
@@ -104,9 +105,9 @@ class JobViews:
         return None
 
     @staticmethod
-    def document(job: Job) -> dict[str, Any]:
-        """The job without links: what the client webhook carries."""
-        return {
+    def document(job: Job) -> answers.JobDocument:
+        """The job without links."""
+        return answers.JobDocument.model_validate({
             "jobId": job.job_id,
             "kind": job.kind,
             "status": job.status,
@@ -123,7 +124,7 @@ class JobViews:
             "deadlineAt": job.deadline_at or None,
             "webhookUrl": job.webhook_url,
             "timings": timings(job),
-        }
+        })
 
     def _download_link(self, job: Job) -> tuple[str | None, str | None]:
         """A fresh presigned URL for videoKey > previewKey > preparedKey."""

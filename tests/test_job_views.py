@@ -100,10 +100,13 @@ def test_the_job_list_is_newest_first_paginated_filtered_and_per_tenant(parts):
 
 def test_previews_do_not_wait_behind_renders(parts):
     stack, running, tmp_path = parts
+    # as the Procfile runs them: renders, previews and callbacks each on their own worker
     stack.enter_context(st.worker(running.env, tmp_path / "render.log", name="r1",
-                                  queues="render,callbacks"))
+                                  queues="render"))
     stack.enter_context(st.worker(running.env, tmp_path / "preview.log", name="p1",
                                   queues="preview"))
+    stack.enter_context(st.worker(running.env, tmp_path / "callbacks.log", name="c1",
+                                  queues="callbacks"))
     audio = upload(running, SAMPLE)
     # renders long enough to keep both children busy for minutes on any machine
     long = upload(running, long_audio(tmp_path, 180))

@@ -27,6 +27,7 @@ import jsonschema_rs
 import pytest
 import requests
 import schemathesis
+from flask import Flask
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -38,7 +39,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from api import openapi
+from api import observability, openapi
+from api import v1 as v1_routes
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.schemas import JobListQuery, JobRequest
 from scripts.stack import Stack
@@ -355,7 +357,29 @@ def test_live_api_keeps_to_its_document(case: Any) -> None:
     case.validate_response(response, checks=CHECKS)
 
 
+def routes_app() -> Flask:
+    """An app with the documented blueprints' routes, as create_app registers them."""
+    app = Flask("routes")
+    app.register_blueprint(v1_routes.bp)
+    app.register_blueprint(observability.bp)
+    return app
+
+
 def test_served_document_is_the_generated_one(document: dict[str, Any]) -> None:
     """/openapi.json is `build_document`'s output (made once per app), nothing edited."""
-    built = openapi.build_document(document["servers"][0]["url"])
+    built = openapi.build_document(document["servers"][0]["url"], routes_app().url_map)
     assert json.loads(json.dumps(built)) == document
+
+
+def test_the_paths_are_the_apps_routes_and_a_new_route_cannot_go_undocumented() -> None:
+    app = routes_app()
+    routes = {(rule.rule.replace("<job_id>", "{jobId}"), method.lower())
+              for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    built = openapi.paths(openapi.component_schemas(), app.url_map)
+    documented = {(path, method) for path, item in built.items()
+                  for method in item if method != "parameters"}
+    assert documented == routes
+    app.add_url_rule("/v1/jobs/<job_id>/retry", "v1.retry", lambda job_id: "", methods=["POST"])
+    with pytest.raises(RuntimeError, match="POST /v1/jobs/<job_id>/retry .* is not documented"):
+        openapi.paths(openapi.component_schemas(), app.url_map)
