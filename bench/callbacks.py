@@ -31,9 +31,9 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import devstack as st  # noqa: E402
 from jobs.constants import COMPLETE, TERMINAL_STATES, job_redis_key  # noqa: E402
 from jobs.store import Job, epoch_of  # noqa: E402
-from scripts import stack as st  # noqa: E402
 
 
 def one_second_wav(path: Path) -> Path:

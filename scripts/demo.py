@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from devstack import ROOT, Stack, StackError, stack
 from jobs.constants import TERMINAL_STATES
-from scripts.stack import ROOT, Stack, StackError, stack
 
 SAMPLE = ROOT / "samples" / "sample.mp3"
 TERMINAL = TERMINAL_STATES

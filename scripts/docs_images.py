@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from render import STYLES, Assets, RenderSpec, render_frames
+from tests.helpers.media import make_artwork
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -36,17 +36,6 @@ LOOKS: dict[str, dict[str, object]] = {
     "progress": {"color": "#ff7f50", "background": "#121212"},
 }
 MOMENT = 6.3  # seconds: a busy moment of the sample, with a caption showing
-
-
-def make_artwork(path: Path, size: int = 800) -> None:
-    """A deterministic abstract cover: a gradient with soft circles."""
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    rgb = np.stack([0.95 - 0.5 * y, 0.35 + 0.4 * x * y, 0.55 + 0.4 * (1 - x)], axis=-1)
-    for cx, cy, r, tint in ((0.3, 0.35, 0.22, (1.0, 0.8, 0.3)), (0.7, 0.65, 0.3, (0.2, 0.9, 0.8))):
-        d = np.hypot(x - cx, y - cy)
-        a = np.clip((r - d) / 0.03, 0, 1)[..., None] * 0.7
-        rgb = rgb * (1 - a) + np.array(tint, np.float32) * a
-    Image.fromarray(np.clip(rgb * 255, 0, 255).astype(np.uint8)).save(path)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from scripts import stack as stack_mod
+import devstack as stack_mod
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from api import create_app
-from scripts.stack import free_port
+from devstack import free_port
 from tests.helpers.e2e import attempt_of, poll, submit, upload, wait_for
 from tests.helpers.samples import SAMPLE
 from tests.helpers.stacks import ServedApp, settings_for

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import stack as st
+import devstack as st
 from tests.helpers.e2e import poll, submit
 from tests.helpers.hostile import HOSTILE_URLS
 from tests.helpers.samples import SAMPLE

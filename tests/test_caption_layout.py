@@ -30,7 +30,7 @@ from render.layout import compute_layout
 from render.scene import CAPTION_BOX
 from render.spec import FRAME_RATES, PRESETS
 from render.text import render_text_block
-from scripts.golden import write_wav
+from tests.helpers.golden import write_wav
 
 #: The shape of the SRT a first-time creator rendered: long cues, a cue with two
 #: source lines whose first wraps, a long URL and a word longer than a line.

@@ -22,9 +22,9 @@ import pytest
 from client import cli as cli_module
 from client.roles import ROLE_EXTENSIONS
 from client.sdk import Client
+from devstack import Stack
 from jobs.constants import UPLOAD_EXTENSIONS
 from render.spec import RenderSpec
-from scripts.stack import Stack
 from tests.helpers.e2e import wait_for
 from tests.helpers.media import probe, stream
 from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE

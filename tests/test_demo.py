@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack import ROOT
+from devstack import ROOT
 from tests.helpers.e2e import wait_for
 
 

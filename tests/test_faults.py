@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts import stack as st
+import devstack as st
 from tests.helpers.e2e import poll, submit, upload, wait_for, wait_for_line
 from tests.helpers.media import probe
 from tests.helpers.samples import SAMPLE

@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from scripts.stack import BIN, free_port, process, wait_until
+from devstack import BIN, free_port, process, wait_until
 from tests.helpers.e2e import poll, submit, upload
 from tests.helpers.samples import SAMPLE
 

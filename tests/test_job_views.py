@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import devstack as st
 from jobs.constants import STAGES
-from scripts import stack as st
 from tests.helpers.e2e import poll, record, submit, upload, wait_for
 from tests.helpers.media import long_audio
 from tests.helpers.samples import SAMPLE

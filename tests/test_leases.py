@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 
+import devstack as st
 from config.settings import Settings
 from jobs.store import epoch_of
-from scripts import stack as st
 from tasks.celeryapp import create_celery
 from tests.helpers.e2e import poll, record, submit, upload, wait_for, wait_for_line
 from tests.helpers.media import long_audio, probe

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from api import create_app
-from scripts.stack import free_port
+from devstack import free_port
 from storage.errors import InvalidKey, ObjectNotFound
 from storage.objects import LocalObjectStore, ObjectStore, object_store
 from tests.helpers.stacks import ServedApp, settings_for

@@ -13,10 +13,10 @@ import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+import devstack as st
 from api import create_app
 from api.reports import WORKER_SEEN_EVERY
 from jobs.constants import WORKER_SEEN_REDIS_KEY
-from scripts import stack as st
 from tests.helpers.e2e import poll, upload, wait_for
 from tests.helpers.samples import SAMPLE
 from tests.helpers.stacks import settings_for, start_api

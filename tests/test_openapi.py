@@ -43,7 +43,7 @@ from api import observability, openapi
 from api import v1 as v1_routes
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.schemas import JobListQuery, JobRequest
-from scripts.stack import Stack
+from devstack import Stack
 from tests.helpers.e2e import poll, submit, upload, wait_for
 from tests.helpers.samples import SAMPLE
 

@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from config.settings import Settings
+from devstack import Stack
 from render.spec import RenderSpec
-from scripts.stack import Stack
 from security.secrets import share_token
 from tests.helpers.e2e import poll, submit, upload
 from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE

@@ -15,7 +15,7 @@ import numpy as np
 import requests
 from PIL import Image
 
-from scripts.stack import Stack
+from devstack import Stack
 from tests.helpers.e2e import download, run
 
 

@@ -1,7 +1,7 @@
 """Object storage that answers 500 or hangs while a worker uploads a job's output.
 
 The API and the worker run as real processes against moto's S3 server, but through
-`scripts.faulty_s3.FaultyS3`, a proxy whose mode the test switches while they run.
+`tests.helpers.faulty_s3.FaultyS3`, a proxy whose mode the test switches while they run.
 The proxy faults only writes under the output prefixes (renders/, previews/,
 prepared/), so the input upload still goes through. The S3 client's timeouts and
 tries are shortened with S3_READ_TIMEOUT / S3_MAX_ATTEMPTS so a hang fails in
@@ -29,13 +29,13 @@ import boto3
 import pytest
 import requests
 
+import devstack as st
 from config.settings import SettingsError
 from jobs.constants import PREPARE, default_output_key, peaks_key
-from scripts import stack as st
-from scripts.faulty_s3 import ERROR500, HANG, PASSTHROUGH, FaultyS3
 from storage.errors import StorageUnavailable
 from storage.objects import S3ObjectStore, object_store
 from tests.helpers.e2e import poll, submit, upload
+from tests.helpers.faulty_s3 import ERROR500, HANG, PASSTHROUGH, FaultyS3
 from tests.helpers.samples import SAMPLE
 from tests.helpers.stacks import settings_for
 

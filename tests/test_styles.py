@@ -1,7 +1,7 @@
 """What the styles draw: golden frames, how the picture follows the sound, the
 clip window, captions, sizes and presets, bad input, and where things go.
 
-The golden frames in ``tests/golden`` are made by ``python -m scripts.golden``;
+The golden frames in ``tests/golden`` are made by ``python -m tests.helpers.golden``;
 rerun it on purpose after changing the look, and look at the new PNGs before
 committing them.
 """
@@ -34,7 +34,7 @@ from render.layout import MIN_TEXT_SIDE, MIN_VIZ_SHARE, compute_layout
 from render.spec import LAYOUTS, PRESETS, STYLES
 from render.styles import Rect
 from render.text import render_text_block, safe_area
-from scripts.golden import CASES, RATE, Case, render_case, synth_signal, write_wav
+from tests.helpers.golden import CASES, RATE, Case, render_case, synth_signal, write_wav
 from tests.helpers.media import probe, stream
 
 SMALL = {"width": 320, "height": 180, "fps": 30}
@@ -160,7 +160,7 @@ def test_frames_match_the_golden_pictures(case: Case, golden_wav: Path, tmp_path
     frames = render_case(case, golden_wav)
     for seconds, actual in zip(case.times, frames, strict=True):
         golden = case.path(seconds)
-        assert golden.exists(), f"{golden} is missing: run python -m scripts.golden"
+        assert golden.exists(), f"{golden} is missing: run python -m tests.helpers.golden"
         expected = np.asarray(Image.open(golden).convert("RGB"))
         if matches_golden(actual, expected):
             continue
@@ -177,7 +177,7 @@ def test_frames_match_the_golden_pictures(case: Case, golden_wav: Path, tmp_path
         )
     assert not failures, (
         "frames differ from tests/golden (if the new look is intended, rerun "
-        "python -m scripts.golden and review the PNGs):\n" + "\n".join(failures)
+        "python -m tests.helpers.golden and review the PNGs):\n" + "\n".join(failures)
     )
 
 

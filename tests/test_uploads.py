@@ -16,6 +16,7 @@ import redis
 from PIL import Image
 
 from api.filetypes import PEEK_BYTES, identify, is_text, mismatch
+from devstack import Stack
 from jobs.constants import (
     ROLE_AUDIO,
     ROLE_CAPTIONS,
@@ -24,7 +25,6 @@ from jobs.constants import (
     UPLOAD_ROLES,
     upload_redis_key,
 )
-from scripts.stack import Stack
 from tests.helpers.e2e import upload
 from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 

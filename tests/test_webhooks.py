@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
+import devstack as st
 from config.settings import Settings
 from jobs.deliveries import (
     CLAIM_SECONDS,
@@ -31,7 +32,6 @@ from jobs.deliveries import (
     next_delay,
     redelivered,
 )
-from scripts import stack as st
 from security.secrets import webhook_secret
 from tasks.webhooks import signed_headers
 from tests.helpers.e2e import poll, submit, upload, wait_for

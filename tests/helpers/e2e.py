@@ -9,9 +9,9 @@ from typing import Any
 import redis
 import requests
 
+from devstack import Stack
 from jobs.constants import TERMINAL_STATES, job_redis_key
 from jobs.store import Job
-from scripts.stack import Stack
 
 TERMINAL = TERMINAL_STATES
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+import devstack as st
 from config.settings import Settings
-from scripts import stack as st
 
 #: A render slow enough to be caught mid-way: 1080p60 at high quality.
 SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18}}

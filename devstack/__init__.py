@@ -1,8 +1,8 @@
 """Start the real thing on this machine: a private redis-server, the API under
-gunicorn, a Celery worker, and optionally an S3-compatible server (moto).
+gunicorn, Celery workers and beat, and optionally an S3-compatible server (moto).
 
-Used by the demo (``python -m scripts.demo``) and by the end-to-end tests, so both
-run exactly the processes production runs. Everything binds to 127.0.0.1 on
+Used by the demo (``python -m scripts.demo``), the benchmarks and the end-to-end
+tests, so all of them run exactly the processes production runs. Everything binds to 127.0.0.1 on
 free ports and is stopped on exit; nothing relies on a service already running.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import redis
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 BIN = Path(sys.executable).parent
 S3_BUCKET = "soundreel-test"
 TENANT, OTHER_TENANT = "acme", "globex"

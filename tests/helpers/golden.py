@@ -1,6 +1,6 @@
 """Regenerate the golden frames in ``tests/golden`` on purpose, after a change to the look.
 
-    .venv/bin/python -m scripts.golden
+    .venv/bin/python -m tests.helpers.golden
 
 For every case in ``CASES`` (each style in ``render.spec.STYLES``, an oscilloscope
 ``wave-line``, a long caption cue split into pages, and the square layout with
@@ -28,9 +28,9 @@ from PIL import Image
 
 from render.engine import render_frames
 from render.spec import STYLES, Assets, RenderSpec
-from scripts.docs_images import make_artwork
+from tests.helpers.media import make_artwork
 
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "tests" / "golden"
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
 #: Seconds into the signal at which every case is drawn: in the first section, just
 #: after a beat of the second, and in the third after the silent gap.
 TIMES = (0.5, 1.7, 3.2)
