@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from jobs.constants import KINDS, STATES
+from jobs.constants import DELIVERY_STATES, KINDS, STATES
 from security.secrets import SECRET_PREFIX
 
 #: A job id, as the routes take it.
@@ -177,7 +177,7 @@ class Deliveries(Answer):  # Deliveries.of
     job_id: str = Field(pattern=JOB_ID_PATTERN)
     webhook_url: str | None
     webhook_id: str | None = Field(description="msg_<jobId>, the same on every attempt")
-    state: Literal["none", "waiting", "pending", "delivered", "failed"] = Field(
+    state: Literal[("none", "waiting", *DELIVERY_STATES)] = Field(  # type: ignore[valid-type]
         description="none: no webhookUrl; waiting: the job has not ended")
     next_attempt_at: Timestamp | None
     attempts: list[DeliveryAttempt]

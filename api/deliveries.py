@@ -13,6 +13,7 @@ from api import answers, metrics
 from api.errors import Conflict
 from api.schemas import DeliveryOutcome
 from api.views import LINK_FIELDS, JobViews
+from jobs.constants import DELIVERY_PENDING
 from jobs.deliveries import CLAIM_SECONDS, Delivery, StaleClaim, after_attempt, redelivered
 from jobs.errors import JobNotFound
 from jobs.store import iso_at
@@ -77,7 +78,7 @@ class Deliveries:
         except StaleClaim:
             raise Conflict("A newer attempt of this webhook was handed out; this outcome "
                            "is not recorded.", code="stale_claim") from None
-        outcome_name = "retry" if delivery.state == "pending" else delivery.state
+        outcome_name = "retry" if delivery.state == DELIVERY_PENDING else delivery.state
         metrics.WEBHOOK_ATTEMPTS.labels(outcome=outcome_name).inc()
         log.info("webhook %s of job %s: %s (%s)", delivery.webhook_id, job_id,
                  outcome.status_code or outcome.error, delivery.state)
@@ -97,7 +98,7 @@ class Deliveries:
             "webhookId": delivery.webhook_id,
             "state": delivery.state,
             "nextAttemptAt": iso_at(delivery.next_attempt_at)
-            if delivery.state == "pending" and delivery.next_attempt_at else None,
+            if delivery.state == DELIVERY_PENDING and delivery.next_attempt_at else None,
             "attempts": [
                 {"at": iso_at(a["at"]), "statusCode": a["statusCode"], "error": a["error"],
                  "durationMs": a["durationMs"]}

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jobs.constants import (
+    COMPLETE,
+    FAILED,
     MAX_AUDIO_SECONDS_CEILING,
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
@@ -151,15 +153,15 @@ class ReleaseRequest(Strict):
 
 class WorkerReport(Strict):
     job_id: str = Field(alias="jobId", max_length=64)
-    status: Literal["complete", "failed"]
+    status: Literal[COMPLETE, FAILED]  # type: ignore[valid-type]
     attempt: AttemptId
     result: dict[str, Any] | None = None
     error: ReportedError | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> WorkerReport:
-        if self.status == "complete" and self.result is None:
+        if self.status == COMPLETE and self.result is None:
             raise ValueError("a complete report needs result")
-        if self.status == "failed" and self.error is None:
+        if self.status == FAILED and self.error is None:
             raise ValueError("a failed report needs error")
         return self

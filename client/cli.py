@@ -418,7 +418,7 @@ def cmd_render(client: Client, args: argparse.Namespace, err: Console) -> int:
             if ended is None:
                 return EXIT_INTERRUPTED
             job = ended
-        if job.get("status") != "complete":
+        if job.get("status") != COMPLETE:
             view.stop()
             return report_failure(job)
         try:

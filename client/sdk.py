@@ -35,7 +35,7 @@ from typing import Any
 
 import requests
 
-from jobs.constants import RESULT_KEY_FIELDS, TERMINAL_STATES
+from jobs.constants import COMPLETE, RESULT_KEY_FIELDS, TERMINAL_STATES
 
 #: Seconds to wait for the API to answer one request (uploads: to send and answer).
 TIMEOUT = 30.0
@@ -218,7 +218,7 @@ class Client:
         if isinstance(job, str) or not job.get("downloadUrl"):
             job = self.job(job if isinstance(job, str) else str(job.get("jobId")))
         url = job.get("downloadUrl")
-        if job.get("status") != "complete" or not url:
+        if job.get("status") != COMPLETE or not url:
             raise ClientError(f"job {job.get('jobId')} is {job.get('status')}: nothing to download")
         dest = Path(dest)
         if dest.is_dir():

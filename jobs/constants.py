@@ -25,6 +25,16 @@ TIMED_OUT: Final = "timed_out"
 STATES: Final = (QUEUED, RUNNING, COMPLETE, FAILED, CANCELED, TIMED_OUT)
 TERMINAL_STATES: Final = frozenset({COMPLETE, FAILED, CANCELED, TIMED_OUT})
 
+# --- client webhook deliveries (see jobs.deliveries for their table) -------------
+
+#: Due: the next try is scheduled (or running).
+DELIVERY_PENDING: Final = "pending"
+#: The receiver answered 2xx.
+DELIVERY_DELIVERED: Final = "delivered"
+#: Given up: a final answer, a forbidden URL, or 3 days of tries.
+DELIVERY_FAILED: Final = "failed"
+DELIVERY_STATES: Final = (DELIVERY_PENDING, DELIVERY_DELIVERED, DELIVERY_FAILED)
+
 # --- stages, in the order a job goes through them ------------------------------
 
 #: What a job is doing, shown to clients. A report never moves a job to an

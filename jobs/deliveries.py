@@ -23,6 +23,10 @@ import redis
 
 from jobs.constants import (
     DELIVERY_CLAIMS_REDIS_KEY,
+    DELIVERY_DELIVERED,
+    DELIVERY_FAILED,
+    DELIVERY_PENDING,
+    DELIVERY_STATES,
     DUE_DELIVERIES_REDIS_KEY,
     RECORD_TTL_SECONDS,
     delivery_redis_key,
@@ -36,7 +40,7 @@ GIVE_UP_AFTER = 3 * 24 * 3600
 #: A claimed delivery not reported back within this is due again (its worker died).
 CLAIM_SECONDS = 120
 
-State = Literal["pending", "delivered", "failed"]
+State = Literal[DELIVERY_STATES]  # type: ignore[valid-type]
 
 
 class StaleClaim(Exception):
@@ -67,7 +71,7 @@ class Delivery:
     webhook_id: str
     url: str
     created_at: float = field(default_factory=time.time)
-    state: State = "pending"
+    state: State = DELIVERY_PENDING
     attempts: tuple[dict[str, Any], ...] = ()
     next_attempt_at: float | None = None
     #: When the current round of tries began (creation, or the last redeliver):
@@ -114,23 +118,25 @@ class DeliveryRule:
     effect: str
 
 
-_ALL: tuple[State, ...] = ("pending", "delivered", "failed")
+_ALL: tuple[State, ...] = DELIVERY_STATES
 
 #: The delivery state machine: the first rule that matches decides. Every outcome is
 #: added to the attempts; ``docs/state-machine.md`` is rendered from this.
 DELIVERY_RULES: tuple[DeliveryRule, ...] = (
-    DeliveryRule(("delivered", "failed"), "outcome", "a late or duplicate outcome", None, None,
-                 "the attempt is recorded, nothing else changes"),
-    DeliveryRule(("pending",), "outcome", "a 2xx answer",
-                 lambda o: o.status is not None and 200 <= o.status < 300, "delivered",
+    DeliveryRule((DELIVERY_DELIVERED, DELIVERY_FAILED), "outcome", "a late or duplicate outcome",
+                 None, None, "the attempt is recorded, nothing else changes"),
+    DeliveryRule((DELIVERY_PENDING,), "outcome", "a 2xx answer",
+                 lambda o: o.status is not None and 200 <= o.status < 300, DELIVERY_DELIVERED,
                  "no next try"),
-    DeliveryRule(("pending",), "outcome", "another 4xx, or a URL now forbidden",
-                 lambda o: o.final_error or not retryable(o.status), "failed", "no next try"),
-    DeliveryRule(("pending",), "outcome", "retryable, but the 3 days are used up",
-                 lambda o: o.delay is None, "failed", "no next try"),
-    DeliveryRule(("pending",), "outcome", "retryable (timeout, connection error, 5xx, 429)",
-                 None, "pending", "the next try after the schedule's delay"),
-    DeliveryRule(_ALL, "redeliver", None, None, "pending",
+    DeliveryRule((DELIVERY_PENDING,), "outcome", "another 4xx, or a URL now forbidden",
+                 lambda o: o.final_error or not retryable(o.status), DELIVERY_FAILED,
+                 "no next try"),
+    DeliveryRule((DELIVERY_PENDING,), "outcome", "retryable, but the 3 days are used up",
+                 lambda o: o.delay is None, DELIVERY_FAILED, "no next try"),
+    DeliveryRule((DELIVERY_PENDING,), "outcome",
+                 "retryable (timeout, connection error, 5xx, 429)", None, DELIVERY_PENDING,
+                 "the next try after the schedule's delay"),
+    DeliveryRule(_ALL, "redeliver", None, None, DELIVERY_PENDING,
                  "a new round of tries, due now, the same webhook id"),
 )
 
@@ -164,7 +170,7 @@ def after_attempt(
     rule = _delivery_rule(delivery.state, "outcome", Outcome(status, final_error, delay))
     if rule.then is None:
         return replace(delivery, attempts=attempts)
-    due = now + delay if rule.then == "pending" and delay is not None else None
+    due = now + delay if rule.then == DELIVERY_PENDING and delay is not None else None
     return replace(delivery, state=rule.then, attempts=attempts, next_attempt_at=due)
 
 
@@ -244,9 +250,9 @@ class DeliveryStore:
             if claim is not None:
                 pipe.hdel(DELIVERY_CLAIMS_REDIS_KEY, job_id)
             pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)
-            if changed.state == "pending" and changed.next_attempt_at is not None:
+            if changed.state == DELIVERY_PENDING and changed.next_attempt_at is not None:
                 pipe.zadd(DUE_DELIVERIES_REDIS_KEY, {job_id: changed.next_attempt_at})
-            elif changed.state != "pending":
+            elif changed.state != DELIVERY_PENDING:
                 pipe.zrem(DUE_DELIVERIES_REDIS_KEY, job_id)
             out[:] = [changed]
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+from jobs.constants import FAILED
 from tasks.constants import REAP_TASK, REPORT_FAILURE_TASK, REPORT_RESULT_TASK, TIME_LIMITS
 from tasks.errors import JobCanceled, JobFailed
 from tasks.reports import ApiUnavailable, WebhookRejected, WebhookUnavailable
@@ -57,7 +58,7 @@ def failure_payload(
             "message": f"The worker hit an unexpected error ({type(exc).__name__}). "
             "It has been logged; resubmit the job, and report it if it happens again.",
         }
-    return {"jobId": job_id, "status": "failed", "attempt": attempt, "error": error}
+    return {"jobId": job_id, "status": FAILED, "attempt": attempt, "error": error}
 
 
 def register(app: SoundreelCelery) -> None:
