@@ -40,7 +40,7 @@ from jobs.constants import (
     BACKGROUND,
     CANCELED,
     CAPTIONS,
-    COMPLETE,
+    FAILED,
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
     PREVIEW,
@@ -85,6 +85,13 @@ PAGE_KINDS = (RENDER, PREVIEW)
 #: The files the upload page uploads, in order, each with its option (None: the audio).
 PAGE_FILES = {AUDIO: None, ARTWORK: "artworkKey", BACKGROUND: "backgroundKey",
               CAPTIONS: "captionsKey"}
+
+#: The heading over an ended job's error, by its state (the page and status.js use it).
+ERROR_HEADINGS = {
+    FAILED: "This job failed.",
+    CANCELED: "This job was canceled.",
+    TIMED_OUT: "This job ran out of time.",
+}
 
 #: What each stage is called on the page (every stage of jobs.constants.STAGES, a
 #: test checks); an unknown stage is shown as it is.
@@ -163,8 +170,7 @@ def status_page(job_id: str) -> Any:
         stage_label=STAGE_LABELS.get(status["stage"] or "", status["stage"] or ""),
         stage_labels=STAGE_LABELS,
         terminal=job.terminal,
-        # the state names the template compares with, from jobs.constants
-        COMPLETE=COMPLETE, CANCELED=CANCELED, TIMED_OUT=TIMED_OUT,
+        error_headings=ERROR_HEADINGS,
     )
     return _no_store(page, 200)
 

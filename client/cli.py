@@ -42,7 +42,7 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib import metadata
@@ -665,6 +665,17 @@ def _version() -> str:
         return "unknown"
 
 
+#: How an error ends the CLI, most specific first: the line on stderr and the exit code.
+ENDINGS: tuple[tuple[type[BaseException], Callable[[Any], str], int], ...] = (
+    (InputError, lambda exc: f"error: {exc.code}: {exc}", EXIT_USAGE),
+    (UsageError, lambda exc: f"soundreel: error: {exc}", EXIT_USAGE),
+    (ApiError, lambda exc: f"error: {exc.code}: {exc.message}", EXIT_FAILED),
+    (Unreachable, lambda exc: f"error: unreachable: {exc}", EXIT_FAILED),
+    (ClientError, lambda exc: f"error: {exc}", EXIT_FAILED),
+    (KeyboardInterrupt, lambda exc: "interrupted", EXIT_INTERRUPTED),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -673,24 +684,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = CliSettings.from_env(os.environ)
         client = Client(settings.url, settings.api_key)
         return args.run(client, args, err)
-    except InputError as exc:
-        say(f"error: {exc.code}: {exc}")
-        return EXIT_USAGE
-    except UsageError as exc:
-        say(f"soundreel: error: {exc}")
-        return EXIT_USAGE
-    except ApiError as exc:
-        say(f"error: {exc.code}: {exc.message}")
-        return EXIT_FAILED
-    except Unreachable as exc:
-        say(f"error: unreachable: {exc}")
-        return EXIT_FAILED
-    except ClientError as exc:
-        say(f"error: {exc}")
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        say("interrupted")
-        return EXIT_INTERRUPTED
+    except tuple(kind for kind, _, _ in ENDINGS) as exc:
+        # the first row whose kind matches: its line on stderr, its exit code
+        _, line, code = next(row for row in ENDINGS if isinstance(exc, row[0]))
+        say(line(exc))
+        return code
 
 
 if __name__ == "__main__":

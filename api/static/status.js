@@ -10,11 +10,8 @@
   var statusUrl = job.dataset.statusUrl;
   var labels = JSON.parse(job.dataset.stageLabels || "{}");
   var el = function (id) { return document.getElementById(id); };
-  var HEADINGS = {
-    failed: "This job failed.",
-    canceled: "This job was canceled.",
-    timed_out: "This job ran out of time.",
-  };
+  // the heading over an ended job's error, by state (api.pages.ERROR_HEADINGS)
+  var HEADINGS = JSON.parse(job.dataset.errorHeadings);
 
   function seconds(value) {
     value = Math.max(0, Math.round(value));
