@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +48,28 @@ class Analysis:
     envelope: np.ndarray
     #: (frames, points) int8, or None: the waveform around each frame's time
     trace: np.ndarray | None
+
+    def save(self, path: Path) -> None:
+        """Write the analysis as a compressed ``.npz`` (about 10 MB an hour): the
+        features every window of a split render draws from."""
+        arrays = {"bands": self.bands, "loudness": self.loudness, "envelope": self.envelope,
+                  "meta": np.array([self.fps, self.frames], np.int64),
+                  "duration": np.array([self.duration], np.float64)}
+        if self.trace is not None:
+            arrays["trace"] = self.trace
+        with open(path, "wb") as out:
+            np.savez_compressed(out, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> Analysis:
+        """The analysis ``save`` wrote, bit for bit."""
+        with np.load(path, allow_pickle=False) as data:
+            fps, frames = (int(v) for v in data["meta"])
+            return cls(
+                fps=fps, duration=float(data["duration"][0]), frames=frames,
+                bands=data["bands"], loudness=data["loudness"], envelope=data["envelope"],
+                trace=data["trace"] if "trace" in data.files else None,
+            )
 
     def band_db(self, frame: int) -> np.ndarray:
         return DB_FLOOR + self.bands[frame].astype(np.float32) * DB_STEP

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from render.analysis import ANALYSIS_RATE, Analyzer
+from render.analysis import ANALYSIS_RATE, Analysis, Analyzer
 from render.audio import (
     decode_stream,
     ffmpeg_exe,
@@ -139,6 +139,23 @@ class Scene:
                     "Choose a start inside the audio."
                 )
             raise InvalidAudio.empty()
+        self._compose(assets)
+
+    @classmethod
+    def from_analysis(
+        cls, analysis: Analysis, spec: RenderSpec, assets: Assets | None = None
+    ) -> Scene:
+        """A scene from a clip already analysed (``Analysis.load``), without decoding:
+        it draws every frame exactly as the scene that made the analysis does, so a
+        render split into windows joins without a seam."""
+        scene = cls.__new__(cls)
+        scene.spec, scene.analysis = spec, analysis
+        scene._compose(assets or Assets())
+        return scene
+
+    def _compose(self, assets: Assets) -> None:
+        """Layout, style, static background and captions, from the spec and the analysis."""
+        spec = self.spec
         layout = compute_layout(
             spec, has_artwork=assets.artwork is not None, has_captions=assets.captions is not None
         )

@@ -73,8 +73,10 @@ def make_style(spec: RenderSpec, analysis: Analysis, rect: Rect) -> StyleDrawer:
 class Levels:
     """Per-frame band levels in 0..1, resampled to ``count`` bars and smoothed.
 
-    Frames are normally asked for in order; asking out of order replays the two
-    seconds before, so a single frame (a test, a thumbnail) looks as in the video.
+    Frames are normally asked for in order; asking out of order replays the
+    smoothing from the clip's first frame, so any frame (a test, a thumbnail, the
+    first frame of one window of a split render) is exactly the one the video shows.
+    A replay is a few vector operations a frame: about half a second for an hour.
     """
 
     def __init__(self, analysis: Analysis, count: int) -> None:
@@ -101,7 +103,7 @@ class Levels:
     def at(self, frame: int) -> np.ndarray:
         if frame != self._last + 1:
             self._state[:] = 0.0
-            self._last = max(-1, frame - 2 * self._analysis.fps - 1)
+            self._last = -1
             while self._last < frame - 1:
                 self._step(self._last + 1)
         self._step(frame)
