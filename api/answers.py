@@ -138,13 +138,13 @@ class JobDocument(Answer):  # JobViews.document
                                                      "has not ended")
     webhook_url: str | None
     timings: JobTimings | None = Field(description="once complete")
+    queue_position: int | None = Field(ge=0, description="while queued: jobs ahead of it")
+    eta: float | None = Field(ge=0, description="seconds until it should end; null until known")
 
 
 class Job(JobDocument):  # JobViews.view
     """A job: where it stands, and links made fresh on every request."""
 
-    queue_position: int | None = Field(ge=0, description="while queued: jobs ahead of it")
-    eta: float | None = Field(ge=0, description="seconds until it should end; null until known")
     share_url: str = Field(json_schema_extra={"format": "uri"},
                            description="the job's status page, for anyone with the link")
     download_url: str | None = Field(json_schema_extra={"format": "uri"},

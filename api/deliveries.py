@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from api import answers, metrics
 from api.errors import Conflict
 from api.schemas import DeliveryOutcome
-from api.views import LINK_FIELDS, JobViews
+from api.views import JobViews
 from jobs.constants import DELIVERY_PENDING
 from jobs.deliveries import CLAIM_SECONDS, Delivery, StaleClaim, after_attempt, redelivered
 from jobs.errors import JobNotFound
@@ -60,9 +60,8 @@ class Deliveries:
             return None
         if claim is not None and self.stores.deliveries.claim_of(job_id) != claim:
             return None
-        view = self.views.view(job).body()
-        body = json.dumps({k: v for k, v in view.items() if k not in LINK_FIELDS},
-                          separators=(",", ":"))
+        # the job as polled minus its links; no link is presigned for it
+        body = json.dumps(self.views.document(job).body(), separators=(",", ":"))
         return {"jobId": job_id, "tenant": delivery.tenant, "webhookId": delivery.webhook_id,
                 "url": delivery.url, "state": delivery.state, "body": body}
 

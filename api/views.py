@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from api import answers
 from api.speed import work_scale
@@ -17,9 +17,6 @@ from security.secrets import share_token
 if TYPE_CHECKING:
     from api.service import Stores
 
-#: Fields of a job view that are links (fresh on every poll): not in client webhooks.
-LINK_FIELDS = frozenset({"downloadUrl", "downloadUrlExpiresAt", "thumbnailUrl", "peaksUrl",
-                         "shareUrl"})
 #: Records read at most for one page of GET /v1/jobs.
 LIST_SCAN = 1000
 #: Result files besides the main output, and the link field each gets in a job view.
@@ -65,21 +62,27 @@ class JobViews:
         more = bool(self.stores.jobs.tenant_jobs(tenant, after, 1))
         return found, after if more else None
 
+    def document(self, job: Job) -> answers.JobDocument:
+        """The job without links: the body of the webhook sent when it ends."""
+        return answers.JobDocument.model_validate(self._standing(job))
+
     def view(self, job: Job) -> answers.Job:
         """The job as clients poll it: its document, where it stands in the queue,
         when it should end, and fresh links."""
         url, expires_at = self._download_link(job)
-        position = self.stores.jobs.queue_position(job) if job.status == QUEUED else None
         token = share_token(self.stores.settings, job.job_id)
         return answers.Job.model_validate({
-            **self.document(job).body(),
-            "queuePosition": position,
-            "eta": self.eta(job, position),
+            **self._standing(job),
             "shareUrl": f"{self.stores.settings.public_base_url}/jobs/{job.job_id}?token={token}",
             "downloadUrl": url,
             "downloadUrlExpiresAt": expires_at,
             **self._extra_links(job),
         })
+
+    def _standing(self, job: Job) -> dict[str, Any]:
+        """The job's fields, where it stands in the queue and when it should end."""
+        position = self.stores.jobs.queue_position(job) if job.status == QUEUED else None
+        return {**_document(job), "queuePosition": position, "eta": self.eta(job, position)}
 
     def eta(self, job: Job, position: int | None) -> float | None:
         """Seconds until the job should end, or None until that is known.
@@ -104,28 +107,6 @@ class JobViews:
             return round((position + 1) * speed.per_job, 1)
         return None
 
-    @staticmethod
-    def document(job: Job) -> answers.JobDocument:
-        """The job without links."""
-        return answers.JobDocument.model_validate({
-            "jobId": job.job_id,
-            "kind": job.kind,
-            "status": job.status,
-            "progress": job.progress,
-            "stage": job.stage,
-            "createdAt": job.created_at,
-            "updatedAt": job.updated_at,
-            "audioKey": job.audio_key or None,
-            "audioUrl": job.audio_url,
-            "options": job.options,
-            "result": job.result,
-            "error": job.error,
-            "attempts": job.attempts,
-            "deadlineAt": job.deadline_at or None,
-            "webhookUrl": job.webhook_url,
-            "timings": timings(job),
-        })
-
     def _download_link(self, job: Job) -> tuple[str | None, str | None]:
         """A fresh presigned URL for videoKey > previewKey > preparedKey."""
         result = job.result or {}
@@ -146,3 +127,25 @@ class JobViews:
             for name, link in EXTRA_LINKS.items()
             if result.get(name)
         }
+
+
+def _document(job: Job) -> dict[str, Any]:
+    """The job record's own fields, by their API names."""
+    return {
+        "jobId": job.job_id,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "stage": job.stage,
+        "createdAt": job.created_at,
+        "updatedAt": job.updated_at,
+        "audioKey": job.audio_key or None,
+        "audioUrl": job.audio_url,
+        "options": job.options,
+        "result": job.result,
+        "error": job.error,
+        "attempts": job.attempts,
+        "deadlineAt": job.deadline_at or None,
+        "webhookUrl": job.webhook_url,
+        "timings": timings(job),
+    }

@@ -97,17 +97,6 @@ class _MappingSource(EnvSettingsSource):
         }
 
 
-def _seconds(name: str) -> Any:
-    """A number of seconds between 0 and a day, named ``name`` in its error."""
-
-    def check(value: float) -> float:
-        if not 0 < value < 86400:
-            raise ValueError(f"{name} must be between 0 and 86400 seconds")
-        return value
-
-    return check
-
-
 def _secret(**kwargs: Any) -> Any:
     return Field(repr=False, exclude=True, **kwargs)
 
@@ -247,7 +236,9 @@ class Settings(BaseSettings):
     @field_validator("lease_seconds", "reap_interval", "handoff_seconds")
     @classmethod
     def _seconds(cls, value: float, info: Any) -> float:
-        return _seconds(info.field_name.upper())(value)
+        if not 0 < value < 86400:
+            raise ValueError(f"{info.field_name.upper()} must be between 0 and 86400 seconds")
+        return value
 
     @field_validator("allow_private_urls", mode="before")
     @classmethod

@@ -386,23 +386,32 @@ def rule_for(job: Job, event: Event, lease_alive: bool = False) -> Rule | None:
     return None
 
 
-def apply(
+def decide(
     job: Job, event: Event, now: str | None = None, lease_alive: bool = False
-) -> Job | None:
-    """The record after ``event``, or None when the event is to be ignored: as the
-    first matching rule of ``RULES`` says.
+) -> tuple[Job | None, LeaseAction]:
+    """What the first matching rule of ``RULES`` says ``event`` does: the new record
+    (None when the event is ignored) and what happens to the lease.
 
     ``lease_alive``: whether the current attempt's lease key exists.
     """
     rule = rule_for(job, event, lease_alive)
-    if rule is None or rule.then is None or rule.change is None:
-        return None
-    return rule.change.make(job, event, rule.then, now or utcnow())
+    if rule is None:
+        return None, None
+    if rule.then is None or rule.change is None:
+        return None, rule.lease
+    return rule.change.make(job, event, rule.then, now or utcnow()), rule.lease
+
+
+def apply(
+    job: Job, event: Event, now: str | None = None, lease_alive: bool = False
+) -> Job | None:
+    """The record after ``event``, or None when the event is to be ignored."""
+    return decide(job, event, now, lease_alive)[0]
 
 
 def lease_action(job: Job, event: Event, lease_alive: bool = False) -> LeaseAction:
-    """What ``event`` does to the lease, as its rule says: a start takes it, the current
-    attempt's progress renews it, an end (or the parent's release) drops it."""
+    """What ``event`` does to the lease: a start takes it, the current attempt's
+    progress renews it, a hand-off holds it, an end (or the parent's release) drops it."""
     rule = rule_for(job, event, lease_alive)
     return rule.lease if rule is not None else None
 
@@ -534,8 +543,7 @@ class JobStore:
                 raise JobNotFound(job_id)
             job = Job.from_json(raw)
             alive = pipe.exists(lease) > 0
-            changed = apply(job, event, lease_alive=alive)
-            action = lease_action(job, event, alive)
+            changed, action = decide(job, event, lease_alive=alive)
             pipe.multi()
             if changed is not None:
                 pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)

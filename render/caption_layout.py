@@ -42,7 +42,6 @@ class Page:
     stop: int
     lines: tuple[str, ...]
     font_size: int
-    cue: int  # index of the cue (after merging cues that start on the same frame)
 
 
 def caption_geometry(font_size: int, box_width: int) -> BlockGeometry:
@@ -88,7 +87,7 @@ def paginate(
         chunks = [tuple(lines[i : i + per_page]) for i in range(0, len(lines), per_page)]
         frames = max(stop - first, len(chunks))
         for (start, end), chunk in zip(_share(first, frames, chunks), chunks, strict=True):
-            pages.append(Page(start, end, chunk, size, index))
+            pages.append(Page(start, end, chunk, size))
     return pages
 
 
