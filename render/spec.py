@@ -104,6 +104,11 @@ class RenderSpec(BaseModel):
     start: float = Field(0.0, ge=0, le=24 * 3600, description="seconds into the audio")
     end: float | None = Field(None, gt=0, le=24 * 3600, description="seconds; None = the end")
 
+    # how the fleet runs it
+    split: bool = Field(True, description="render jobs: a long clip is cut into windows that "
+                        "workers render side by side, then joined; false renders it in one "
+                        "piece (previews and prepares never split)")
+
     @field_validator("width", "height")
     @classmethod
     def _even(cls, value: int) -> int:
