@@ -70,7 +70,7 @@ class Reports:
         the delivery does nothing) or MAX_ATTEMPTS is spent (worker_lost)."""
         report = self.apply(job_id, Event.started(
             self.stores.settings.max_attempts, attempt_id=request.attempt or "",
-            worker=request.worker,
+            worker=request.worker, phase=request.phase,
         ))
         if report.applied and report.job.status == FAILED:
             log.warning("job %s given up after %d attempts", job_id, report.job.attempts - 1)

@@ -1,7 +1,8 @@
 """What the API does, behind thin handlers, as a few cohesive units over one set of
 stores: uploads (``api.uploads``), submissions and cancels (``api.submission``), the
 job as clients see it (``api.views``), worker reports (``api.reports``), client
-webhook deliveries (``api.deliveries``) and the reaper (``api.reaper``).
+webhook deliveries (``api.deliveries``), split renders' windows (``api.splits``) and
+the reaper (``api.reaper``).
 
 One `Service` per app, kept in ``app.extensions["soundreel"]``: it builds the stores
 once and wires the units together; a handler calls one unit's method.
@@ -18,6 +19,7 @@ from api.deliveries import Deliveries
 from api.reaper import Reaper
 from api.reports import Reports
 from api.speed import SpeedStore
+from api.splits import Splits
 from api.submission import Submissions
 from api.uploads import Uploads
 from api.views import JobViews
@@ -53,7 +55,9 @@ class Service:
         self.deliveries = Deliveries(stores, self.views)
         self.reports = Reports(stores, self.deliveries)
         self.submissions = Submissions(stores, self.views, self.reports)
-        self.reaper = Reaper(stores, self.reports, self.submissions, self.deliveries)
+        self.splits = Splits(stores, self.reports)
+        self.reaper = Reaper(stores, self.reports, self.submissions, self.splits,
+                             self.deliveries)
 
 
 def service() -> Service:

@@ -788,9 +788,12 @@ class JobStore:
             self.redis.transaction(update, key, lease)
         return outcome[0]
 
-    def lease_alive(self, job_id: str) -> bool:
+    def lease_alive(self, job_id: str, segment: int | None = None) -> bool:
+        """Whether the job's lease lives (or window ``segment``'s, of a split job)."""
+        key = lease_redis_key(job_id) if segment is None else segment_lease_redis_key(
+            job_id, segment)
         with unavailable_on_connection_error():
-            return self.redis.exists(lease_redis_key(job_id)) > 0
+            return self.redis.exists(key) > 0
 
     def active(self, batch: int = 500) -> Iterator[tuple[str, float]]:
         """Every job not yet ended, with its deadline (epoch seconds)."""

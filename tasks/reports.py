@@ -59,6 +59,16 @@ class Start:
 
 #: Pauses between tries of a hand-off (a few seconds in all: the lease is still held).
 HANDOFF_RETRIES = (0.5, 1.0, 2.0)
+#: A report that must arrive (a split's plan, a window's end) is asked again until it
+#: does, waiting at most this long between tries.
+UNTIL_TAKEN_MAX_WAIT = 10.0
+UNTIL_TAKEN_SECONDS = 120.0
+
+
+def _job_path(job_id: str, segment: int | None) -> str:
+    """The internal resource a report is about: the job, or one window of it."""
+    base = f"/internal/jobs/{job_id}"
+    return base if segment is None else f"{base}/segments/{segment}"
 
 
 class ApiClient:
@@ -69,10 +79,14 @@ class ApiClient:
         self._headers = {"Authorization": f"Bearer {token}"}
         self._session = session or requests.Session()
 
-    def start_attempt(self, job_id: str, worker: str, attempt: str) -> Start:
-        """Ask before any work; raise `ApiUnavailable` when the API cannot answer."""
-        response = self._request("POST", f"/internal/jobs/{job_id}/start",
-                                 {"worker": worker, "attempt": attempt})
+    def start_attempt(self, job_id: str, worker: str, attempt: str,
+                      segment: int | None = None, phase: str | None = None) -> Start:
+        """Ask before any work (on the job, one window of it, or its join); raise
+        `ApiUnavailable` when the API cannot answer."""
+        body: dict[str, Any] = {"worker": worker, "attempt": attempt}
+        if phase is not None:
+            body["phase"] = phase
+        response = self._request("POST", f"{_job_path(job_id, segment)}/start", body)
         if response.status_code == 404:
             return Start("missing", None)  # the record expired or never was
         if response.status_code in (401, 403, 429) or response.status_code >= 500:
@@ -88,16 +102,18 @@ class ApiClient:
 
     def patch_progress(
         self, job_id: str, attempt: str, progress: float, stage: str,
-        audio_seconds: float | None = None,
+        audio_seconds: float | None = None, segment: int | None = None,
     ) -> bool | None:
         """Report progress (and renew the lease). True: go on; False: stop (the job
-        ended or another attempt took it over); None: the API could not be asked."""
-        body: dict[str, Any] = {"progress": round(progress, 4), "stage": stage,
-                                "attempt": attempt}
-        if audio_seconds is not None:
+        ended or another attempt took it over); None: the API could not be asked.
+        A window of a split job reports its own progress (the stage is the job's)."""
+        body: dict[str, Any] = {"progress": round(progress, 4), "attempt": attempt}
+        if segment is None:
+            body["stage"] = stage
+        if audio_seconds is not None and segment is None:
             body["audioSeconds"] = round(audio_seconds, 3)
         try:
-            response = self._request("PATCH", f"/internal/jobs/{job_id}", body)
+            response = self._request("PATCH", _job_path(job_id, segment), body)
             if response.status_code == 404:
                 return False
             if response.status_code >= 400:
@@ -128,13 +144,45 @@ class ApiClient:
             time.sleep(wait)
         return False
 
-    def release(self, job_id: str, worker: str, error: dict[str, str] | None = None) -> None:
+    def split(self, job_id: str, plan: dict[str, Any]) -> bool:
+        """Hand a split job's windows to the API, which records and sends them; asked
+        until it answers (the plan is the work of a whole decode). False: the job
+        went on without it (canceled, or another attempt took over)."""
+        return self._until_taken(f"/internal/jobs/{job_id}/split", plan)
+
+    def end_segment(self, job_id: str, segment: int, attempt: str,
+                    error: dict[str, str] | None = None) -> bool:
+        """A window stored (or failed for good), asked until the API answers."""
+        body: dict[str, Any] = {"attempt": attempt}
+        if error:
+            body["error"] = error
+        return self._until_taken(f"{_job_path(job_id, segment)}/end", body)
+
+    def _until_taken(self, path: str, body: dict[str, Any]) -> bool:
+        """False also when the API could not be reached for UNTIL_TAKEN_SECONDS: the
+        lease then lapses and the reaper hands the work on."""
+        wait, give_up = HANDOFF_RETRIES[0], time.monotonic() + UNTIL_TAKEN_SECONDS
+        while time.monotonic() < give_up:
+            try:
+                response = self._request("POST", path, body)
+            except ApiUnavailable as exc:
+                log.warning("%s not taken (%s); again in %.1f s", path, exc, wait)
+            else:
+                if response.status_code < 500 and response.status_code not in (401, 403, 429):
+                    return response.status_code < 400 and bool(response.json().get("applied"))
+                log.warning("%s answered %s; again in %.1f s", path, response.status_code, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, UNTIL_TAKEN_MAX_WAIT)
+        return False
+
+    def release(self, job_id: str, worker: str, error: dict[str, str] | None = None,
+                segment: int | None = None) -> None:
         """From a worker's parent: the child doing ``worker``'s attempt is gone."""
         body: dict[str, Any] = {"worker": worker}
         if error:
             body["error"] = error
         try:
-            response = self._request("POST", f"/internal/jobs/{job_id}/release", body)
+            response = self._request("POST", f"{_job_path(job_id, segment)}/release", body)
             log.info("job %s: released %s (%s)", job_id, worker, response.status_code)
         except ApiUnavailable as exc:
             # the lease then expires by itself and the reaper takes over
@@ -221,9 +269,12 @@ class ProgressReporter:
         job_id: str,
         interval: float = PROGRESS_INTERVAL,
         heartbeat: float = HEARTBEAT_SECONDS,
+        segment: int | None = None,
     ):
         self._client = client
         self._job_id = job_id
+        #: The window of a split job this reports on (None: the job itself).
+        self.segment = segment
         self._interval = interval
         self._heartbeat = heartbeat
         self._latest: tuple[float, str] | None = None
@@ -240,11 +291,11 @@ class ProgressReporter:
                                         name=f"progress-{job_id}", daemon=True)
         self._thread.start()
 
-    def start(self, worker: str, attempt: str) -> Start:
+    def start(self, worker: str, attempt: str, phase: str | None = None) -> Start:
         """Ask the API, before any work, whether this delivery should work on the job
         as ``attempt``. A job canceled while queued, held by a live attempt, or given
         up after too many attempts is known before anything is downloaded."""
-        answer = self._client.start_attempt(self._job_id, worker, attempt)
+        answer = self._client.start_attempt(self._job_id, worker, attempt, self.segment, phase)
         if answer.go:
             self.attempt = answer.attempt or ""
         else:
@@ -325,7 +376,7 @@ class ProgressReporter:
 
     def _send(self, progress: float, stage: str) -> None:
         answer = self._client.patch_progress(self._job_id, self.attempt, progress, stage,
-                                             self._audio_seconds)
+                                             self._audio_seconds, self.segment)
         if answer is False:
             self.stop.set()
         self._last_send = time.monotonic()
