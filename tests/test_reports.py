@@ -18,7 +18,7 @@ class SlowClient:
         self.lock = threading.Lock()
 
     def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
-                       audio_seconds: float | None = None) -> None:
+                       audio_seconds: float | None = None, segment: int | None = None) -> None:
         time.sleep(self.delay)
         with self.lock:
             self.sent.append((progress, stage))
@@ -75,12 +75,13 @@ class AnsweringClient(SlowClient):
         self.attempts: list[str] = []
 
     def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
-                       audio_seconds: float | None = None) -> bool:
+                       audio_seconds: float | None = None, segment: int | None = None) -> bool:
         super().patch_progress(job_id, attempt, progress, stage)
         self.attempts.append(attempt)
         return self.current
 
-    def start_attempt(self, job_id: str, worker: str, attempt: str) -> Start:
+    def start_attempt(self, job_id: str, worker: str, attempt: str,
+                      segment: int | None = None, phase: str | None = None) -> Start:
         self.started = worker
         return Start(self.status, "abc" if self.current else None)
 

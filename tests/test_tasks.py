@@ -59,12 +59,13 @@ class OrderedApi:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str | None]] = []
 
-    def start_attempt(self, job_id: str, worker: str, attempt: str) -> Start:
+    def start_attempt(self, job_id: str, worker: str, attempt: str,
+                      segment: int | None = None, phase: str | None = None) -> Start:
         self.calls.append(("start", None))
         return Start("running", attempt)
 
     def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
-                       audio_seconds: float | None = None) -> bool:
+                       audio_seconds: float | None = None, segment: int | None = None) -> bool:
         time.sleep(0.2)
         self.calls.append(("progress", stage))
         return True

@@ -13,8 +13,10 @@ from werkzeug.serving import make_server
 import devstack as st
 from config.settings import Settings
 
-#: A render slow enough to be caught mid-way: 1080p60 at high quality.
-SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18}}
+#: A render slow enough to be caught mid-way: 1080p60 at high quality; in one piece (a
+#: long one would be split across the fleet: tests/test_split*.py cover that).
+SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18,
+                                      "split": False}}
 
 
 def start_api(stack: ExitStack, tmp_path: Path, redis_url: str,
