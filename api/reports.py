@@ -152,8 +152,8 @@ class Reports:
     def _count_end(self, job: Job) -> None:
         code = (job.error or {}).get("code", "")
         metrics.JOBS_FINISHED.labels(kind=job.kind, status=job.status, code=code).inc()
-        if job.status != COMPLETE or not job.started_at:
-            return
+        if job.status != COMPLETE or not job.started_at or (job.result or {}).get("cached"):
+            return  # nothing rendered: no sample of how fast this deployment renders
         self.stores.speed.record(job)
         seconds = epoch_of(job.updated_at) - epoch_of(job.started_at)
         metrics.RENDER_SECONDS.labels(kind=job.kind).observe(seconds)

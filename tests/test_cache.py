@@ -21,7 +21,7 @@ import requests
 import devstack as st
 from api.cache import NOT_IN_KEY, cache_digest
 from config.settings import Settings
-from jobs.constants import render_cache_redis_key, upload_sha256_redis_key
+from jobs.constants import SPEED_REDIS_KEY, render_cache_redis_key, upload_sha256_redis_key
 from render.spec import RenderSpec
 from storage.objects import object_store
 from tests.helpers.e2e import poll, record, submit, upload, wait_for
@@ -325,10 +325,14 @@ def test_an_audio_url_is_served_after_its_fetch_and_fills_the_cache(cached):
     options = {**LOOK, "style": "bars", "color": "#00ccff"}
     first = rendered(stack, {"kind": "render", "audioKey": upload(stack, SAMPLE),
                              "options": options})
+    speed = cached["redis"].hgetall(SPEED_REDIS_KEY)
     job = submit(stack, {"kind": "render", "audioUrl": cached["audio_url"], "options": options})
     assert job["status"] == "queued"
     done, _ = poll(stack, job["jobId"], timeout=120)
     assert done["status"] == "complete" and done["result"]["cached"] is True
+    assert done["attempts"] == 1
+    # a job served from the cache is no sample of render speed (eta)
+    assert cached["redis"].hgetall(SPEED_REDIS_KEY) == speed
     assert done["result"]["videoKey"] == f"renders/{done['jobId']}/output.mp4"
     assert fetch(done["downloadUrl"]) == fetch(first["downloadUrl"])
     log = (stack.workdir / "worker.log").read_text()
