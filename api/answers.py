@@ -95,7 +95,7 @@ class JobResult(Answer):
     """What a completed job made; which keys are present depends on its kind
     (render: videoKey, thumbnailKey; preview: previewKey, thumbnailKey; prepare:
     preparedKey, peaksKey, sampleRate, channels). thumbnailKey is a JPEG of the
-    video's loudest moment."""
+    video's loudest moment. cached is true when the render cache served the job."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -108,6 +108,8 @@ class JobResult(Answer):
     duration: float = Field(None, ge=0, description="seconds")
     sample_rate: int = None
     channels: int = None
+    cached: bool = Field(None, description="true: the outputs are copies of an earlier job's "
+                                           "with the same audio and options (the render cache)")
 
 
 #: ``options`` as a job carries them: the accepted `RenderSpec`, every field filled

@@ -14,6 +14,7 @@ from api.auth import require_worker
 from api.errors import BadRequest, NotFound
 from api.parsing import json_body, parse
 from api.schemas import (
+    CacheQuery,
     DeliveryOutcome,
     ProgressReport,
     ReleaseRequest,
@@ -62,6 +63,15 @@ def release_attempt(job_id: str) -> Any:
     report = service().reports.release(job_id, parse(ReleaseRequest, json_body()))
     return {"jobId": job_id, "status": report.job.status, "current": report.current,
             "applied": report.applied}
+
+
+@bp.post("/jobs/<job_id>/cache")
+def cached_result(job_id: str) -> Any:
+    """After fetching an ``audioUrl``: ``hit`` with the job's ``result`` (its outputs are
+    already copies of an earlier job's: report it as the end), or render."""
+    query = parse(CacheQuery, json_body())
+    result = service().cache.check(job_id, query.attempt, query.audio_sha256)
+    return {"jobId": job_id, "hit": result is not None, "result": result}
 
 
 @bp.post("/jobs/<job_id>/handoff")

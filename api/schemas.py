@@ -163,6 +163,13 @@ class ProgressReport(Strict):
                                         allow_inf_nan=False)
 
 
+class CacheQuery(Strict):
+    """A worker that fetched a job's ``audioUrl``: may the render cache serve it?"""
+
+    attempt: AttemptId
+    audio_sha256: str = Field(alias="audioSha256", pattern=r"^[0-9a-f]{64}$")
+
+
 class ReportedError(Strict):
     code: str = Field(max_length=64, pattern=r"^[a-z_]+$")
     message: str = Field(max_length=2000)

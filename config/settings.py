@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     webhook_signing_key: str = Field("", repr=False)
     #: Multiplies the webhook retry schedule (tests shrink it; 1 in production).
     webhook_retry_scale: float = Field(1.0, gt=0, le=1)
+    #: Whether a job with the same audio bytes and options as a finished one of its
+    #: tenant reuses that output (docs/cache.md). Off: every job renders.
+    render_cache: bool = True
     log_level: str = "INFO"
 
     # The variables ``storage`` is made from; read, checked, then folded into it.

@@ -64,6 +64,11 @@ PREPARE: Final = "prepare"
 
 KINDS: Final = (RENDER, PREVIEW, PREPARE)
 
+#: The kinds the render cache serves (docs/cache.md). Not prepare: a decode runs at
+#: about a hundred times realtime, so copying a prepared WAV (about 600 MB an hour of
+#: audio) costs about what preparing it again does, and doubles what is stored.
+CACHED_KINDS: Final = (RENDER, PREVIEW)
+
 #: The broker queue each kind goes to: full renders on one, the short jobs on the
 #: other, so a long render never delays a preview (run workers per queue).
 RENDER_QUEUE: Final = "render"
@@ -161,6 +166,25 @@ ACTIVE_JOBS_REDIS_KEY: Final = f"{REDIS_PREFIX}active"
 def upload_redis_key(upload_id: str) -> str:
     """Who owns an upload: a job may only read files its own tenant uploaded."""
     return f"{REDIS_PREFIX}upload:{upload_id}"
+
+
+def upload_sha256_redis_key(upload_id: str) -> str:
+    """The SHA-256 of an upload's bytes, taken as it was stored (the render cache's
+    name for the file); beside its owner record, with the same lifetime."""
+    return f"{REDIS_PREFIX}upload:{upload_id}:sha256"
+
+
+def render_cache_redis_key(tenant: str, digest: str) -> str:
+    """A tenant's render cache entry: the finished job whose outputs a job with the
+    same inputs (``digest``, `api.cache.cache_digest`) reuses. Per tenant by its key,
+    so an entry never serves another tenant."""
+    return f"{REDIS_PREFIX}cache:{tenant}:{digest}"
+
+
+def cache_fill_redis_key(job_id: str) -> str:
+    """The cache entry a job fills if it completes (its render cache key, set when the
+    job missed the cache)."""
+    return f"{REDIS_PREFIX}cache-fill:{job_id}"
 
 
 def idempotency_redis_key(tenant: str, digest: str) -> str:

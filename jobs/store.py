@@ -5,6 +5,7 @@ The API is the only writer. Workers report over HTTP; each report becomes an
 answer to every late, duplicate or out-of-order report: terminal states are
 sticky, progress never goes backwards, and none of that is an error.
 
+    queued ──reuse──▶ complete   (the render cache: done at submission, no worker)
     queued ──start──▶ running ──progress──▶ running
       ▲                 │
       └───requeue───────┤   (the reaper: the attempt's lease died)
@@ -75,7 +76,7 @@ from storage.errors import StorageUnavailable
 
 EventKind = Literal[
     "start", "progress", "hand_off", "complete", "fail", "cancel", "time_out", "requeue",
-    "release", "split", "segment_start", "segment_progress", "segment_end",
+    "release", "reuse", "split", "segment_start", "segment_progress", "segment_end",
     "segment_release", "segment_requeue",
 ]
 #: Events about one window of a split job (``Event.segment``): they take, renew and
@@ -236,6 +237,12 @@ class Event:
     @classmethod
     def completed(cls, result: dict[str, Any], attempt_id: str | None = None) -> Event:
         return cls("complete", result=result, attempt_id=attempt_id)
+
+    @classmethod
+    def reused(cls, result: dict[str, Any]) -> Event:
+        """The render cache: the job's outputs are copies of an earlier job's, made at
+        submission; no worker takes part (only the API sends this, never a report)."""
+        return cls("reuse", result=result)
 
     @classmethod
     def failed(cls, code: str, message: str, attempt_id: str | None = None) -> Event:
@@ -524,6 +531,7 @@ _LIVE = (QUEUED, RUNNING)
 #: decides, conditions included; an event no rule matches is ignored. Terminal states
 #: have no rules, so they are sticky. ``docs/state-machine.md`` is rendered from this.
 RULES: tuple[Rule, ...] = (
+    Rule((QUEUED,), "reuse", None, COMPLETE, RESULT, None),
     Rule(_LIVE, "start", WRONG_PHASE, None, None, None),
     Rule((QUEUED,), "start", ATTEMPTS_SPENT, FAILED, GIVE_UP, "drop"),
     Rule((QUEUED,), "start", None, RUNNING, BEGIN, "set"),

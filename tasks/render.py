@@ -9,6 +9,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ from render import (
     write_peaks,
 )
 from storage.objects import ObjectStore
+from tasks.cache import cached_result
 from tasks.callbacks import time_limit_error
 from tasks.constants import RENDER_TASK
 from tasks.download import download, fetch_client_url
@@ -91,6 +93,7 @@ def run_job(
     audio_url: str | None = None,
     allow_urls: frozenset[str] = frozenset(),
     measured: Callable[[float], None] = lambda seconds: None,
+    cached: Callable[[Path], dict[str, Any] | None] = lambda audio: None,
     split_up: SplitUp | None = None,
 ) -> dict[str, Any]:
     """Do one job end to end and return its ``result``; raise `JobFailed` on failure.
@@ -102,6 +105,7 @@ def run_job(
     Plain function: no Celery, no HTTP to the API, so it is tested directly.
     Temporary files live in one directory that is removed however this ends.
     ``should_stop`` (the job was canceled) is checked between steps and frames.
+    ``cached``: the render cache's result for a fetched ``audio_url`` (`tasks.cache`).
     """
     try:
         spec = RenderSpec.model_validate(options)
@@ -114,6 +118,9 @@ def run_job(
         source = workdir / "input"
         if audio_url:
             fetch_client_url(audio_url, source, max_bytes=max_bytes, allow=allow_urls)
+            if (reused := cached(source)) is not None:  # copied from an earlier job
+                report(FINALIZE_AT, STAGE_FINALIZING)
+                return reused
         else:
             download(store.presigned_url(audio_key, AUDIO_URL_TTL), source, max_bytes=max_bytes)
         assets = Assets(
@@ -353,6 +360,7 @@ def register(app: SoundreelCelery) -> None:
                     audio_url=audio_url,
                     allow_urls=app.settings.allow_private_urls,
                     measured=progress.measured,
+                    cached=partial(cached_result, app.api, job_id, answer.attempt, kind, options),
                     split_up=Planner(app, job_id, progress),
                 )
             except JobSplit:

@@ -217,6 +217,20 @@ class ApiClient:
             raise ApiUnavailable(f"API answered {response.status_code}")
         return response.json()
 
+    def cached_result(self, job_id: str, attempt: str, sha256: str) -> dict[str, Any] | None:
+        """The job's result from the render cache, for its fetched audio's hash; None
+        (render it) on a miss, or when the API cannot say."""
+        body = {"attempt": attempt, "audioSha256": sha256}
+        try:
+            response = self._request("POST", f"/internal/jobs/{job_id}/cache", body)
+            if response.status_code != 200:
+                log.warning("cache check of job %s answered %s", job_id, response.status_code)
+                return None
+            return response.json().get("result")
+        except (ApiUnavailable, ValueError) as exc:
+            log.warning("cache check of job %s failed: %s", job_id, exc)
+            return None
+
     def _headers_now(self) -> dict[str, str]:
         """The token, and the request id of the job being worked on (for the logs)."""
         if rid := logs.request_id.get():

@@ -27,6 +27,8 @@ EVENTS = {
     "requeue": Event.requeued(max_attempts=3),
     "release": Event.released("w1@host/1", {"code": "time_limit_exceeded", "message": "x"}),
     "hand_off": Event.handed_off(A1, result={"videoKey": "renders/x/output.mp4"}),
+    "reuse": Event.reused({"videoKey": "renders/x/output.mp4", "format": "mp4",
+                           "duration": 3.0, "cached": True}),
 }
 
 
@@ -54,6 +56,7 @@ EXPECTED = {
     (RUNNING, "time_out"): TIMED_OUT,
     (RUNNING, "requeue"): QUEUED,
     (RUNNING, "hand_off"): RUNNING,
+    (QUEUED, "reuse"): COMPLETE,
 }
 
 
