@@ -91,6 +91,14 @@ class JobTimings(Answer):
     uploading: float = Field(ge=0)
 
 
+class JobSegments(Answer):
+    """A split render's windows, rendered side by side by the fleet."""
+
+    total: int = Field(ge=1)
+    done: int = Field(ge=0, description="stored")
+    running: int = Field(ge=0, description="being rendered now")
+
+
 class JobResult(Answer):
     """What a completed job made; which keys are present depends on its kind
     (render: videoKey, thumbnailKey; preview: previewKey, thumbnailKey; prepare:
@@ -140,6 +148,8 @@ class JobDocument(Answer):  # JobViews.document
                                                      "has not ended")
     webhook_url: str | None
     timings: JobTimings | None = Field(description="once complete")
+    segments: JobSegments | None = Field(description="a render split across the workers "
+                                                     "(docs/scaling.md); null otherwise")
     queue_position: int | None = Field(ge=0, description="while queued: jobs ahead of it")
     eta: float | None = Field(ge=0, description="seconds until it should end; null until known")
 

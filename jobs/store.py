@@ -641,6 +641,15 @@ def timings(job: Job) -> dict[str, float] | None:
     }
 
 
+def segments(job: Job) -> dict[str, int] | None:
+    """How a split job's windows stand (``segments`` in the API); None if not split."""
+    if job.split is None:
+        return None
+    windows = job.split["windows"]
+    return {"total": len(windows), "done": sum(w["done"] for w in windows),
+            "running": sum(1 for w in windows if not w["done"] and w["attempt"])}
+
+
 def _stage_rank(stage: str | None) -> int:
     """Known stages in their order; an unknown one ranks with the one before it."""
     return STAGES.index(stage) if stage in STAGES else -1

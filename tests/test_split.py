@@ -65,6 +65,8 @@ def test_a_long_render_is_split_joined_and_looks_like_an_unsplit_one(fleet, tmp_
     whole_job, _ = poll(fleet, whole_id)
     assert split_job["status"] == whole_job["status"] == "complete", split_job["error"]
     assert seen == sorted(seen) and seen[-1] == 1.0
+    assert split_job["segments"] == {"total": 4, "done": 4, "running": 0}
+    assert whole_job["segments"] is None
 
     kept = record(fleet, split_id)
     assert [(w["first"], w["stop"]) for w in kept.split["windows"]] == [
