@@ -124,3 +124,53 @@ def test_peak_memory_of_an_hour_stays_close_to_that_of_a_minute(
         f"{minute_kib / 1024:.1f} MiB for a minute ({ratio:.3f}x, at most "
         f"{MAX_MEMORY_RATIO}x allowed): memory grows with the length of the audio"
     )
+
+
+#: Splits: argv[1] "analyse" AUDIO FEATURES SOUND, or "window" FEATURES OUT FIRST STOP;
+#: the spec JSON last. Prints the process's peak memory as JSON.
+SPLIT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from render import RenderSpec
+    from render.split import Window, analyse, render_window
+
+    spec = RenderSpec.model_validate_json(sys.argv[-1])
+    if sys.argv[1] == "analyse":
+        analyse(Path(sys.argv[2]), spec, Path(sys.argv[3]), Path(sys.argv[4]))
+    else:
+        render_window(Path(sys.argv[2]), spec,
+                      Window(0, int(sys.argv[4]), int(sys.argv[5])), Path(sys.argv[3]))
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status)
+    print(json.dumps({"peak_rss_kib": int(fields["VmHWM"].split()[0])}))
+    """
+)
+
+
+def split_step(*args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", SPLIT, *args, SPEC.model_dump_json()],
+                          capture_output=True, text=True, cwd=ROOT, timeout=280, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_window_of_a_split_hour_peaks_as_one_render_flat_in_its_length(
+    hour: tuple[Path, dict[str, Any]], minute: tuple[Path, dict[str, Any]], media: Path,
+) -> None:
+    features, sound = media / "hour.npz", media / "hour.m4a"
+    split_step("analyse", str(media / "hour.mp3"), str(features), str(sound))
+    fps = SPEC.fps
+    short = split_step("window", str(features), str(media / "w1.mp4"), str(30 * MINUTE * fps),
+                       str(31 * MINUTE * fps))["peak_rss_kib"]
+    long = split_step("window", str(features), str(media / "w20.mp4"), str(30 * MINUTE * fps),
+                      str(50 * MINUTE * fps))["peak_rss_kib"]
+    assert int(stream(probe(media / "w20.mp4", count_packets=True), "video")
+               ["nb_read_packets"]) == 20 * MINUTE * fps
+    single = minute[1]["peak_rss_kib"]
+    assert long / short <= MAX_MEMORY_RATIO, (
+        f"a 20-minute window peaked at {long / 1024:.1f} MiB, a 1-minute one at "
+        f"{short / 1024:.1f} MiB: a window's memory grows with its length")
+    assert long / single <= MAX_MEMORY_RATIO, (
+        f"a window of an hour peaked at {long / 1024:.1f} MiB against {single / 1024:.1f} MiB "
+        "for a whole one-minute render")
