@@ -147,7 +147,7 @@ def run_job(
                 raise UploadFailed(
                     f"The output could not be stored ({type(exc).__name__}); resubmit the job."
                 ) from None
-        report(FINALIZE_AT, STAGE_FINALIZING)
+    # what comes next (`finalizing`: the hand-off and the result callback) is the task's
     return result
 
 
@@ -328,14 +328,11 @@ def register(app: SoundreelCelery) -> None:
                 log.info("job %s: stopped, the API said this attempt is over", job_id)
                 raise Ignore() from None
             log.info("job %s: %s stored at %s", job_id, kind, output_key)
-            # The last progress report (stage `finalizing`) reaches the API before the
-            # end: sent after it, a terminal job would ignore it and the stage would be
-            # missing from the record. The heartbeat goes on, holding the lease.
-            if not progress.flush():
-                log.warning("job %s: the last progress report is slow; reporting the end",
-                            job_id)
+            # The hand-off carries the last progress (stage `finalizing`) and every
+            # stage's time, so nothing waits for a PATCH in flight: one landing after
+            # the hand-off is ignored, and no stage goes missing from the record.
             payload = {"jobId": job_id, "status": COMPLETE, "attempt": answer.attempt,
-                       "result": result}
+                       "result": result, **progress.settle(FINALIZE_AT, STAGE_FINALIZING)}
             # Handed off while the heartbeat still holds the lease: the API holds it on
             # for HANDOFF_SECONDS, and the result callback (`link`, on the callbacks
             # queue) reports the end with the payload this task returns.

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from config import logs
-from jobs.constants import RUNNING
+from jobs.constants import RUNNING, STAGE_DOWNLOADING
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ PROGRESS_TIMEOUT = 3.0
 #: The longest one PATCH takes: requests bounds the connect and each read separately.
 PATCH_SECONDS = 2 * PROGRESS_TIMEOUT
 WEBHOOK_TIMEOUT = 15.0
-#: At most one progress PATCH this often, seconds; stage changes go at once.
+#: Progress within a stage: at most one PATCH this often, seconds (a new stage goes at once).
 PROGRESS_INTERVAL = 0.5
 #: With no change, the last progress is sent again this often (the cancel check).
 HEARTBEAT_SECONDS = 2.0
@@ -88,7 +88,7 @@ class ApiClient:
 
     def patch_progress(
         self, job_id: str, attempt: str, progress: float, stage: str,
-        audio_seconds: float | None = None,
+        audio_seconds: float | None = None, stages: dict[str, float] | None = None,
     ) -> bool | None:
         """Report progress (and renew the lease). True: go on; False: stop (the job
         ended or another attempt took it over); None: the API could not be asked."""
@@ -96,6 +96,8 @@ class ApiClient:
                                 "attempt": attempt}
         if audio_seconds is not None:
             body["audioSeconds"] = round(audio_seconds, 3)
+        if stages:
+            body["stages"] = stages
         try:
             response = self._request("PATCH", f"/internal/jobs/{job_id}", body)
             if response.status_code == 404:
@@ -205,14 +207,21 @@ class ApiClient:
 
 
 class ProgressReporter:
-    """Coalesces a render's many progress calls into a few PATCHes, off the hot path.
+    """Sends a job's progress to the API from a background thread; the task never waits.
 
-    `update` only records the latest value; a background thread sends it, so a
-    slow or unreachable API never slows the render down. Progress sent is
-    monotonic because callers' values are. The last value is sent again every
-    HEARTBEAT_SECONDS when nothing changes (long decodes): that heartbeat renews
-    the attempt's lease, and its answer tells the worker within seconds when to
-    stop (`stop` is set: canceled, timed out, or taken over by another attempt).
+    `update` records the latest value and returns at once: a slow or unreachable API
+    never slows the work down. A new stage is sent at once (or, if a PATCH is in
+    flight, as soon as it returns); progress within a stage coalesces to at most one
+    PATCH per ``interval``. Every report carries the seconds from the attempt's start
+    to each stage reached so far, so stage times stay true when several stages pass
+    during one PATCH. Progress sent is monotonic because callers' values are.
+
+    The last value sent is repeated every HEARTBEAT_SECONDS when nothing changes
+    (long decodes): that heartbeat renews the attempt's lease, and its answer tells
+    the worker within seconds when to stop (`stop` is set: canceled, timed out, or
+    taken over by another attempt). At the end the task calls `settle`: no value is
+    sent after that, and the hand-off carries the last one (the heartbeat goes on
+    until `close`, holding the lease while the hand-off is tried).
     """
 
     def __init__(
@@ -228,9 +237,12 @@ class ProgressReporter:
         self._heartbeat = heartbeat
         self._latest: tuple[float, str] | None = None
         self._sent: tuple[float, str] | None = None
+        #: Seconds from the attempt's start (``_origin``) to each stage reached.
+        self._stages: dict[str, float] = {}
+        self._origin = time.monotonic()
         self._wake = threading.Condition()
         self._closed = False
-        self._sending = False  # a PATCH is in flight
+        self._settled = False  # the hand-off carries what is left
         self.stop = threading.Event()
         self.attempt = ""
         self._audio_seconds: float | None = None
@@ -244,9 +256,20 @@ class ProgressReporter:
         """Ask the API, before any work, whether this delivery should work on the job
         as ``attempt``. A job canceled while queued, held by a live attempt, or given
         up after too many attempts is known before anything is downloaded."""
+        asked = time.monotonic()
         answer = self._client.start_attempt(self._job_id, worker, attempt)
+        answered = time.monotonic()
         if answer.go:
-            self.attempt = answer.attempt or ""
+            with self._wake:
+                self.attempt = answer.attempt or ""
+                # the API wrote the start somewhere in the round trip: its middle is the
+                # best guess of the record's ``startedAt`` on this clock
+                self._origin = (asked + answered) / 2
+                # the start put the job at `downloading` and renewed the lease: a report
+                # saying only that is not needed, and the heartbeat counts from here
+                self._sent = (0.0, STAGE_DOWNLOADING)
+                self._last_send = answered
+                self._wake.notify_all()
         else:
             self.stop.set()
         return answer
@@ -256,32 +279,32 @@ class ProgressReporter:
         self._audio_seconds = audio_seconds
 
     def update(self, progress: float, stage: str) -> None:
+        """Record the latest value; it is sent from the thread (never waits)."""
         with self._wake:
-            if self._latest is not None and self._latest[1] != stage:
-                # A new stage: the last report of the one before goes first, so the
-                # API sees every stage (timings), not only the newest. Stages change
-                # a handful of times per job; this waits until the sender has taken
-                # that report, which is at most the PATCH it may have in flight.
-                self._wake.wait_for(lambda: self._latest == self._sent or self._closed,
-                                    timeout=PATCH_SECONDS + 1)
+            if stage not in self._stages:
+                self._stages[stage] = round(max(time.monotonic() - self._origin, 0.0), 3)
             self._latest = (progress, stage)
             self._wake.notify_all()
 
-    def flush(self) -> bool:
-        """Wait until the latest value has reached the API (or could not), without
-        stopping the heartbeat: what is reported next then comes after it. False if
-        the API took longer than a PATCH in flight and this one together."""
+    def settle(self, progress: float | None = None, stage: str | None = None) -> dict[str, Any]:
+        """The task is about to hand its outcome off: nothing more is sent, and this
+        is what the hand-off carries (the last progress, its stage, every stage's
+        time; ``progress`` and ``stage`` first, if given), so the task does not wait
+        for a PATCH to land first."""
         with self._wake:
-            self._wake.notify_all()
-            return self._wake.wait_for(
-                lambda: (self._latest == self._sent and not self._sending) or self._closed,
-                timeout=2 * PATCH_SECONDS + 1)
+            self._settled = True
+            if progress is not None and stage is not None:
+                self.update(progress, stage)
+            last: dict[str, Any] = {"stages": dict(self._stages)}
+            if self._latest is not None:
+                last.update(progress=round(self._latest[0], 4), stage=self._latest[1])
+            return last
 
     def close(self) -> None:
-        """Send the last value and stop the thread."""
+        """Send the last value (unless `settle` handed it over) and stop the thread."""
         with self._wake:
             self._closed = True
-            self._wake.notify()
+            self._wake.notify_all()
         self._thread.join(timeout=2 * PATCH_SECONDS + 1)
 
     def __enter__(self) -> ProgressReporter:
@@ -295,37 +318,33 @@ class ProgressReporter:
             with self._wake:
                 while True:
                     now = time.monotonic()
-                    pending = self._latest is not None and self._latest != self._sent
-                    if not pending and self._closed:
+                    latest, sent = self._latest, self._sent
+                    pending = latest is not None and latest != sent and not self._settled
+                    if self._closed and not pending:
                         return
                     if pending:
-                        assert self._latest is not None
-                        changed = self._sent is None or self._latest[1] != self._sent[1]
+                        assert latest is not None
+                        changed = sent is None or latest[1] != sent[1]
                         due = self._last_send + self._interval
-                        if now >= due or changed or self._closed:
+                        if changed or self._closed or now >= due:
                             break
                         self._wake.wait(timeout=due - now)
-                    elif self._latest is not None:
+                    elif sent is not None:
                         beat = self._last_send + self._heartbeat
                         if now >= beat:
                             break
                         self._wake.wait(timeout=beat - now)
                     else:
                         self._wake.wait()
-                latest = self._sent = self._latest
-                self._sending = True
-                self._wake.notify_all()  # a stage change may be waiting for this one
-            assert latest is not None
-            try:
-                self._send(*latest)
-            finally:
-                with self._wake:
-                    self._sending = False
-                    self._wake.notify_all()  # a flush may be waiting for this one
+                value = latest if pending else sent
+                self._sent = value
+                stages = dict(self._stages)
+            assert value is not None
+            self._send(*value, stages)
 
-    def _send(self, progress: float, stage: str) -> None:
+    def _send(self, progress: float, stage: str, stages: dict[str, float]) -> None:
         answer = self._client.patch_progress(self._job_id, self.attempt, progress, stage,
-                                             self._audio_seconds)
+                                             self._audio_seconds, stages or None)
         if answer is False:
             self.stop.set()
         self._last_send = time.monotonic()
