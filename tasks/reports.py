@@ -29,6 +29,10 @@ WEBHOOK_TIMEOUT = 15.0
 PROGRESS_INTERVAL = 0.5
 #: With no change, the last progress is sent again this often (the cancel check).
 HEARTBEAT_SECONDS = 2.0
+#: An attempt's first PATCH waits this long after its start, which wrote its stage and
+#: its lease: a job shorter than this (a prepare, a short preview) sends no PATCH at
+#: all, and its hand-off carries its stages and their times.
+QUIET_START_SECONDS = 0.5
 
 
 class WebhookRejected(Exception):
@@ -212,9 +216,11 @@ class ProgressReporter:
     `update` records the latest value and returns at once: a slow or unreachable API
     never slows the work down. A new stage is sent at once (or, if a PATCH is in
     flight, as soon as it returns); progress within a stage coalesces to at most one
-    PATCH per ``interval``. Every report carries the seconds from the attempt's start
-    to each stage reached so far, so stage times stay true when several stages pass
-    during one PATCH. Progress sent is monotonic because callers' values are.
+    PATCH per ``interval``. Nothing is sent in the first ``quiet`` seconds after the
+    start (which wrote the stage and the lease), so a short job sends no PATCH. Every
+    report carries the seconds from the attempt's start to each stage reached so far,
+    so stage times stay true when several stages pass during one PATCH. Progress sent
+    is monotonic because callers' values are.
 
     The last value sent is repeated every HEARTBEAT_SECONDS when nothing changes
     (long decodes): that heartbeat renews the attempt's lease, and its answer tells
@@ -230,11 +236,14 @@ class ProgressReporter:
         job_id: str,
         interval: float = PROGRESS_INTERVAL,
         heartbeat: float = HEARTBEAT_SECONDS,
+        quiet: float = QUIET_START_SECONDS,
     ):
         self._client = client
         self._job_id = job_id
         self._interval = interval
         self._heartbeat = heartbeat
+        self._quiet = quiet
+        self._quiet_until = 0.0  # no PATCH before this (set by the start)
         self._latest: tuple[float, str] | None = None
         self._sent: tuple[float, str] | None = None
         #: Seconds from the attempt's start (``_origin``) to each stage reached.
@@ -269,6 +278,7 @@ class ProgressReporter:
                 # saying only that is not needed, and the heartbeat counts from here
                 self._sent = (0.0, STAGE_DOWNLOADING)
                 self._last_send = answered
+                self._quiet_until = self._origin + self._quiet
                 self._wake.notify_all()
         else:
             self.stop.set()
@@ -325,8 +335,9 @@ class ProgressReporter:
                     if pending:
                         assert latest is not None
                         changed = sent is None or latest[1] != sent[1]
-                        due = self._last_send + self._interval
-                        if changed or self._closed or now >= due:
+                        due = max(now if changed else self._last_send + self._interval,
+                                  self._quiet_until)
+                        if self._closed or now >= due:
                             break
                         self._wake.wait(timeout=due - now)
                     elif sent is not None:

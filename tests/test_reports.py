@@ -224,13 +224,26 @@ def test_the_heartbeat_goes_on_after_settle_holding_the_lease_for_the_hand_off()
     assert set(client.sent) == {(0.5, "uploading")}
 
 
-def test_after_the_start_the_first_report_waits_for_news():
-    # the start put the job at `downloading` and renewed its lease: saying so again is
-    # a round trip for nothing; the first stage change goes at once
+def test_a_short_attempt_sends_no_patch_and_its_hand_off_carries_every_stage():
+    # the start wrote the stage and the lease: a job done within the quiet start
+    # reports nothing more until its hand-off, which carries each stage's time
     client = AnsweringClient(current=True)
-    with ProgressReporter(client, "job", interval=60.0, heartbeat=60.0) as reporter:  # type: ignore[arg-type]
+    with ProgressReporter(client, "job", interval=60.0, quiet=60.0) as reporter:  # type: ignore[arg-type]
         assert reporter.start("w1@host/1", "abc").go
-        reporter.update(0.0, "downloading")
+        for progress, stage in ((0.0, "downloading"), (0.05, "analyzing"), (0.95, "uploading")):
+            reporter.update(progress, stage)
+        last = reporter.settle(0.99, "finalizing")
+    assert client.sent == []
+    assert list(last["stages"]) == ["downloading", "analyzing", "uploading", "finalizing"]
+
+
+def test_after_the_quiet_start_the_latest_stage_goes_at_once():
+    client = AnsweringClient(current=True)
+    with ProgressReporter(client, "job", interval=60.0, heartbeat=60.0, quiet=0.2) as reporter:  # type: ignore[arg-type]
+        assert reporter.start("w1@host/1", "abc").go
+        reporter.update(0.0, "downloading")  # what the start already wrote: never sent
         reporter.update(0.05, "analyzing")
-        assert wait_for(lambda: client.sent == [(0.05, "analyzing")])
+        reporter.update(0.06, "analyzing")
+        assert client.sent == []  # quiet, for now
+        assert wait_for(lambda: client.sent == [(0.06, "analyzing")])
         assert set(client.stages[-1] or {}) == {"downloading", "analyzing"}
