@@ -113,6 +113,8 @@ class Bench:
     processes: ExitStack
     workdir: Path
     audio_key: str
+    #: Each process started (its own session), by role: where CPU time goes.
+    sessions: dict[str, int]
 
     @property
     def redis(self) -> redis.Redis:
@@ -121,8 +123,10 @@ class Bench:
     def soundreel_workers(self) -> None:
         """As the Procfile runs them: renders and previews (2 processes), callbacks."""
         env, log = self.running.env, self.workdir
-        self.processes.enter_context(st.worker(env, log / "worker.log", "w1", "render,preview"))
-        self.processes.enter_context(st.worker(env, log / "callbacks.log", "cb", "callbacks"))
+        self.sessions["soundreel worker"] = self.processes.enter_context(
+            st.worker(env, log / "worker.log", "w1", "render,preview")).pid
+        self.sessions["soundreel callbacks"] = self.processes.enter_context(
+            st.worker(env, log / "callbacks.log", "cb", "callbacks")).pid
 
     def bare_workers(self) -> None:
         """The baseline's: the same shape, bare Celery (``bench/bare_celery.py``)."""
@@ -131,7 +135,8 @@ class Bench:
             cmd = [str(st.BIN / "celery"), "-A", "bench.bare_celery", "worker", "--loglevel",
                    "WARNING", "--concurrency", "2", "--hostname", f"{name}@%h",
                    "--without-mingle", "--without-gossip", "-Q", queue]
-            self.processes.enter_context(st.process(cmd, log, self.running.env))
+            self.sessions[f"{name} worker"] = self.processes.enter_context(
+                st.process(cmd, log, self.running.env)).pid
             st.wait_until(lambda log=log: b"ready." in log.read_bytes(), 60, "bare worker", log)
 
 
@@ -151,11 +156,49 @@ def stack(workdir: Path) -> Iterator[Bench]:
                            other_api_key=next(k for k, t in keys.items()
                                               if t == st.OTHER_TENANT),
                            worker_token=env["WORKER_TOKEN"])
-        processes.enter_context(st.api_server(env, port, workdir / "api.log"))
+        api = processes.enter_context(st.api_server(env, port, workdir / "api.log"))
         with open(one_second_wav(workdir / "one.wav"), "rb") as audio:
             key = running.client().post(running.url("/v1/uploads"), timeout=30,
                                         files={"file": ("one.wav", audio)}).json()["audioKey"]
-        yield Bench(running, processes, workdir, key)
+        sessions = {"api": api.pid, "redis": redis_pid(redis_url)}
+        yield Bench(running, processes, workdir, key, sessions)
+
+
+def redis_pid(url: str) -> int:
+    return int(redis.Redis.from_url(url).info("server")["process_id"])
+
+
+def cpu_seconds(sessions: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system, with reaped children: ffmpeg, recycled pool processes)
+    of every process in each session, by role (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys(sessions, 0.0)
+    roles = {sid: role for role, sid in sessions.items()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        role = roles.get(int(fields[3])) or roles.get(int(entry.name))
+        if role is not None:
+            totals[role] += sum(int(value) for value in fields[11:15]) / tick
+    return totals
+
+
+def cpu_table(spent: dict[str, dict[str, float]], jobs: int) -> None:
+    """CPU ms per job, by process, for each side of a drain."""
+    emit(f"| CPU ms per job in the drain | {' | '.join(spent)} |")
+    emit("|---|" + "---|" * len(spent))
+    roles = sorted({role for side in spent.values() for role in side if
+                    any(side.get(role, 0) > 0.001 for side in spent.values())})
+    for role in roles:
+        cells = " | ".join(f"{side[role] * 1000 / jobs:.1f}" if role in side else ""
+                           for side in spent.values())
+        emit(f"| {role} | {cells} |")
+    totals = " | ".join(f"{sum(side.values()) * 1000 / jobs:.1f}" for side in spent.values())
+    emit(f"| all | {totals} |")
 
 
 def records(client: redis.Redis, ids: list[str]) -> list[Job | None]:
@@ -236,11 +279,13 @@ def overhead(args: argparse.Namespace) -> None:
             theirs.append(bare_one())
 
         note(f"drain of {args.drain} soundreel jobs")
+        cpu_before = cpu_seconds(bench.sessions)
         since = time.time()
         ids = [client.post(bench.running.url("/v1/jobs"), timeout=30, json={
             "kind": "prepare", "audioKey": bench.audio_key}).json()["jobId"]
             for _ in range(args.drain)]
         drained = soundreel_drain(bench, ids, since, timeout=args.drain * 2 + 120)
+        cpu_between = cpu_seconds(bench.sessions)
 
         note(f"drain of {args.drain} bare Celery jobs")
         store.delete(bare.DONE_KEY, bare.RUNS_KEY)
@@ -253,6 +298,13 @@ def overhead(args: argparse.Namespace) -> None:
         bare_last = max(float(v) for v in store.hvals(bare.DONE_KEY))
         runs = [int(v) for v in store.hmget(bare.RUNS_KEY, bare_ids) if v is not None]
         bare_rate = len(bare_ids) / (bare_last - since)
+        cpu_after = cpu_seconds(bench.sessions)
+        ours_only = ("api", "redis", "soundreel worker", "soundreel callbacks")
+        theirs_only = ("api", "redis", "bare worker", "barecb worker")
+        spent = {
+            "soundreel": {r: cpu_between[r] - cpu_before[r] for r in ours_only},
+            "bare Celery": {r: cpu_after[r] - cpu_between[r] for r in theirs_only},
+        }
 
     emit(f"jobs: {args.jobs} of each, alternating, each on an idle stack; times in ms")
     emit()
@@ -282,6 +334,10 @@ def overhead(args: argparse.Namespace) -> None:
          f"(target {DRAIN_TARGET:.0f} jobs/s: {mark(drained['rate'] >= DRAIN_TARGET)}); "
          f"lost {drained['lost']}, run more than once "
          f"{drained['jobs'] - drained['once']}")
+    emit()
+    cpu_table(spent, args.drain)
+    emit("(bare Celery's jobs read their audio through the API's signed link, as "
+         "soundreel's do, with the local store)")
     emit()
 
 

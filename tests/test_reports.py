@@ -247,3 +247,15 @@ def test_after_the_quiet_start_the_latest_stage_goes_at_once():
         assert client.sent == []  # quiet, for now
         assert wait_for(lambda: client.sent == [(0.06, "analyzing")])
         assert set(client.stages[-1] or {}) == {"downloading", "analyzing"}
+
+
+def test_the_api_session_keeps_the_environments_proxy_and_ca_for_the_api(monkeypatch):
+    from tasks.reports import own_session
+
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "api.internal")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
+    proxied = own_session("http://api.example:8000")
+    assert proxied.proxies.get("http") == "http://proxy.example:3128"
+    assert proxied.verify == "/etc/ssl/private-ca.pem" and not proxied.trust_env
+    assert "http" not in own_session("http://api.internal:8000").proxies  # NO_PROXY
