@@ -117,7 +117,7 @@ class Reports:
         logs.job_id.set(report.job_id)
         if report.status == COMPLETE:
             result = self._trusted_result(report.job_id, report.result or {})
-            event = Event.completed(result, report.attempt, report.stages)
+            event = Event.completed(result, report.attempt)
         else:
             assert report.error is not None
             event = Event.failed(report.error.code, report.error.message, report.attempt)

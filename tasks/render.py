@@ -331,10 +331,11 @@ def register(app: SoundreelCelery) -> None:
             # The hand-off carries the last progress (stage `finalizing`) and every
             # stage's time, so nothing waits for a PATCH in flight: one landing after
             # the hand-off is ignored, and no stage goes missing from the record.
+            last = progress.settle(FINALIZE_AT, STAGE_FINALIZING)
             payload = {"jobId": job_id, "status": COMPLETE, "attempt": answer.attempt,
-                       "result": result, **progress.settle(FINALIZE_AT, STAGE_FINALIZING)}
+                       "result": result}
             # Handed off while the heartbeat still holds the lease: the API holds it on
             # for HANDOFF_SECONDS, and the result callback (`link`, on the callbacks
             # queue) reports the end with the payload this task returns.
-            app.api.hand_off(payload)
+            app.api.hand_off({**payload, **last})
         return payload

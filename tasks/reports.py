@@ -61,6 +61,11 @@ class Start:
         return self.status == RUNNING and self.attempt is not None
 
 
+#: What a hand-off adds to the result payload, and a PATCH to its progress: fields an
+#: API older than the worker does not know.
+HANDOFF_FIELDS = ("progress", "stage", "stages")
+PATCH_FIELDS = ("stages",)
+
 #: Pauses between tries of a hand-off (a few seconds in all: the lease is still held).
 HANDOFF_RETRIES = (0.5, 1.0, 2.0)
 
@@ -84,6 +89,7 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
         self._session = session or own_session(self.base_url)
+        self._older_api = False  # it refused the newer fields: send reports without them
 
     def start_attempt(self, job_id: str, worker: str, attempt: str) -> Start:
         """Ask before any work; raise `ApiUnavailable` when the API cannot answer."""
@@ -115,7 +121,7 @@ class ApiClient:
         if stages:
             body["stages"] = stages
         try:
-            response = self._request("PATCH", f"/internal/jobs/{job_id}", body)
+            response = self._report("PATCH", f"/internal/jobs/{job_id}", body, PATCH_FIELDS)
             if response.status_code == 404:
                 return False
             if response.status_code >= 400:
@@ -134,8 +140,8 @@ class ApiClient:
         callback later than the lease could then see the job handed on)."""
         for wait in HANDOFF_RETRIES:
             try:
-                response = self._request("POST", f"/internal/jobs/{payload['jobId']}/handoff",
-                                         payload)
+                response = self._report("POST", f"/internal/jobs/{payload['jobId']}/handoff",
+                                        payload, HANDOFF_FIELDS)
             except ApiUnavailable as exc:
                 log.warning("job %s: hand-off not sent (%s)", payload.get("jobId"), exc)
             else:
@@ -186,6 +192,22 @@ class ApiClient:
         if response.status_code >= 400:
             raise ApiUnavailable(f"API answered {response.status_code}")
         return response.json()
+
+    def _report(self, method: str, path: str, body: dict[str, Any],
+                newer: tuple[str, ...]) -> requests.Response:
+        """A report that may carry ``newer`` fields. An API older than this worker
+        (workers upgraded first) refuses them with 400: the report goes again without
+        them, and this client sends them no more, so leases are still renewed and
+        hand-offs taken (stage times are then the API's own, as before)."""
+        if self._older_api:
+            body = {k: v for k, v in body.items() if k not in newer}
+        response = self._request(method, path, body)
+        if response.status_code == 400 and any(k in body for k in newer):
+            log.warning("the API refused a report's stage times: it is older than this "
+                        "worker; reporting without them")
+            self._older_api = True
+            return self._report(method, path, body, newer)
+        return response
 
     def _headers_now(self) -> dict[str, str]:
         """The token, and the request id of the job being worked on (for the logs)."""

@@ -259,3 +259,34 @@ def test_the_api_session_keeps_the_environments_proxy_and_ca_for_the_api(monkeyp
     assert proxied.proxies.get("http") == "http://proxy.example:3128"
     assert proxied.verify == "/etc/ssl/private-ca.pem" and not proxied.trust_env
     assert "http" not in own_session("http://api.internal:8000").proxies  # NO_PROXY
+
+
+class OlderApi:
+    """A session to an API that predates the stage times: it refuses unknown fields (400)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+
+    def request(self, method: str, url: str, json: dict, headers: dict, timeout: float):  # noqa: ANN201
+        self.bodies.append(json)
+        known = {"progress", "stage", "attempt", "audioSeconds"} if method == "PATCH" else {
+            "jobId", "status", "attempt", "result", "error"}
+        status = 400 if set(json) - known else 200
+        return type("Answer", (), {"status_code": status,
+                                   "json": staticmethod(lambda: {"current": True})})()
+
+
+def test_workers_upgraded_before_the_api_still_renew_leases_and_hand_off():
+    from tasks.reports import ApiClient
+
+    session = OlderApi()
+    api = ApiClient("http://api", "token" * 4, session=session)  # type: ignore[arg-type]
+    assert api.patch_progress("j1", "a1", 0.5, "rendering", stages={"rendering": 1.0}) is True
+    assert api.hand_off({"jobId": "j1", "status": "complete", "attempt": "a1",
+                         "result": {}, "progress": 0.99, "stage": "finalizing",
+                         "stages": {"finalizing": 2.0}})
+    # refused once, then sent as the older API takes them, from then on at once
+    assert api.patch_progress("j1", "a1", 0.6, "rendering", stages={"rendering": 1.0}) is True
+    assert [sorted(body) for body in session.bodies] == [
+        ["attempt", "progress", "stage", "stages"], ["attempt", "progress", "stage"],
+        ["attempt", "jobId", "result", "status"], ["attempt", "progress", "stage"]]
