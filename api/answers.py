@@ -91,11 +91,19 @@ class JobTimings(Answer):
     uploading: float = Field(ge=0)
 
 
+class JobSegments(Answer):
+    """A split render's windows, rendered side by side by the fleet."""
+
+    total: int = Field(ge=1)
+    done: int = Field(ge=0, description="stored")
+    running: int = Field(ge=0, description="being rendered now")
+
+
 class JobResult(Answer):
     """What a completed job made; which keys are present depends on its kind
     (render: videoKey, thumbnailKey; preview: previewKey, thumbnailKey; prepare:
     preparedKey, peaksKey, sampleRate, channels). thumbnailKey is a JPEG of the
-    video's loudest moment."""
+    video's loudest moment. cached is true when the render cache served the job."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -108,6 +116,8 @@ class JobResult(Answer):
     duration: float = Field(None, ge=0, description="seconds")
     sample_rate: int = None
     channels: int = None
+    cached: bool = Field(None, description="true: the outputs are copies of an earlier job's "
+                                           "with the same audio and options (the render cache)")
 
 
 #: ``options`` as a job carries them: the accepted `RenderSpec`, every field filled
@@ -138,6 +148,8 @@ class JobDocument(Answer):  # JobViews.document
                                                      "has not ended")
     webhook_url: str | None
     timings: JobTimings | None = Field(description="once complete")
+    segments: JobSegments | None = Field(description="a render split across the workers "
+                                                     "(docs/scaling.md); null otherwise")
     queue_position: int | None = Field(ge=0, description="while queued: jobs ahead of it")
     eta: float | None = Field(ge=0, description="seconds until it should end; null until known")
 

@@ -14,9 +14,13 @@ from api.auth import require_worker
 from api.errors import BadRequest, NotFound
 from api.parsing import json_body, parse
 from api.schemas import (
+    CacheQuery,
     DeliveryOutcome,
     ProgressReport,
     ReleaseRequest,
+    SegmentEnd,
+    SegmentProgress,
+    SplitPlan,
     StartRequest,
     WorkerReport,
 )
@@ -61,6 +65,15 @@ def release_attempt(job_id: str) -> Any:
             "applied": report.applied}
 
 
+@bp.post("/jobs/<job_id>/cache")
+def cached_result(job_id: str) -> Any:
+    """After fetching an ``audioUrl``: ``hit`` with the job's ``result`` (its outputs are
+    already copies of an earlier job's: report it as the end), or render."""
+    query = parse(CacheQuery, json_body())
+    result = service().cache.check(job_id, query.attempt, query.audio_sha256)
+    return {"jobId": job_id, "hit": result is not None, "result": result}
+
+
 @bp.post("/jobs/<job_id>/handoff")
 def hand_off(job_id: str) -> Any:
     """The render task's outcome, as it returns: held until the result callback
@@ -71,6 +84,44 @@ def hand_off(job_id: str) -> Any:
     applied = service().reports.hand_off(report)
     return {"jobId": job_id, "status": applied.job.status, "applied": applied.applied,
             "current": applied.current}
+
+
+@bp.post("/jobs/<job_id>/split")
+def split(job_id: str) -> Any:
+    """The job's attempt analysed the clip: its windows are recorded and sent."""
+    report = service().splits.split(job_id, parse(SplitPlan, json_body()))
+    return {"jobId": job_id, "status": report.job.status, "applied": report.applied}
+
+
+@bp.post("/jobs/<job_id>/segments/<int:index>/start")
+def start_segment(job_id: str, index: int) -> Any:
+    """As ``start``, for one window of a split job."""
+    report = service().splits.start(job_id, index, parse(StartRequest, json_body()))
+    window = (report.job.split or {"windows": []})["windows"]
+    attempt = window[index]["attempt"] if report.current and index < len(window) else None
+    return {"jobId": job_id, "status": report.job.status, "attempt": attempt,
+            "current": report.current, "applied": report.applied}
+
+
+@bp.patch("/jobs/<job_id>/segments/<int:index>")
+def report_segment(job_id: str, index: int) -> Any:
+    report = service().splits.progress(job_id, index, parse(SegmentProgress, json_body()))
+    return {"jobId": job_id, "status": report.job.status, "progress": report.job.progress,
+            "current": report.current and report.job.status == RUNNING,
+            "applied": report.applied}
+
+
+@bp.post("/jobs/<job_id>/segments/<int:index>/end")
+def end_segment(job_id: str, index: int) -> Any:
+    report = service().splits.end(job_id, index, parse(SegmentEnd, json_body()))
+    return {"jobId": job_id, "status": report.job.status, "applied": report.applied}
+
+
+@bp.post("/jobs/<job_id>/segments/<int:index>/release")
+def release_segment(job_id: str, index: int) -> Any:
+    report = service().splits.release(job_id, index, parse(ReleaseRequest, json_body()))
+    return {"jobId": job_id, "status": report.job.status, "current": report.current,
+            "applied": report.applied}
 
 
 @bp.post("/webhooks/worker")

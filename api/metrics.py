@@ -43,6 +43,11 @@ REALTIME_FACTOR = Histogram(
     "soundreel_realtime_factor", "Seconds of audio per second of work", ("kind",),
     buckets=REALTIME_BUCKETS,
 )
+CACHE_LOOKUPS = Counter(
+    "soundreel_render_cache_lookups",
+    "Render cache lookups, by outcome: hit, miss, stale (the entry's output was gone), "
+    "error (the copy failed)", ("kind", "outcome"),
+)
 WEBHOOK_ATTEMPTS = Counter(
     "soundreel_webhook_attempts", "Client webhook attempts, by outcome", ("outcome",)
 )

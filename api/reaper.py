@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 
 from api.deliveries import Deliveries
 from api.reports import Reports
+from api.splits import Splits
 from api.submission import Submissions
-from jobs.constants import QUEUED, REAPER_LOCK_REDIS_KEY, RUNNING
+from jobs.constants import QUEUED, REAPER_LOCK_REDIS_KEY, RUNNING, WORK_REDIS_KEY, work_keys
 from jobs.errors import JobNotFound
-from jobs.store import Event, epoch_of
+from jobs.store import Event, Job, epoch_of, joinable, split_pending
 from storage.errors import StorageUnavailable
 from tasks.broker import task_ids_in_broker
-from tasks.constants import PREVIEW_QUEUE, RENDER_QUEUE
+from tasks.constants import PREVIEW_QUEUE, RENDER_QUEUE, join_task_id, segment_task_id
 
 if TYPE_CHECKING:
     from api.service import Stores
@@ -29,10 +30,11 @@ REAPER_LOCK_SECONDS = 60
 
 class Reaper:
     def __init__(self, stores: Stores, reports: Reports, submissions: Submissions,
-                 deliveries: Deliveries) -> None:
+                 splits: Splits, deliveries: Deliveries) -> None:
         self.stores = stores
         self.reports = reports
         self.submissions = submissions
+        self.splits = splits
         self.deliveries = deliveries
 
     def run(self) -> dict[str, int]:
@@ -45,13 +47,18 @@ class Reaper:
           timeout): queued again and re-sent, or ``failed``/``worker_lost`` once
           MAX_ATTEMPTS deliveries have started it;
         - ``queued`` for a while with no message in the broker (a send that failed
-          half-way): sent again.
+          half-way): sent again;
+        - split: a window whose lease died is sent again alone (or fails the job once
+          MAX_ATTEMPTS deliveries have started it), a window or join with no message
+          in the broker is sent again, and the join whose worker died is sent again;
+          ``work/{jobId}/`` of an ended job is deleted.
 
         Every step is one `JobStore` transaction, so two reapers cannot requeue a job
         twice, and a duplicate message is harmless (the lease refuses it); a lock
         still keeps overlapping ticks from doing the same work.
         """
-        counts = {"timedOut": 0, "requeued": 0, "workerLost": 0, "resent": 0, "fromHandoff": 0}
+        counts = {"timedOut": 0, "requeued": 0, "workerLost": 0, "resent": 0, "fromHandoff": 0,
+                  "segmentsRequeued": 0, "workSwept": 0}
         token = uuid.uuid4().hex
         redis = self.stores.jobs.redis
         if not redis.set(REAPER_LOCK_REDIS_KEY, token, nx=True, ex=REAPER_LOCK_SECONDS):
@@ -77,6 +84,7 @@ class Reaper:
                     continue
                 if outcome in counts:
                     counts[outcome] += 1
+            counts["workSwept"] = self._sweep_work(now)
         finally:
             if self.stores.jobs.redis.get(REAPER_LOCK_REDIS_KEY) == token.encode():
                 self.stores.jobs.redis.delete(REAPER_LOCK_REDIS_KEY)
@@ -99,9 +107,19 @@ class Reaper:
                 log.warning("job %s timed out (%s)", job_id, job.deadline_at)
                 return "timedOut"
             return None
+        waited = now - epoch_of(job.updated_at)
+        if job.status == RUNNING and split_pending(job):
+            return self._reap_windows(job, waited)
+        if job.status == RUNNING and joinable(job) and job.attempt_id is None:
+            # the join's message is sent, not started: check it is still in the broker
+            return "check_broker" if waited > self.stores.settings.lease_seconds else None
         if job.status == RUNNING and not self.stores.jobs.lease_alive(job_id):
             report = self.reports.apply(job_id, Event.requeued(self.stores.settings.max_attempts))
             job, applied = report.job, report.applied
+            if applied and job.status == RUNNING and joinable(job):
+                self.splits.send_join(job)
+                log.warning("job %s: the worker joining it was lost; join sent again", job_id)
+                return "requeued"
             if applied and job.status == QUEUED:
                 self.submissions.enqueue(job)
                 log.warning("job %s: its worker was lost; queued again after %d attempt(s)",
@@ -115,17 +133,81 @@ class Reaper:
                 log.warning("job %s: worker lost %d times, given up", job_id, job.attempts)
                 return "workerLost"
             return None
-        waited = now - epoch_of(job.updated_at)
         if job.status == QUEUED and waited > self.stores.settings.lease_seconds:
             return "check_broker"
         return None
 
+    def _reap_windows(self, job: Job, waited: float) -> str | None:
+        """A split job's windows: each whose lease died is sent again alone."""
+        assert job.split is not None
+        outcome = None
+        for index, window in enumerate(job.split["windows"]):
+            if window["done"] or window["attempt"] is None:
+                continue
+            if self.stores.jobs.lease_alive(job.job_id, index):
+                continue
+            report = self.reports.apply(job.job_id, Event.segment_requeued(
+                index, self.stores.settings.max_attempts))
+            if report.applied and report.job.status == RUNNING:
+                self.splits.send_segment(report.job, index)
+                log.warning("job %s: window %d lost its worker; sent again", job.job_id, index)
+                outcome = "segmentsRequeued"
+            elif report.applied:
+                log.warning("job %s: window %d lost its worker too often; given up",
+                            job.job_id, index)
+                return "workerLost"
+        if outcome is None and waited > self.stores.settings.lease_seconds and any(
+            not w["done"] and w["attempt"] is None for w in job.split["windows"]
+        ):
+            return "check_broker"
+        return outcome
+
     def _resend_if_lost(self, job_id: str, in_broker: set[str]) -> str | None:
-        if job_id in in_broker:
-            return None
+        """Send again the job's task, or a split job's windows or join, whose message
+        is in no queue and not delivered either."""
         job = self.stores.jobs.get(job_id)  # again: it may have started meanwhile
-        if job.status != QUEUED:
+        if job.status == QUEUED and job_id not in in_broker:
+            self.submissions.enqueue(job)
+            log.warning("job %s was queued with no message in the broker; sent again", job_id)
+            return "resent"
+        if job.status != RUNNING or job.split is None:
             return None
-        self.submissions.enqueue(job)
-        log.warning("job %s was queued with no message in the broker; sent again", job_id)
-        return "resent"
+        if joinable(job):
+            if job.attempt_id is None and join_task_id(job_id) not in in_broker:
+                self.splits.send_join(job)
+                log.warning("job %s: its join had no message in the broker; sent again",
+                            job_id)
+                return "resent"
+            return None
+        lost = [index for index, window in enumerate(job.split["windows"])
+                if not window["done"] and window["attempt"] is None
+                and segment_task_id(job_id, index) not in in_broker]
+        for index in lost:
+            self.splits.send_segment(job, index)
+        if lost:
+            log.warning("job %s: %d window(s) had no message in the broker; sent again",
+                        job_id, len(lost))
+            return "resent"
+        return None
+
+    def _sweep_work(self, now: float) -> int:
+        """Delete ``work/{jobId}/`` of split jobs that have ended (whatever the outcome,
+        the join's own clean-up included), a lease's length after the end, so a window
+        still uploading when its job was canceled is not left behind."""
+        swept = 0
+        redis = self.stores.jobs.redis
+        for raw_id, raw_count in redis.hgetall(WORK_REDIS_KEY).items():
+            job_id = raw_id.decode()
+            try:
+                job = self.stores.jobs.get(job_id)
+            except JobNotFound:
+                job = None
+            if job is not None and not (
+                job.terminal and now - epoch_of(job.updated_at) > self.stores.settings.lease_seconds
+            ):
+                continue
+            for key in work_keys(job_id, int(raw_count)):
+                self.stores.objects.delete(key)
+            redis.hdel(WORK_REDIS_KEY, job_id)
+            swept += 1
+        return swept

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from api import metrics
+from api.cache import RenderCache
 from api.deliveries import Deliveries
 from api.schemas import ProgressReport, ReleaseRequest, StartRequest, WorkerReport
 from config import logs
@@ -36,18 +37,21 @@ WORKER_SEEN_EVERY = 10.0
 
 
 class Reports:
-    def __init__(self, stores: Stores, deliveries: Deliveries) -> None:
+    def __init__(self, stores: Stores, deliveries: Deliveries, cache: RenderCache) -> None:
         self.stores = stores
         self.deliveries = deliveries
+        self.cache = cache
         self._worker_marked = -math.inf  # when this process last wrote WORKER_SEEN_REDIS_KEY
 
     def apply(self, job_id: str, event: Event) -> Report:
-        """Apply ``event``; a job it ends is counted, and its webhook sent at once."""
+        """Apply ``event``; a job it ends is counted, and its webhook sent at once; one
+        that completes after missing the render cache fills it."""
         report = self.stores.jobs.apply(job_id, event)
         if report.applied and report.job.terminal and report.job.webhook_url:
             self.deliveries.dispatch(job_id)
         if report.applied and report.job.terminal:
             self._count_end(report.job)
+            self.cache.remember(report.job)
         return report
 
     def seen_worker(self) -> None:
@@ -70,7 +74,7 @@ class Reports:
         the delivery does nothing) or MAX_ATTEMPTS is spent (worker_lost)."""
         report = self.apply(job_id, Event.started(
             self.stores.settings.max_attempts, attempt_id=request.attempt or "",
-            worker=request.worker,
+            worker=request.worker, phase=request.phase,
         ))
         if report.applied and report.job.status == FAILED:
             log.warning("job %s given up after %d attempts", job_id, report.job.attempts - 1)
@@ -150,8 +154,8 @@ class Reports:
     def _count_end(self, job: Job) -> None:
         code = (job.error or {}).get("code", "")
         metrics.JOBS_FINISHED.labels(kind=job.kind, status=job.status, code=code).inc()
-        if job.status != COMPLETE or not job.started_at:
-            return
+        if job.status != COMPLETE or not job.started_at or (job.result or {}).get("cached"):
+            return  # nothing rendered: no sample of how fast this deployment renders
         self.stores.speed.record(job)
         seconds = epoch_of(job.updated_at) - epoch_of(job.started_at)
         metrics.RENDER_SECONDS.labels(kind=job.kind).observe(seconds)

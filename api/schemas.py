@@ -115,6 +115,42 @@ class StartRequest(Strict):
     #: The attempt id the worker proposes; asked again with the same id (its first
     #: answer was lost), the start is idempotent.
     attempt: AttemptId | None = None
+    #: ``join``: the fan-in of a split job's windows asks (its start waits for them).
+    phase: Literal["join"] | None = None
+
+
+class SplitPlan(Strict):
+    """The planning attempt of a split render: the clip analysed, its windows."""
+
+    attempt: AttemptId
+    duration: float = Field(gt=0, le=MAX_AUDIO_SECONDS_CEILING, allow_inf_nan=False)
+    loudest: float = Field(ge=0, le=MAX_AUDIO_SECONDS_CEILING, allow_inf_nan=False)
+    frames: int = Field(ge=1, le=10**9)
+    windows: list[tuple[int, int]] = Field(min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _tiles(self) -> SplitPlan:
+        """The windows cover frames 0..frames in order, without gap or overlap."""
+        edge = 0
+        for first, stop in self.windows:
+            if first != edge or stop <= first:
+                raise ValueError("windows must cover the frames in order, without gaps")
+            edge = stop
+        if edge != self.frames:
+            raise ValueError("windows must end at the last frame")
+        return self
+
+
+class SegmentProgress(Strict):
+    progress: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    attempt: AttemptId
+
+
+class SegmentEnd(Strict):
+    """A window stored (no error), or failed for good (the job fails with it)."""
+
+    attempt: AttemptId
+    error: ReportedError | None = None
 
 
 #: Seconds from an attempt's start to each stage it reached (the worker's clock): a
@@ -135,6 +171,13 @@ class ProgressReport(Strict):
                                         le=MAX_AUDIO_SECONDS_CEILING,
                                         allow_inf_nan=False)
     stages: StageSeconds | None = None
+
+
+class CacheQuery(Strict):
+    """A worker that fetched a job's ``audioUrl``: may the render cache serve it?"""
+
+    attempt: AttemptId
+    audio_sha256: str = Field(alias="audioSha256", pattern=r"^[0-9a-f]{64}$")
 
 
 class ReportedError(Strict):

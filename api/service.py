@@ -1,7 +1,8 @@
 """What the API does, behind thin handlers, as a few cohesive units over one set of
 stores: uploads (``api.uploads``), submissions and cancels (``api.submission``), the
 job as clients see it (``api.views``), worker reports (``api.reports``), client
-webhook deliveries (``api.deliveries``) and the reaper (``api.reaper``).
+webhook deliveries (``api.deliveries``), the render cache (``api.cache``), split
+renders' windows (``api.splits``) and the reaper (``api.reaper``).
 
 One `Service` per app, kept in ``app.extensions["soundreel"]``: it builds the stores
 once and wires the units together; a handler calls one unit's method.
@@ -14,14 +15,17 @@ from dataclasses import dataclass
 from celery import Celery
 from flask import current_app
 
+from api.cache import RenderCache
 from api.deliveries import Deliveries
 from api.reaper import Reaper
 from api.reports import Reports
 from api.speed import SpeedStore
+from api.splits import Splits
 from api.submission import Submissions
 from api.uploads import Uploads
 from api.views import JobViews
 from config.settings import Settings
+from jobs.cache import CacheStore
 from jobs.deliveries import DeliveryStore
 from jobs.idempotency import IdempotencyStore
 from jobs.store import JobStore
@@ -38,6 +42,7 @@ class Stores:
     celery: Celery
     deliveries: DeliveryStore
     speed: SpeedStore
+    cache: CacheStore
 
 
 class Service:
@@ -45,15 +50,18 @@ class Service:
         self, settings: Settings, jobs: JobStore, objects: ObjectStore, celery: Celery
     ) -> None:
         stores = Stores(settings, jobs, objects, celery, DeliveryStore(jobs.redis),
-                        SpeedStore(jobs.redis))
+                        SpeedStore(jobs.redis), CacheStore(jobs.redis))
         self.settings, self.jobs, self.objects = settings, jobs, objects
         self.idempotency = IdempotencyStore(jobs.redis)
         self.uploads = Uploads(stores)
         self.views = JobViews(stores)
         self.deliveries = Deliveries(stores, self.views)
-        self.reports = Reports(stores, self.deliveries)
-        self.submissions = Submissions(stores, self.views, self.reports)
-        self.reaper = Reaper(stores, self.reports, self.submissions, self.deliveries)
+        self.cache = RenderCache(stores)
+        self.reports = Reports(stores, self.deliveries, self.cache)
+        self.submissions = Submissions(stores, self.views, self.reports, self.cache)
+        self.splits = Splits(stores, self.reports)
+        self.reaper = Reaper(stores, self.reports, self.submissions, self.splits,
+                             self.deliveries)
 
 
 def service() -> Service:

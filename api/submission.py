@@ -1,6 +1,6 @@
 """POST /v1/jobs and DELETE /v1/jobs/<id>: a job accepted (its uploads the tenant's
 and of the right kind, its URLs past the SSRF guard), recorded and sent to its
-queue; or canceled."""
+queue, or completed at once from the render cache; or canceled."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from api import metrics
+from api.cache import RenderCache
 from api.errors import BadRequest, Conflict
 from api.filetypes import ROLE_FORMATS, ROLE_USE
 from api.reports import Reports
@@ -41,10 +42,12 @@ log = logging.getLogger(__name__)
 
 
 class Submissions:
-    def __init__(self, stores: Stores, views: JobViews, reports: Reports) -> None:
+    def __init__(self, stores: Stores, views: JobViews, reports: Reports,
+                 cache: RenderCache) -> None:
         self.stores = stores
         self.views = views
         self.reports = reports
+        self.cache = cache
 
     def submit(self, tenant: str, request: JobRequest) -> Job:
         for field, key in request.upload_keys().items():
@@ -89,7 +92,22 @@ class Submissions:
             deadline_at=iso_at(time.time() + timeout),
             webhook_url=request.webhook_url,
         )
+        # An upload's hash is known now; an audioUrl's only once a worker has fetched it.
+        digest = cached = None
+        if request.audio_key:
+            digest = self.cache.digest_for(job.kind, request.options, audio_key=request.audio_key)
+        if digest:
+            cached = self.cache.reuse(tenant, digest, job_id, job.kind, job.output_key)
         self.stores.jobs.create(job)
+        if cached is not None:
+            # complete at once, through the state machine: the webhook goes as for any end
+            job = self.reports.apply(job_id, Event.reused(cached)).job
+            metrics.JOBS_SUBMITTED.labels(kind=job.kind).inc()
+            log.info("tenant %s submitted %s job %s: complete from the render cache", tenant,
+                     job.kind, job_id, extra={"job_id": job_id})
+            return job
+        if digest:
+            self.cache.expect(job_id, job.kind, job.output_key, digest)
         try:
             self.enqueue(job)
         except BaseException:

@@ -3,6 +3,7 @@ agree on what it is (audio, an image or captions); a refused file leaves nothing
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from typing import TYPE_CHECKING, BinaryIO
@@ -13,6 +14,7 @@ from api import answers
 from api.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from api.filetypes import PEEK_BYTES, mismatch
 from jobs.constants import UPLOAD_EXTENSIONS, UPLOAD_ROLES, extension_of, upload_key
+from storage.errors import StorageUnavailable
 
 if TYPE_CHECKING:
     from api.service import Stores
@@ -45,17 +47,24 @@ class PeekedStream:
 
 
 class CountingReader:
-    """Counts the bytes a stream gives while the store reads it, and stops the
-    upload with 413 the moment it passes ``limit`` (the store then discards it)."""
+    """Counts and hashes (SHA-256) the bytes a stream gives while the store reads it,
+    so the file is read once; stops the upload with 413 the moment it passes
+    ``limit`` (the store then discards it)."""
 
     def __init__(self, stream: BinaryIO, limit: int) -> None:
         self._stream = stream
         self._limit = limit
         self.count = 0
+        self._sha256 = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
         self.count += len(data)
+        self._sha256.update(data)
         if self.count > self._limit:
             raise PayloadTooLarge(
                 f"The upload is larger than the limit of {self._limit} bytes (MAX_UPLOAD_BYTES)."
@@ -97,5 +106,12 @@ class Uploads:
         except BaseException:
             self.stores.jobs.forget_upload(upload_id)
             raise
+        try:
+            # the render cache names the file by its bytes: the same file uploaded
+            # twice is one input
+            self.stores.cache.record_sha256(upload_id, reader.sha256)
+        except StorageUnavailable:
+            # the upload stands; jobs of it only miss the cache
+            log.warning("upload %s stored without its hash (Redis unreachable)", upload_id)
         log.info("tenant %s uploaded %s (%d bytes)", tenant, key, reader.count)
         return answers.Upload(audio_key=key, bytes=reader.count).body()

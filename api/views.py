@@ -11,7 +11,7 @@ from api import answers
 from api.speed import work_scale
 from jobs.constants import OTHER_URL_TTL, QUEUED, RESULT_KEY_FIELDS, RUNNING, VIDEO_URL_TTL
 from jobs.errors import JobNotFound
-from jobs.store import Job, epoch_of, timings
+from jobs.store import Job, epoch_of, segments, timings
 from security.secrets import share_token
 
 if TYPE_CHECKING:
@@ -148,4 +148,5 @@ def _document(job: Job) -> dict[str, Any]:
         "deadlineAt": job.deadline_at or None,
         "webhookUrl": job.webhook_url,
         "timings": timings(job),
+        "segments": segments(job),
     }

@@ -85,7 +85,8 @@ def encoder_args(style: str, size: str) -> list[str]:
             f"bench/render.py: {exc}. The baselines must use the renderer's own codec "
             "settings: point encoder_args() at wherever render/ keeps them now."
         ) from exc
-    args = [*video_args(make_spec(style, size).quality), *AUDIO_ARGS, *CONTAINER_ARGS]
+    spec = make_spec(style, size)
+    args = [*video_args(spec.quality, spec.fps), *AUDIO_ARGS, *CONTAINER_ARGS]
     if not all(isinstance(arg, str) for arg in args):
         raise SystemExit(f"bench/render.py: render.encoder's arguments are not strings: {args}")
     return args

@@ -105,7 +105,7 @@ OPTION_FLAGS = {
     "backgroundBlur": "--background-blur", "backgroundDarken": "--background-darken",
     "artworkKey": "--artwork", "title": "--title", "subtitle": "--subtitle",
     "textColor": "--text-color", "layout": "--layout", "captionsKey": "--captions",
-    "start": "--start", "end": "--end",
+    "start": "--start", "end": "--end", "cache": "--cache",
 }
 #: Options not read straight from their flag: the size, and the files uploaded first.
 COMPOUND_OPTIONS = frozenset({"width", "height", "background", "backgroundKey", "artworkKey",
@@ -632,6 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--timeout", type=int, metavar="SECONDS",
                      help="the job ends timed_out if not done this long after submission "
                           f"({MIN_TIMEOUT_SECONDS}-{MAX_TIMEOUT_SECONDS})")
+    job.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
+                     help="reuse your earlier output of the same audio and options (default), "
+                          "or render afresh with --no-cache")
     job.add_argument("--no-wait", action="store_true",
                      help="submit, print the job id and return")
     render.set_defaults(run=cmd_render)

@@ -36,6 +36,8 @@ DEFAULT_MAX_AUDIO_SECONDS = 4 * 3600
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_REAP_INTERVAL = 15.0
+DEFAULT_SPLIT_MIN_SECONDS = 120.0
+DEFAULT_SEGMENT_SECONDS = 30.0
 R2_ENDPOINT = "https://{account}.r2.cloudflarestorage.com"
 
 _S3_VARS = ("S3_ENDPOINT_URL", "S3_BUCKET")
@@ -136,6 +138,12 @@ class Settings(BaseSettings):
     handoff_seconds: float = HANDOFF_SECONDS
     #: How often Celery beat runs the reaper (lost leases, deadlines, due webhooks).
     reap_interval: float = DEFAULT_REAP_INTERVAL
+    #: A ``render`` job with at least this many seconds of clip is split into windows
+    #: that the fleet renders side by side, then joined (``options.split: false`` opts
+    #: a job out; previews and prepares never split).
+    split_min_seconds: float = Field(DEFAULT_SPLIT_MIN_SECONDS, gt=0)
+    #: About how long each window of a split render is (rounded to whole GOPs).
+    segment_seconds: float = Field(DEFAULT_SEGMENT_SECONDS, ge=5)
     #: Seconds before an unacked broker message is delivered again; keep it above the
     #: longest hard time limit (1 h). Lower only in tests of that very redelivery.
     visibility_timeout: float = Field(
@@ -148,6 +156,9 @@ class Settings(BaseSettings):
     webhook_signing_key: str = Field("", repr=False)
     #: Multiplies the webhook retry schedule (tests shrink it; 1 in production).
     webhook_retry_scale: float = Field(1.0, gt=0, le=1)
+    #: Whether a job with the same audio bytes and options as a finished one of its
+    #: tenant reuses that output (docs/cache.md). Off: every job renders.
+    render_cache: bool = True
     log_level: str = "INFO"
 
     # The variables ``storage`` is made from; read, checked, then folded into it.

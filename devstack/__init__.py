@@ -205,11 +205,14 @@ def api_server(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess
 
 @contextmanager
 def worker(
-    env: dict[str, str], log: Path, name: str = "w1", queues: str | None = None
+    env: dict[str, str], log: Path, name: str = "w1", queues: str | None = None,
+    concurrency: int = 2, cpus: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A Celery worker (2 children) consuming ``queues`` (default: all of them)."""
-    cmd = [str(BIN / "celery"), "-A", "tasks", "worker", "--loglevel", "INFO",
-           "--concurrency", "2", "--hostname", f"{name}@%h", "--without-mingle",
+    """A Celery worker (``concurrency`` children) consuming ``queues`` (default: all of
+    them), pinned to ``cpus`` (``taskset -c``, e.g. ``"0"``: a host of one core)."""
+    pin = ["taskset", "-c", cpus] if cpus is not None else []
+    cmd = [*pin, str(BIN / "celery"), "-A", "tasks", "worker", "--loglevel", "INFO",
+           "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--without-mingle",
            "--without-gossip"]
     if queues:
         cmd += ["-Q", queues]

@@ -64,6 +64,11 @@ PREPARE: Final = "prepare"
 
 KINDS: Final = (RENDER, PREVIEW, PREPARE)
 
+#: The kinds the render cache serves (docs/cache.md). Not prepare: a decode runs at
+#: about a hundred times realtime, so copying a prepared WAV (about 600 MB an hour of
+#: audio) costs about what preparing it again does, and doubles what is stored.
+CACHED_KINDS: Final = (RENDER, PREVIEW)
+
 #: The broker queue each kind goes to: full renders on one, the short jobs on the
 #: other, so a long render never delays a preview (run workers per queue).
 RENDER_QUEUE: Final = "render"
@@ -91,6 +96,12 @@ MAX_TIMEOUT_SECONDS: Final = 24 * 3600
 #: hand-off itself. Nothing is rendered twice in that gap.
 HANDOFF_SECONDS: Final = 300
 
+#: Split renders (a long ``render`` job as windows rendered side by side, then joined).
+#: Where the planning attempt leaves the progress bar when it hands the windows out;
+#: the windows' mean progress fills it up to SPLIT_JOINED_AT, and the join the rest.
+SPLIT_PLANNED_AT: Final = 0.10
+SPLIT_JOINED_AT: Final = 0.95
+
 # --- Redis keys ----------------------------------------------------------------
 
 REDIS_PREFIX: Final = "soundreel:"
@@ -104,6 +115,16 @@ def lease_redis_key(job_id: str) -> str:
     """The current attempt's lease: its id, with a TTL the worker's heartbeat renews.
     Gone means the worker holding the job is dead (or cut off) and may be replaced."""
     return f"{REDIS_PREFIX}lease:{job_id}"
+
+
+def segment_lease_redis_key(job_id: str, index: int) -> str:
+    """The lease of the attempt rendering window ``index`` of a split job."""
+    return f"{REDIS_PREFIX}lease:{job_id}:{index}"
+
+
+#: Split jobs with intermediate objects under ``work/{jobId}/`` (hash: job id -> its
+#: number of windows), until the reaper has removed them after the job ended.
+WORK_REDIS_KEY: Final = f"{REDIS_PREFIX}work"
 
 
 def delivery_redis_key(job_id: str) -> str:
@@ -145,6 +166,25 @@ ACTIVE_JOBS_REDIS_KEY: Final = f"{REDIS_PREFIX}active"
 def upload_redis_key(upload_id: str) -> str:
     """Who owns an upload: a job may only read files its own tenant uploaded."""
     return f"{REDIS_PREFIX}upload:{upload_id}"
+
+
+def upload_sha256_redis_key(upload_id: str) -> str:
+    """The SHA-256 of an upload's bytes, taken as it was stored (the render cache's
+    name for the file); beside its owner record, with the same lifetime."""
+    return f"{REDIS_PREFIX}upload:{upload_id}:sha256"
+
+
+def render_cache_redis_key(tenant: str, digest: str) -> str:
+    """A tenant's render cache entry: the finished job whose outputs a job with the
+    same inputs (``digest``, `api.cache.cache_digest`) reuses. Per tenant by its key,
+    so an entry never serves another tenant."""
+    return f"{REDIS_PREFIX}cache:{tenant}:{digest}"
+
+
+def cache_fill_redis_key(job_id: str) -> str:
+    """The cache entry a job fills if it completes (its render cache key, set when the
+    job missed the cache)."""
+    return f"{REDIS_PREFIX}cache-fill:{job_id}"
 
 
 def idempotency_redis_key(tenant: str, digest: str) -> str:
@@ -224,8 +264,32 @@ UPLOADS_PREFIX: Final = "uploads/"
 RENDERS_PREFIX: Final = "renders/"
 PREVIEWS_PREFIX: Final = "previews/"
 PREPARED_PREFIX: Final = "prepared/"
+#: A split render's intermediate objects, deleted once its job has ended.
+WORK_PREFIX: Final = "work/"
 #: Prefixes the service writes itself; a client's ``outputKey`` may not point into them.
-RESERVED_PREFIXES: Final = (UPLOADS_PREFIX, RENDERS_PREFIX, PREVIEWS_PREFIX, PREPARED_PREFIX)
+RESERVED_PREFIXES: Final = (UPLOADS_PREFIX, RENDERS_PREFIX, PREVIEWS_PREFIX, PREPARED_PREFIX,
+                            WORK_PREFIX)
+
+
+def features_key(job_id: str) -> str:
+    """A split render's per-frame features of the whole clip (``Analysis.save``)."""
+    return f"{WORK_PREFIX}{job_id}/features.npz"
+
+
+def sound_key(job_id: str) -> str:
+    """A split render's audio, encoded once for the join."""
+    return f"{WORK_PREFIX}{job_id}/audio.m4a"
+
+
+def window_key(job_id: str, index: int) -> str:
+    """Window ``index`` of a split render, encoded (video only)."""
+    return f"{WORK_PREFIX}{job_id}/window-{index:05d}.mp4"
+
+
+def work_keys(job_id: str, windows: int) -> list[str]:
+    """Every object a split render with ``windows`` windows may leave under ``work/``."""
+    return [features_key(job_id), sound_key(job_id),
+            *(window_key(job_id, index) for index in range(windows))]
 
 
 def upload_key(upload_id: str, name: str) -> str:

@@ -5,6 +5,7 @@ The API is the only writer. Workers report over HTTP; each report becomes an
 answer to every late, duplicate or out-of-order report: terminal states are
 sticky, progress never goes backwards, and none of that is an error.
 
+    queued ──reuse──▶ complete   (the render cache: done at submission, no worker)
     queued ──start──▶ running ──progress──▶ running
       ▲                 │
       └───requeue───────┤   (the reaper: the attempt's lease died)
@@ -50,16 +51,22 @@ from jobs.constants import (
     QUEUED,
     RECORD_TTL_SECONDS,
     RUNNING,
+    SPLIT_JOINED_AT,
+    SPLIT_PLANNED_AT,
     STAGE_DONE,
     STAGE_DOWNLOADING,
+    STAGE_FINALIZING,
     STAGE_QUEUED,
+    STAGE_RENDERING,
     STAGES,
     TERMINAL_STATES,
     TIMED_OUT,
+    WORK_REDIS_KEY,
     job_redis_key,
     lease_redis_key,
     output_redis_key,
     queued_redis_key,
+    segment_lease_redis_key,
     tenant_jobs_redis_key,
     upload_redis_key,
 )
@@ -69,8 +76,15 @@ from storage.errors import StorageUnavailable
 
 EventKind = Literal[
     "start", "progress", "hand_off", "complete", "fail", "cancel", "time_out", "requeue",
-    "release",
+    "release", "reuse", "split", "segment_start", "segment_progress", "segment_end",
+    "segment_release", "segment_requeue",
 ]
+#: Events about one window of a split job (``Event.segment``): they take, renew and
+#: drop that window's lease, not the job's.
+SEGMENT_EVENTS = frozenset({"segment_start", "segment_progress", "segment_end",
+                            "segment_release", "segment_requeue"})
+#: A start's phase: the job's task planning it (``plan``) or the join of its windows.
+JOIN = "join"
 
 #: What happens to the lease key when an event is applied.
 LeaseAction = Literal["set", "hold", "drop"] | None
@@ -132,6 +146,11 @@ class Job:
     #: ``{"status": "failed", "error": ...}``, and ``"at"``. The reaper ends the job
     #: from it if the callback is late past HANDOFF_SECONDS.
     handoff: dict[str, Any] | None = None
+    #: A split render's plan, from the attempt that analysed the clip: ``duration``,
+    #: ``loudest``, ``frames``, ``planAttempts`` (the job's attempts when it was split)
+    #: and ``windows``, each ``{first, stop, attempt, worker, attempts, progress,
+    #: done}``: a window is a unit of work with its own attempts and lease.
+    split: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -167,11 +186,50 @@ class Event:
     #: Seconds from the attempt's start to each stage it reached, as its worker
     #: measured them: a report may carry stages that no report of their own announced.
     stages: dict[str, float] | None = None
+    #: The window a segment event is about.
+    segment: int | None = None
+    #: A start's phase: None (the job's own task) or JOIN (the fan-in of a split job).
+    phase: str | None = None
+    #: A split event's plan: ``duration``, ``loudest``, ``frames``, ``windows`` [[first, stop]].
+    plan: dict[str, Any] | None = None
 
     @classmethod
-    def started(cls, max_attempts: int, attempt_id: str = "", worker: str | None = None) -> Event:
+    def started(cls, max_attempts: int, attempt_id: str = "", worker: str | None = None,
+                phase: str | None = None) -> Event:
         return cls("start", max_attempts=max_attempts, attempt_id=attempt_id or uuid.uuid4().hex,
-                   worker=worker)
+                   worker=worker, phase=phase)
+
+    @classmethod
+    def split_up(cls, attempt_id: str, plan: dict[str, Any]) -> Event:
+        """The planning attempt analysed the clip and hands its windows out."""
+        return cls("split", attempt_id=attempt_id, plan=plan)
+
+    @classmethod
+    def segment_started(cls, segment: int, max_attempts: int, attempt_id: str,
+                        worker: str | None = None) -> Event:
+        return cls("segment_start", segment=segment, max_attempts=max_attempts,
+                   attempt_id=attempt_id, worker=worker)
+
+    @classmethod
+    def segment_progressed(cls, segment: int, progress: float, attempt_id: str) -> Event:
+        return cls("segment_progress", segment=segment, progress=progress,
+                   attempt_id=attempt_id)
+
+    @classmethod
+    def segment_ended(cls, segment: int, attempt_id: str,
+                      error: dict[str, str] | None = None) -> Event:
+        """The window is stored (no ``error``), or failed for good (the job fails)."""
+        return cls("segment_end", segment=segment, attempt_id=attempt_id, error=error)
+
+    @classmethod
+    def segment_released(cls, segment: int, worker: str,
+                         error: dict[str, str] | None = None) -> Event:
+        return cls("segment_release", segment=segment, worker=worker, error=error)
+
+    @classmethod
+    def segment_requeued(cls, segment: int, max_attempts: int) -> Event:
+        """The reaper: the window's lease died and no delivery took it over."""
+        return cls("segment_requeue", segment=segment, max_attempts=max_attempts)
 
     @classmethod
     def progressed(cls, progress: float, stage: str | None = None,
@@ -183,6 +241,12 @@ class Event:
     @classmethod
     def completed(cls, result: dict[str, Any], attempt_id: str | None = None) -> Event:
         return cls("complete", result=result, attempt_id=attempt_id)
+
+    @classmethod
+    def reused(cls, result: dict[str, Any]) -> Event:
+        """The render cache: the job's outputs are copies of an earlier job's, made at
+        submission; no worker takes part (only the API sends this, never a report)."""
+        return cls("reuse", result=result)
 
     @classmethod
     def failed(cls, code: str, message: str, attempt_id: str | None = None) -> Event:
@@ -232,8 +296,34 @@ def worker_lost(job: Job) -> dict[str, str]:
     }
 
 
+def window_of(job: Job, event: Event) -> dict[str, Any] | None:
+    """The window a segment event is about, or None (no such window)."""
+    windows = (job.split or {}).get("windows", [])
+    if event.segment is None or not 0 <= event.segment < len(windows):
+        return None
+    return windows[event.segment]
+
+
+def split_pending(job: Job) -> bool:
+    """A split job with windows still to render."""
+    return job.split is not None and not all(w["done"] for w in job.split["windows"])
+
+
+def joinable(job: Job) -> bool:
+    """A split job whose windows are all stored: the join is what is left."""
+    return job.split is not None and all(w["done"] for w in job.split["windows"])
+
+
 def is_current(job: Job, event: Event) -> bool:
-    """Whether a worker's report comes from the job's current attempt."""
+    """Whether a worker's report comes from the job's current attempt (of its window,
+    for a segment event)."""
+    if event.kind in SEGMENT_EVENTS:
+        window = window_of(job, event)
+        if window is None:
+            return False
+        if event.kind == "segment_release":
+            return event.worker is not None and event.worker == window["worker"]
+        return event.attempt_id is not None and event.attempt_id == window["attempt"]
     if event.kind == "release":
         return event.worker is not None and event.worker == job.worker
     return event.attempt_id is not None and event.attempt_id == job.attempt_id
@@ -272,10 +362,14 @@ class Rule:
 
 
 def _attempts_spent(job: Job, event: Event, lease_alive: bool) -> bool:
-    return job.attempts >= event.max_attempts
+    """The job's own attempts; for a split job, those since it was split (the join's)."""
+    return job.attempts - (job.split or {}).get("planAttempts", 0) >= event.max_attempts
 
 
 def _begin(job: Job, event: Event, status: str, now: str) -> Job:
+    if job.split is not None:  # the join: the job goes on, its start and stages kept
+        return replace(job, status=status, attempts=job.attempts + 1,
+                       attempt_id=event.attempt_id, worker=event.worker, updated_at=now)
     stage = job.stage
     if _stage_rank(STAGE_DOWNLOADING) > _stage_rank(stage):
         stage = STAGE_DOWNLOADING
@@ -283,6 +377,62 @@ def _begin(job: Job, event: Event, status: str, now: str) -> Job:
                    attempt_id=event.attempt_id, worker=event.worker, started_at=now,
                    stage_at={STAGE_DOWNLOADING: now}, start_progress=job.progress,
                    updated_at=now)
+
+
+def _with_stage(job: Job, stage: str, progress: float, now: str) -> dict[str, Any]:
+    """Fields moving ``job`` forward to ``stage`` and at least ``progress``."""
+    stage_at = job.stage_at if stage in job.stage_at else {**job.stage_at, stage: now}
+    if _stage_rank(stage) < _stage_rank(job.stage):
+        stage, stage_at = job.stage, job.stage_at
+    return {"stage": stage, "stage_at": stage_at, "progress": max(job.progress, progress)}
+
+
+def _split(job: Job, event: Event, status: str, now: str) -> Job:
+    plan = event.plan or {}
+    windows = [{"first": int(first), "stop": int(stop), "attempt": None, "worker": None,
+                "attempts": 0, "progress": 0.0, "done": False}
+               for first, stop in plan.get("windows", [])]
+    split = {"duration": plan.get("duration"), "loudest": plan.get("loudest"),
+             "frames": plan.get("frames"), "planAttempts": job.attempts, "windows": windows}
+    return replace(job, status=status, split=split, attempt_id=None, worker=None,
+                   updated_at=now, **_with_stage(job, STAGE_RENDERING, SPLIT_PLANNED_AT, now))
+
+
+def _with_window(job: Job, event: Event, now: str, **changes: Any) -> Job:
+    """``job`` with the event's window changed, and the progress and stage that follow:
+    the mean of the windows fills the bar from SPLIT_PLANNED_AT to SPLIT_JOINED_AT;
+    once all are stored, the stage is ``finalizing`` (the join)."""
+    assert job.split is not None and event.segment is not None
+    windows = list(job.split["windows"])
+    windows[event.segment] = {**windows[event.segment], **changes}
+    split = {**job.split, "windows": windows}
+    mean = sum(w["progress"] for w in windows) / len(windows)
+    progress = SPLIT_PLANNED_AT + (SPLIT_JOINED_AT - SPLIT_PLANNED_AT) * mean
+    stage = STAGE_FINALIZING if all(w["done"] for w in windows) else STAGE_RENDERING
+    return replace(job, split=split, updated_at=now,
+                   **_with_stage(job, stage, round(progress, 4), now))
+
+
+def _segment_progress(job: Job, event: Event) -> float | None:
+    """The window's new progress, or None if the report moves nothing forward."""
+    window = window_of(job, event)
+    reported = event.progress
+    if window is None or reported is None or not math.isfinite(reported):
+        return None
+    reported = min(max(reported, 0.0), 1.0)
+    return reported if reported > window["progress"] else None
+
+
+def _segment_give_up(job: Job, event: Event, status: str, now: str) -> Job:
+    window = window_of(job, event) or {}
+    error = {
+        "code": "worker_lost",
+        "message": f"A part of the render (frames {window.get('first')} to "
+        f"{window.get('stop')}) stopped its worker {window.get('attempts')} times (a crash "
+        "or a kill mid-render) and the job was given up. Resubmit it; if it fails again, "
+        "report it with this job id.",
+    }
+    return replace(job, status=status, error=error, updated_at=now)
 
 
 def _give_up(job: Job, event: Event, status: str, now: str) -> Job:
@@ -344,10 +494,45 @@ HANDED_OFF_COMPLETE = Guard("its attempt handed off a result (outputs stored)",
                             lambda job, e, alive: (job.handoff or {}).get("status") == COMPLETE)
 HANDED_OFF_FAILED = Guard("its attempt handed off a failure",
                           lambda job, e, alive: (job.handoff or {}).get("status") == FAILED)
+JOINING = Guard("split, every window stored: the join is sent again, not the job",
+                lambda job, e, alive: joinable(job))
 WITH_ERROR = Guard("with an error (the child hit the hard time limit)",
                    lambda job, e, alive: e.error is not None)
 
+WRONG_PHASE = Guard(
+    "a join's start before every window is stored, or the job task's once split",
+    lambda job, e, alive: not joinable(job) if e.phase == JOIN else job.split is not None)
+SPLITTING = Guard("split, with windows still to render (each window has its own lease)",
+                  lambda job, e, alive: split_pending(job))
+NO_WINDOW = Guard("no such window, or it is stored already",
+                  lambda job, e, alive: (window_of(job, e) or {"done": True})["done"])
+WINDOW_SAME_ATTEMPT = Guard(
+    "the window's current attempt asks again (its answer was lost)",
+    lambda job, e, alive: (window_of(job, e) or {}).get("attempt") == e.attempt_id)
+WINDOW_SPENT = Guard("max_attempts deliveries have started the window",
+                     lambda job, e, alive: (window_of(job, e) or {}).get("attempts", 0)
+                     >= e.max_attempts)
+WINDOW_NOT_FORWARD = Guard("moves the window's progress nothing forward",
+                           lambda job, e, alive: _segment_progress(job, e) is None)
+
 BEGIN = Change("a new attempt: attempts + 1, its id, stage downloading", _begin)
+SPLIT = Change("the windows to render, stage rendering, no current attempt", _split)
+WINDOW_BEGIN = Change("the window's new attempt: its attempts + 1, its id",
+                      lambda job, e, status, now: replace(_with_window(
+                          job, e, now, attempt=e.attempt_id, worker=e.worker,
+                          attempts=(window_of(job, e) or {}).get("attempts", 0) + 1),
+                          status=status))
+WINDOW_PROGRESS = Change("the window's progress; the job's is the windows' mean",
+                         lambda job, e, status, now: replace(_with_window(
+                             job, e, now, progress=_segment_progress(job, e)), status=status))
+WINDOW_DONE = Change("the window stored; all stored: stage finalizing",
+                     lambda job, e, status, now: replace(_with_window(
+                         job, e, now, progress=1.0, done=True, attempt=None, worker=None),
+                         status=status))
+WINDOW_END_ATTEMPT = Change("no current attempt of the window",
+                            lambda job, e, status, now: replace(_with_window(
+                                job, e, now, attempt=None, worker=None), status=status))
+WINDOW_GIVE_UP = Change("error worker_lost (the window's)", _segment_give_up)
 GIVE_UP = Change("error worker_lost", _give_up)
 PROGRESS = Change("progress and stage (and the stage times it carries)",
                   lambda job, e, status, now: _progressed(job, e, now))
@@ -375,6 +560,8 @@ _LIVE = (QUEUED, RUNNING)
 #: decides, conditions included; an event no rule matches is ignored. Terminal states
 #: have no rules, so they are sticky. ``docs/state-machine.md`` is rendered from this.
 RULES: tuple[Rule, ...] = (
+    Rule((QUEUED,), "reuse", None, COMPLETE, RESULT, None),
+    Rule(_LIVE, "start", WRONG_PHASE, None, None, None),
     Rule((QUEUED,), "start", ATTEMPTS_SPENT, FAILED, GIVE_UP, "drop"),
     Rule((QUEUED,), "start", None, RUNNING, BEGIN, "set"),
     Rule((RUNNING,), "start", SAME_ATTEMPT, None, None, "set"),
@@ -400,8 +587,31 @@ RULES: tuple[Rule, ...] = (
     Rule((RUNNING,), "requeue", LEASE_ALIVE, None, None, None),
     Rule((RUNNING,), "requeue", HANDED_OFF_COMPLETE, COMPLETE, RESULT_HANDED_OFF, "drop"),
     Rule((RUNNING,), "requeue", HANDED_OFF_FAILED, FAILED, ERROR_HANDED_OFF, "drop"),
+    Rule((RUNNING,), "requeue", SPLITTING, None, None, None),
     Rule((RUNNING,), "requeue", ATTEMPTS_SPENT, FAILED, GIVE_UP, "drop"),
+    Rule((RUNNING,), "requeue", JOINING, RUNNING, END_ATTEMPT, None),
     Rule((RUNNING,), "requeue", None, QUEUED, END_ATTEMPT, None),
+    Rule((RUNNING,), "split", NOT_CURRENT, None, None, None),
+    Rule((RUNNING,), "split", HANDED_OFF, None, None, None),
+    Rule((RUNNING,), "split", None, RUNNING, SPLIT, "drop"),
+    Rule((RUNNING,), "segment_start", NO_WINDOW, None, None, None),
+    Rule((RUNNING,), "segment_start", WINDOW_SAME_ATTEMPT, None, None, "set"),
+    Rule((RUNNING,), "segment_start", LEASE_ALIVE, None, None, None),
+    Rule((RUNNING,), "segment_start", WINDOW_SPENT, FAILED, WINDOW_GIVE_UP, "drop"),
+    Rule((RUNNING,), "segment_start", None, RUNNING, WINDOW_BEGIN, "set"),
+    Rule((RUNNING,), "segment_progress", NOT_CURRENT, None, None, None),
+    Rule((RUNNING,), "segment_progress", WINDOW_NOT_FORWARD, None, None, "set"),
+    Rule((RUNNING,), "segment_progress", None, RUNNING, WINDOW_PROGRESS, "set"),
+    Rule((RUNNING,), "segment_end", NOT_CURRENT, None, None, None),
+    Rule((RUNNING,), "segment_end", WITH_ERROR, FAILED, ERROR, "drop"),
+    Rule((RUNNING,), "segment_end", None, RUNNING, WINDOW_DONE, "drop"),
+    Rule((RUNNING,), "segment_release", NOT_CURRENT, None, None, None),
+    Rule((RUNNING,), "segment_release", WITH_ERROR, FAILED, ERROR, "drop"),
+    Rule((RUNNING,), "segment_release", None, RUNNING, WINDOW_END_ATTEMPT, "drop"),
+    Rule((RUNNING,), "segment_requeue", NO_WINDOW, None, None, None),
+    Rule((RUNNING,), "segment_requeue", LEASE_ALIVE, None, None, None),
+    Rule((RUNNING,), "segment_requeue", WINDOW_SPENT, FAILED, WINDOW_GIVE_UP, "drop"),
+    Rule((RUNNING,), "segment_requeue", None, RUNNING, WINDOW_END_ATTEMPT, None),
 )
 
 
@@ -458,6 +668,15 @@ def timings(job: Job) -> dict[str, float] | None:
         "rendering": round(max(uploading - started, 0.0), 3),
         "uploading": round(max(ended - uploading, 0.0), 3),
     }
+
+
+def segments(job: Job) -> dict[str, int] | None:
+    """How a split job's windows stand (``segments`` in the API); None if not split."""
+    if job.split is None:
+        return None
+    windows = job.split["windows"]
+    return {"total": len(windows), "done": sum(w["done"] for w in windows),
+            "running": sum(1 for w in windows if not w["done"] and w["attempt"])}
 
 
 def _stage_rank(stage: str | None) -> int:
@@ -563,7 +782,9 @@ class JobStore:
     def apply(self, job_id: str, event: Event) -> Report:
         """Apply ``event`` (as ``RULES`` says) with its effect on the lease and on the
         set of active jobs, in one transaction."""
-        key, lease = job_redis_key(job_id), lease_redis_key(job_id)
+        key = job_redis_key(job_id)
+        lease = (lease_redis_key(job_id) if event.segment is None
+                 else segment_lease_redis_key(job_id, event.segment))
         outcome: list[Report] = []
 
         def update(pipe: redis.client.Pipeline) -> None:
@@ -581,6 +802,9 @@ class JobStore:
                     pipe.zrem(waiting, job_id)
                 elif changed.status == QUEUED and job.status != QUEUED:
                     pipe.zadd(waiting, {job_id: time.time()})  # re-sent: at the back
+                if changed.split is not None and job.split is None:
+                    # the reaper removes work/{jobId}/ once the job has ended
+                    pipe.hset(WORK_REDIS_KEY, job_id, len(changed.split["windows"]))
                 if changed.terminal:
                     pipe.zrem(ACTIVE_JOBS_REDIS_KEY, job_id)
                     if changed.webhook_url:
@@ -589,14 +813,18 @@ class JobStore:
                             job_id, changed.tenant, changed.webhook_url))
             if action in ("set", "hold"):
                 attempt = (changed or job).attempt_id
+                if event.segment is not None:
+                    attempt = (window_of(changed or job, event) or {}).get("attempt")
                 seconds = self.handoff_seconds if action == "hold" else self.lease_seconds
                 pipe.set(lease, attempt or "", px=int(seconds * 1000))
             elif action == "drop":
                 pipe.delete(lease)
-            if event.kind == "start":
-                current = (changed is not None and changed.status == RUNNING) or (
-                    changed is None and job.status == RUNNING and is_current(job, event))
-            elif event.kind == "release":
+            if event.kind in ("start", "segment_start"):
+                current = ((changed is not None and changed.status == RUNNING
+                            and is_current(changed, event))
+                           or (changed is None and job.status == RUNNING
+                               and is_current(job, event)))
+            elif event.kind in ("release", "segment_release"):
                 current = is_current(job, event)
             else:
                 current = is_current(changed or job, event)
@@ -606,9 +834,12 @@ class JobStore:
             self.redis.transaction(update, key, lease)
         return outcome[0]
 
-    def lease_alive(self, job_id: str) -> bool:
+    def lease_alive(self, job_id: str, segment: int | None = None) -> bool:
+        """Whether the job's lease lives (or window ``segment``'s, of a split job)."""
+        key = lease_redis_key(job_id) if segment is None else segment_lease_redis_key(
+            job_id, segment)
         with unavailable_on_connection_error():
-            return self.redis.exists(lease_redis_key(job_id)) > 0
+            return self.redis.exists(key) > 0
 
     def active(self, batch: int = 500) -> Iterator[tuple[str, float]]:
         """Every job not yet ended, with its deadline (epoch seconds)."""

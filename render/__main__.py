@@ -33,6 +33,8 @@ def parse_size(value: str) -> tuple[int, int]:
 #: Spec fields the CLI takes as files instead of storage keys, and its flag for each.
 ASSET_FLAGS = {"background_key": "background-image", "artwork_key": "artwork",
                "captions_key": "captions"}
+#: Spec fields only the service reads (there is no render cache without it).
+SERVICE_FIELDS = ("cache",)
 
 
 def _flag(name: str) -> str:
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag in ASSET_FLAGS.values():
         parser.add_argument(f"--{flag}", type=Path, default=None, help=f"{flag} file")
     for name, field in RenderSpec.model_fields.items():
-        if name in ASSET_FLAGS or name in ("width", "height"):
+        if name in ASSET_FLAGS or name in SERVICE_FIELDS or name in ("width", "height"):
             continue
         kind = field.annotation
         options = [

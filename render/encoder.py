@@ -29,10 +29,21 @@ VIDEO_ARGS = ["-c:v", "libx264", "-preset", PRESET, "-pix_fmt", "yuv420p", *COLO
 AUDIO_ARGS = ["-c:a", "aac", "-b:a", "160k", "-af", "aformat=channel_layouts=mono|stereo"]
 #: The index at the front, so browsers start playing before the download ends.
 CONTAINER_ARGS = ["-movflags", "+faststart"]
+#: A keyframe (IDR) every this many seconds of video, at fixed frames: the windows of a
+#: split render (render.split) are whole GOPs, so a split video has its keyframes
+#: where the unsplit one has them, and each window starts on one.
+KEYFRAME_SECONDS = 5
 
 
-def video_args(quality: int) -> list[str]:
-    return [*VIDEO_ARGS, "-crf", str(quality)]
+def video_args(quality: int, fps: int) -> list[str]:
+    return [*VIDEO_ARGS, "-crf", str(quality), "-g", str(KEYFRAME_SECONDS * fps)]
+
+
+def audio_input(audio: Path, start: float, duration: float) -> list[str]:
+    """The clip's window of ``audio`` as an ffmpeg input: the same for the audio muxed
+    by an unsplit render and the one encoded once for a split render's join."""
+    window = ["-ss", f"{start:.6f}"] if start > 0 else []
+    return [*window, "-t", f"{duration:.6f}", *untrusted_input(audio)]
 
 
 class Encoder:
@@ -49,20 +60,26 @@ class Encoder:
         height: int,
         fps: int,
         quality: int,
-        audio: Path,
-        audio_start: float,
-        audio_duration: float,
+        audio: Path | None,
+        audio_start: float = 0.0,
+        audio_duration: float = 0.0,
     ) -> None:
+        """``audio`` None: video only (a window of a split render, joined later)."""
         self.out_path = Path(out_path)
-        self._aliases = path_aliases(audio, out_path)
-        window = ["-ss", f"{audio_start:.6f}"] if audio_start > 0 else []
+        if audio is None:
+            self._aliases = path_aliases(out_path)
+            sound_in: list[str] = []
+            sound_out = ["-an"]
+        else:
+            self._aliases = path_aliases(audio, out_path)
+            sound_in = audio_input(audio, audio_start, audio_duration)
+            sound_out = ["-map", "1:a:0", *AUDIO_ARGS]
         self.command = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
             "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}",
-            "-framerate", str(fps), *COLOR_ARGS, "-i", "pipe:0",
-            *window, "-t", f"{audio_duration:.6f}", *untrusted_input(audio),
-            "-map", "0:v:0", "-map", "1:a:0", *video_args(quality), *AUDIO_ARGS,
-            *CONTAINER_ARGS, "-y", ffmpeg_input(out_path),
+            "-framerate", str(fps), *COLOR_ARGS, "-i", "pipe:0", *sound_in,
+            "-map", "0:v:0", *video_args(quality, fps), *sound_out, *CONTAINER_ARGS,
+            "-y", ffmpeg_input(out_path),
         ]  # fmt: skip
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: StderrTail | None = None

@@ -206,7 +206,7 @@ def render_video(
     cover according to the header (an estimate, e.g. for an ETA); not called when
     the header does not say.
     """
-    report = _Progress(progress)
+    report = ProgressSteps(progress)
     scene = Scene(audio_path, spec, assets, max_seconds, should_stop, limit_seconds, measured)
     analysis = scene.analysis
     report(0.0)
@@ -273,7 +273,7 @@ def prepare_audio(
     header's length before decoding, when the header has one.
     """
     require_audio_file(Path(audio_path))
-    report = _Progress(progress)
+    report = ProgressSteps(progress)
     report(0.0)
     estimate = header_duration(Path(audio_path))
     if limit_seconds is not None and estimate is not None and estimate > limit_seconds:
@@ -323,7 +323,7 @@ def prepare_audio(
     return PreparedAudio(duration=count / rate, sample_rate=rate, channels=channels)
 
 
-class _Progress:
+class ProgressSteps:
     """Forwards progress at most once per percent, never backwards."""
 
     def __init__(self, callback: ProgressCallback | None) -> None:

@@ -36,6 +36,11 @@ PRESETS: dict[str, tuple[int, int]] = {
 }
 #: x264's constant rate factor: lower is better and bigger. 23 is x264's own default.
 DEFAULT_QUALITY = 23
+#: What this renderer makes of a spec. Part of every render cache key (docs/cache.md):
+#: bump it with any change that alters the output of the same audio and options (the
+#: drawing, layout, fonts, captions, encoder settings, the bundled ffmpeg), and every
+#: cached output made before is passed over.
+RENDERER_VERSION = 1
 
 Style = Literal["bars", "mirror", "wave", "circle", "progress"]
 #: Every style, in the order documentation and benchmarks show them.
@@ -103,6 +108,16 @@ class RenderSpec(BaseModel):
     captions_key: str | None = Field(None, alias="captionsKey", max_length=512)
     start: float = Field(0.0, ge=0, le=24 * 3600, description="seconds into the audio")
     end: float | None = Field(None, gt=0, le=24 * 3600, description="seconds; None = the end")
+
+    # the service, not the picture
+    split: bool = Field(True, description="render jobs: a long clip is cut into windows that "
+                        "workers render side by side, then joined; false renders it in one "
+                        "piece (previews and prepares never split)")
+    cache: bool = Field(
+        True,
+        description="reuse the output of an earlier job of yours with the same audio bytes "
+        "and options (the render cache); false renders afresh",
+    )
 
     @field_validator("width", "height")
     @classmethod

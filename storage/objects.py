@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ from urllib.parse import quote, urlencode
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -43,6 +45,10 @@ from storage.keys import check_key
 #: Keys: relative, no empty / dot segments, printable ASCII without quoting traps.
 #: The API route that serves local-store links.
 LOCAL_FILES_PATH = "/files/"
+#: An S3 copy of an object past CopyObject's 5 GiB: in parts of 512 MiB (S3 allows
+#: up to 5 GiB a part and 10,000 parts).
+LARGE_COPY = TransferConfig(multipart_threshold=512 * 1024 * 1024,
+                            multipart_chunksize=512 * 1024 * 1024)
 
 
 class ObjectStore(Protocol):
@@ -53,6 +59,11 @@ class ObjectStore(Protocol):
 
     def get_file(self, key: str, dest: Path) -> None:
         """Copy the object to a local file; `ObjectNotFound` if there is none."""
+
+    def copy(self, source: str, dest: str) -> None:
+        """Store the object at ``source`` under ``dest`` too, inside the store (no bytes
+        through this process); `ObjectNotFound` if ``source`` is gone. The two are
+        independent afterwards: deleting or replacing one leaves the other."""
 
     def exists(self, key: str) -> bool: ...
 
@@ -101,6 +112,27 @@ class LocalObjectStore:
         if not source.is_file():
             raise ObjectNotFound(key)
         shutil.copyfile(source, dest)
+
+    def copy(self, source: str, dest: str) -> None:
+        """A hard link where the file system allows (instant, no space), else a byte copy;
+        either way through a temp name and a rename. A link is safe because no object is
+        changed in place: `put` and `delete` replace or remove a name, never the file."""
+        origin, target = self.path(source), self.path(dest)
+        if not origin.is_file():
+            raise ObjectNotFound(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".incoming-{uuid.uuid4().hex}"
+        try:
+            try:
+                os.link(origin, tmp)
+            except FileNotFoundError:
+                raise ObjectNotFound(source) from None
+            except OSError:  # another device, or no links on this file system
+                shutil.copyfile(origin, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -218,6 +250,24 @@ class S3ObjectStore:
                 raise ObjectNotFound(key) from None
             raise
 
+    def copy(self, source: str, dest: str) -> None:
+        """S3 CopyObject (the content type comes along); past its 5 GiB limit, boto3's
+        managed copy in parts (UploadPartCopy). Neither moves the bytes through here."""
+        source_spec = {"Bucket": self.bucket, "Key": check_key(source)}
+        try:
+            with _unavailable_on_s3_trouble():
+                try:
+                    self._client.copy_object(CopySource=source_spec, Bucket=self.bucket,
+                                             Key=check_key(dest))
+                except ClientError as exc:
+                    if _error_code(exc) not in ("EntityTooLarge", "InvalidRequest"):
+                        raise
+                    self._client.copy(source_spec, self.bucket, dest, Config=LARGE_COPY)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise ObjectNotFound(source) from None
+            raise
+
     def exists(self, key: str) -> bool:
         try:
             self.size(key)
@@ -253,8 +303,12 @@ class S3ObjectStore:
             raise StorageUnavailable(f"bucket {self.bucket} is not reachable: {exc}") from exc
 
 
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def _is_not_found(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+    return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
 
 
 def local_signing_key(settings: Settings) -> bytes:

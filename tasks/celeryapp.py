@@ -14,6 +14,7 @@ from kombu import Queue
 
 import tasks.callbacks
 import tasks.render
+import tasks.split
 import tasks.webhooks
 from config import logs
 from config.settings import Settings
@@ -126,6 +127,7 @@ def create_celery(settings: Settings) -> SoundreelCelery:
         timezone="UTC",
     )
     tasks.render.register(app)
+    tasks.split.register(app)
     tasks.callbacks.register(app)
     tasks.webhooks.register(app)
     return app

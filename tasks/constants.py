@@ -13,6 +13,10 @@ CALLBACK_QUEUE: Final = "callbacks"
 
 #: The job task: download, render, upload.
 RENDER_TASK: Final = "soundreel.render_job"
+#: One window of a split render (api.splits): drawn from the clip's saved features.
+SEGMENT_TASK: Final = "soundreel.render_segment"
+#: The fan-in of a split render: the windows and the audio joined, the job ended.
+JOIN_TASK: Final = "soundreel.join_segments"
 #: ``link``: reports a finished job to the API's completion webhook.
 REPORT_RESULT_TASK: Final = "soundreel.report_result"
 #: ``link_error``: turns the failure into a report and sends it like a result.
@@ -22,6 +26,15 @@ REPORT_FAILURE_TASK: Final = "soundreel.report_failure"
 DELIVER_WEBHOOK_TASK: Final = "soundreel.deliver_webhook"
 #: Celery beat's periodic reaper: lost leases and deadlines (see api.reaper.Reaper.run).
 REAP_TASK: Final = "soundreel.reap"
+
+def segment_task_id(job_id: str, index: int) -> str:
+    """Fixed per window: the reaper finds a window's message in the broker by it."""
+    return f"{job_id}.{index}"
+
+
+def join_task_id(job_id: str) -> str:
+    return f"{job_id}.join"
+
 
 #: Hard and soft time limits for one job, seconds.
 JOB_SOFT_TIME_LIMIT: Final = 55 * 60

@@ -9,6 +9,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +44,11 @@ from render import (
     write_peaks,
 )
 from storage.objects import ObjectStore
+from tasks.cache import cached_result
 from tasks.callbacks import time_limit_error
 from tasks.constants import RENDER_TASK
 from tasks.download import download, fetch_client_url
-from tasks.errors import JobCanceled, JobFailed, UploadFailed
+from tasks.errors import JobCanceled, JobFailed, JobSplit, UploadFailed
 from tasks.reports import ApiUnavailable, ProgressReporter
 
 if TYPE_CHECKING:
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Report = Callable[[float, str], None]
+#: (audio, workdir, spec, assets) -> whether the job was split (tasks.split.Planner).
+SplitUp = Callable[[Path, Path, RenderSpec, Assets], bool]
 
 #: Temp dirs are named ``soundreel-{pid}-…`` so dead workers' ones can be found.
 WORKDIR_PREFIX = "soundreel-"
@@ -89,12 +93,19 @@ def run_job(
     audio_url: str | None = None,
     allow_urls: frozenset[str] = frozenset(),
     measured: Callable[[float], None] = lambda seconds: None,
+    cached: Callable[[Path], dict[str, Any] | None] = lambda audio: None,
+    split_up: SplitUp | None = None,
 ) -> dict[str, Any]:
     """Do one job end to end and return its ``result``; raise `JobFailed` on failure.
+
+    ``split_up`` may take a long render over once its inputs are here: it hands the
+    job's windows to the fleet (tasks.split) and answers True; this raises
+    `JobSplit` then, as this task's part of the job is done.
 
     Plain function: no Celery, no HTTP to the API, so it is tested directly.
     Temporary files live in one directory that is removed however this ends.
     ``should_stop`` (the job was canceled) is checked between steps and frames.
+    ``cached``: the render cache's result for a fetched ``audio_url`` (`tasks.cache`).
     """
     try:
         spec = RenderSpec.model_validate(options)
@@ -107,6 +118,9 @@ def run_job(
         source = workdir / "input"
         if audio_url:
             fetch_client_url(audio_url, source, max_bytes=max_bytes, allow=allow_urls)
+            if (reused := cached(source)) is not None:  # copied from an earlier job
+                report(FINALIZE_AT, STAGE_FINALIZING)
+                return reused
         else:
             download(store.presigned_url(audio_key, AUDIO_URL_TTL), source, max_bytes=max_bytes)
         assets = Assets(
@@ -118,6 +132,14 @@ def run_job(
         if should_stop():
             raise JobCanceled("The job was canceled.")
         report(DOWNLOAD_END, STAGE_ANALYZING)
+        if kind == RENDER and split_up is not None:
+            try:
+                if split_up(source, workdir, spec, assets):
+                    raise JobSplit("The job's windows were handed to the fleet.")
+            except RenderCanceled:
+                raise JobCanceled("The job was canceled.") from None
+            except RenderError as exc:
+                raise JobFailed(exc.message, exc.code) from None
         stage = STAGE_ANALYZING if kind == PREPARE else STAGE_RENDERING
 
         def produced(fraction: float) -> None:
@@ -135,20 +157,44 @@ def run_job(
         if should_stop():
             raise JobCanceled("The job was canceled.")
         report(PRODUCE_END, STAGE_UPLOADING)
-        for output in outputs:
-            if should_stop():  # canceled, timed out or taken over: store nothing more
-                raise JobCanceled("The job was canceled.")
-            try:
-                store.put_file(output.key, output.path, output.content_type)
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception as exc:
-                log.exception("upload of %s failed", output.key)
-                raise UploadFailed(
-                    f"The output could not be stored ({type(exc).__name__}); resubmit the job."
-                ) from None
+        store_outputs(store, outputs, should_stop)
     # what comes next (`finalizing`: the hand-off and the result callback) is the task's
     return result
+
+
+def store_outputs(store: ObjectStore, outputs: list[Output],
+                  should_stop: Callable[[], bool]) -> None:
+    """Upload ``outputs``; nothing more once the job is over (canceled, timed out or
+    taken over by another attempt)."""
+    for output in outputs:
+        if should_stop():
+            raise JobCanceled("The job was canceled.")
+        try:
+            store.put_file(output.key, output.path, output.content_type)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:
+            log.exception("upload of %s failed", output.key)
+            raise UploadFailed(
+                f"The output could not be stored ({type(exc).__name__}); resubmit the job."
+            ) from None
+
+
+def video_outputs(kind: str, job_id: str, output_key: str, video: Path, thumbnail: Path,
+                  duration: float, loudest: float) -> tuple[dict[str, Any], list[Output]]:
+    """A video's result and what to store: the MP4 and a JPEG of its loudest moment
+    (frame 0 is usually near silence, an almost empty picture: a poor poster)."""
+    extract_frame(video, loudest, thumbnail)
+    result = {
+        RESULT_KEY_FIELD_BY_KIND[kind]: output_key,
+        "thumbnailKey": thumbnail_key(kind, job_id),
+        "format": "mp4",
+        "duration": round(duration, 3),
+    }
+    return result, [
+        Output(output_key, video, "video/mp4"),
+        Output(thumbnail_key(kind, job_id), thumbnail, "image/jpeg"),
+    ]
 
 
 def sweep_stale_workdirs(root: Path | None = None) -> list[Path]:
@@ -195,24 +241,13 @@ def _produce(
 ) -> tuple[dict[str, Any], list[Output]]:
     field = RESULT_KEY_FIELD_BY_KIND[kind]
     if kind in (RENDER, PREVIEW):
-        # Both store a JPEG of the loudest moment beside the video: frame 0 is
-        # usually near silence (an almost empty picture), a poor poster.
         video, thumbnail = workdir / f"{kind}.mp4", workdir / "thumbnail.jpg"
         rendered = render_video(
             source, video, spec if kind == RENDER else spec.for_preview(), assets=assets,
             progress=progress, should_stop=should_stop, limit_seconds=limit, measured=measured,
         )
-        extract_frame(video, rendered.loudest, thumbnail)
-        result = {
-            field: output_key,
-            "thumbnailKey": thumbnail_key(kind, job_id),
-            "format": "mp4",
-            "duration": round(rendered.duration, 3),
-        }
-        return result, [
-            Output(output_key, video, "video/mp4"),
-            Output(thumbnail_key(kind, job_id), thumbnail, "image/jpeg"),
-        ]
+        return video_outputs(kind, job_id, output_key, video, thumbnail, rendered.duration,
+                             rendered.loudest)
     if kind == PREPARE:
         wav, peaks = workdir / "audio.wav", workdir / "peaks.json"
         prepared = prepare_audio(source, wav, progress=progress, limit_seconds=limit,
@@ -259,7 +294,9 @@ class JobDelivery(Request):
     def _release(self, error: dict[str, str] | None) -> None:
         job_id = self.kwargs.get("job_id")
         if job_id and self.worker_pid:
-            self.task.app.api.release(job_id, holder(self.hostname, self.worker_pid), error)
+            # a window of a split job (tasks.split) has a lease of its own
+            self.task.app.api.release(job_id, holder(self.hostname, self.worker_pid), error,
+                                      segment=self.kwargs.get("index"))
 
 
 def holder(nodename: str, pid: int) -> str:
@@ -273,6 +310,8 @@ START_RETRY_MAX_SECONDS = 120
 
 
 def register(app: SoundreelCelery) -> None:
+    from tasks.split import Planner  # here: tasks.split builds on this module
+
     @app.task(name=RENDER_TASK, shared=False, bind=True, Request=JobDelivery, max_retries=None)
     def render_job(
         self: Any, *, job_id: str, kind: str, audio_key: str, output_key: str,
@@ -321,7 +360,12 @@ def register(app: SoundreelCelery) -> None:
                     audio_url=audio_url,
                     allow_urls=app.settings.allow_private_urls,
                     measured=progress.measured,
+                    cached=partial(cached_result, app.api, job_id, answer.attempt, kind, options),
+                    split_up=Planner(app, job_id, progress),
                 )
+            except JobSplit:
+                log.info("job %s: split; its windows and join end it", job_id)
+                raise Ignore() from None
             except JobCanceled:
                 # the job was canceled or timed out (the API shows it), or another
                 # attempt took it over: nothing to report, nothing to retry

@@ -68,6 +68,16 @@ PATCH_FIELDS = ("stages",)
 
 #: Pauses between tries of a hand-off (a few seconds in all: the lease is still held).
 HANDOFF_RETRIES = (0.5, 1.0, 2.0)
+#: A report that must arrive (a split's plan, a window's end) is asked again until it
+#: does, waiting at most this long between tries.
+UNTIL_TAKEN_MAX_WAIT = 10.0
+UNTIL_TAKEN_SECONDS = 120.0
+
+
+def _job_path(job_id: str, segment: int | None) -> str:
+    """The internal resource a report is about: the job, or one window of it."""
+    base = f"/internal/jobs/{job_id}"
+    return base if segment is None else f"{base}/segments/{segment}"
 
 
 def own_session(base_url: str) -> requests.Session:
@@ -91,10 +101,14 @@ class ApiClient:
         self._session = session or own_session(self.base_url)
         self._older_api = False  # it refused the newer fields: send reports without them
 
-    def start_attempt(self, job_id: str, worker: str, attempt: str) -> Start:
-        """Ask before any work; raise `ApiUnavailable` when the API cannot answer."""
-        response = self._request("POST", f"/internal/jobs/{job_id}/start",
-                                 {"worker": worker, "attempt": attempt})
+    def start_attempt(self, job_id: str, worker: str, attempt: str,
+                      segment: int | None = None, phase: str | None = None) -> Start:
+        """Ask before any work (on the job, one window of it, or its join); raise
+        `ApiUnavailable` when the API cannot answer."""
+        body: dict[str, Any] = {"worker": worker, "attempt": attempt}
+        if phase is not None:
+            body["phase"] = phase
+        response = self._request("POST", f"{_job_path(job_id, segment)}/start", body)
         if response.status_code == 404:
             return Start("missing", None)  # the record expired or never was
         if response.status_code in (401, 403, 429) or response.status_code >= 500:
@@ -110,18 +124,21 @@ class ApiClient:
 
     def patch_progress(
         self, job_id: str, attempt: str, progress: float, stage: str,
-        audio_seconds: float | None = None, stages: dict[str, float] | None = None,
+        audio_seconds: float | None = None, segment: int | None = None,
+        stages: dict[str, float] | None = None,
     ) -> bool | None:
         """Report progress (and renew the lease). True: go on; False: stop (the job
-        ended or another attempt took it over); None: the API could not be asked."""
-        body: dict[str, Any] = {"progress": round(progress, 4), "stage": stage,
-                                "attempt": attempt}
-        if audio_seconds is not None:
-            body["audioSeconds"] = round(audio_seconds, 3)
-        if stages:
-            body["stages"] = stages
+        ended or another attempt took it over); None: the API could not be asked.
+        A window of a split job reports its own progress (the stage is the job's)."""
+        body: dict[str, Any] = {"progress": round(progress, 4), "attempt": attempt}
+        if segment is None:
+            body["stage"] = stage
+            if audio_seconds is not None:
+                body["audioSeconds"] = round(audio_seconds, 3)
+            if stages:
+                body["stages"] = stages
         try:
-            response = self._report("PATCH", f"/internal/jobs/{job_id}", body, PATCH_FIELDS)
+            response = self._report("PATCH", _job_path(job_id, segment), body, PATCH_FIELDS)
             if response.status_code == 404:
                 return False
             if response.status_code >= 400:
@@ -152,13 +169,45 @@ class ApiClient:
             time.sleep(wait)
         return False
 
-    def release(self, job_id: str, worker: str, error: dict[str, str] | None = None) -> None:
+    def split(self, job_id: str, plan: dict[str, Any]) -> bool:
+        """Hand a split job's windows to the API, which records and sends them; asked
+        until it answers (the plan is the work of a whole decode). False: the job
+        went on without it (canceled, or another attempt took over)."""
+        return self._until_taken(f"/internal/jobs/{job_id}/split", plan)
+
+    def end_segment(self, job_id: str, segment: int, attempt: str,
+                    error: dict[str, str] | None = None) -> bool:
+        """A window stored (or failed for good), asked until the API answers."""
+        body: dict[str, Any] = {"attempt": attempt}
+        if error:
+            body["error"] = error
+        return self._until_taken(f"{_job_path(job_id, segment)}/end", body)
+
+    def _until_taken(self, path: str, body: dict[str, Any]) -> bool:
+        """False also when the API could not be reached for UNTIL_TAKEN_SECONDS: the
+        lease then lapses and the reaper hands the work on."""
+        wait, give_up = HANDOFF_RETRIES[0], time.monotonic() + UNTIL_TAKEN_SECONDS
+        while time.monotonic() < give_up:
+            try:
+                response = self._request("POST", path, body)
+            except ApiUnavailable as exc:
+                log.warning("%s not taken (%s); again in %.1f s", path, exc, wait)
+            else:
+                if response.status_code < 500 and response.status_code not in (401, 403, 429):
+                    return response.status_code < 400 and bool(response.json().get("applied"))
+                log.warning("%s answered %s; again in %.1f s", path, response.status_code, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, UNTIL_TAKEN_MAX_WAIT)
+        return False
+
+    def release(self, job_id: str, worker: str, error: dict[str, str] | None = None,
+                segment: int | None = None) -> None:
         """From a worker's parent: the child doing ``worker``'s attempt is gone."""
         body: dict[str, Any] = {"worker": worker}
         if error:
             body["error"] = error
         try:
-            response = self._request("POST", f"/internal/jobs/{job_id}/release", body)
+            response = self._request("POST", f"{_job_path(job_id, segment)}/release", body)
             log.info("job %s: released %s (%s)", job_id, worker, response.status_code)
         except ApiUnavailable as exc:
             # the lease then expires by itself and the reaper takes over
@@ -192,6 +241,20 @@ class ApiClient:
         if response.status_code >= 400:
             raise ApiUnavailable(f"API answered {response.status_code}")
         return response.json()
+
+    def cached_result(self, job_id: str, attempt: str, sha256: str) -> dict[str, Any] | None:
+        """The job's result from the render cache, for its fetched audio's hash; None
+        (render it) on a miss, or when the API cannot say."""
+        body = {"attempt": attempt, "audioSha256": sha256}
+        try:
+            response = self._request("POST", f"/internal/jobs/{job_id}/cache", body)
+            if response.status_code != 200:
+                log.warning("cache check of job %s answered %s", job_id, response.status_code)
+                return None
+            return response.json().get("result")
+        except (ApiUnavailable, ValueError) as exc:
+            log.warning("cache check of job %s failed: %s", job_id, exc)
+            return None
 
     def _report(self, method: str, path: str, body: dict[str, Any],
                 newer: tuple[str, ...]) -> requests.Response:
@@ -271,9 +334,12 @@ class ProgressReporter:
         interval: float = PROGRESS_INTERVAL,
         heartbeat: float = HEARTBEAT_SECONDS,
         quiet: float = QUIET_START_SECONDS,
+        segment: int | None = None,
     ):
         self._client = client
         self._job_id = job_id
+        #: The window of a split job this reports on (None: the job itself).
+        self.segment = segment
         self._interval = interval
         self._heartbeat = heartbeat
         self._quiet = quiet
@@ -286,6 +352,8 @@ class ProgressReporter:
         self._wake = threading.Condition()
         self._closed = False
         self._settled = False  # the hand-off carries what is left
+        self._flushing = False  # someone waits for the latest value to land: send it now
+        self._sending = False  # a PATCH is in flight
         self.stop = threading.Event()
         self.attempt = ""
         self._audio_seconds: float | None = None
@@ -295,12 +363,12 @@ class ProgressReporter:
                                         name=f"progress-{job_id}", daemon=True)
         self._thread.start()
 
-    def start(self, worker: str, attempt: str) -> Start:
+    def start(self, worker: str, attempt: str, phase: str | None = None) -> Start:
         """Ask the API, before any work, whether this delivery should work on the job
         as ``attempt``. A job canceled while queued, held by a live attempt, or given
         up after too many attempts is known before anything is downloaded."""
         asked = time.monotonic()
-        answer = self._client.start_attempt(self._job_id, worker, attempt)
+        answer = self._client.start_attempt(self._job_id, worker, attempt, self.segment, phase)
         answered = time.monotonic()
         if answer.go:
             with self._wake:
@@ -344,6 +412,21 @@ class ProgressReporter:
                 last.update(progress=round(self._latest[0], 4), stage=self._latest[1])
             return last
 
+    def flush(self) -> bool:
+        """Send the latest value now (whatever the interval and the quiet start) and
+        wait until it has reached the API (or could not), for a report that must come
+        after it (a split's plan, a window's end); the heartbeat goes on. False if the
+        API took longer than a PATCH in flight and this one together."""
+        with self._wake:
+            self._flushing = True
+            self._wake.notify_all()
+            try:
+                return self._wake.wait_for(
+                    lambda: (self._latest == self._sent and not self._sending) or self._closed,
+                    timeout=2 * PATCH_SECONDS + 1)
+            finally:
+                self._flushing = False
+
     def close(self) -> None:
         """Send the last value (unless `settle` handed it over) and stop the thread."""
         with self._wake:
@@ -371,7 +454,7 @@ class ProgressReporter:
                         changed = sent is None or latest[1] != sent[1]
                         due = max(now if changed else self._last_send + self._interval,
                                   self._quiet_until)
-                        if self._closed or now >= due:
+                        if self._closed or self._flushing or now >= due:
                             break
                         self._wake.wait(timeout=due - now)
                     elif sent is not None:
@@ -383,13 +466,20 @@ class ProgressReporter:
                         self._wake.wait()
                 value = latest if pending else sent
                 self._sent = value
+                self._sending = True
                 stages = dict(self._stages)
             assert value is not None
-            self._send(*value, stages)
+            try:
+                self._send(*value, stages)
+            finally:
+                with self._wake:
+                    self._sending = False
+                    self._wake.notify_all()  # a flush may be waiting for this one
 
     def _send(self, progress: float, stage: str, stages: dict[str, float]) -> None:
         answer = self._client.patch_progress(self._job_id, self.attempt, progress, stage,
-                                             self._audio_seconds, stages or None)
+                                             self._audio_seconds, segment=self.segment,
+                                             stages=stages or None)
         if answer is False:
             self.stop.set()
         self._last_send = time.monotonic()

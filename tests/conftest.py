@@ -11,6 +11,16 @@ import redis
 import devstack as stack_mod
 
 
+@pytest.fixture(scope="session", autouse=True)
+def every_job_renders() -> Iterator[None]:
+    """The stacks the suite starts render every job: with the render cache on, a test
+    would find the output of an earlier test's identical job (the samples are few) and
+    never render. The cache's own tests turn it on for their stack (test_cache.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RENDER_CACHE", "false")
+        yield
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with stack_mod.redis_server(tmp_path_factory.mktemp("redis")) as url:

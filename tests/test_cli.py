@@ -235,6 +235,15 @@ def test_background_takes_a_colour_as_well_as_an_image(env, client):
     assert client.wait(job_id, timeout=180)["status"] == "complete"
 
 
+def test_no_cache_asks_for_a_fresh_render(env, client):
+    result = soundreel("render", SAMPLE, "--no-wait", "--kind", "preview", *SMALL,
+                       "--no-cache", env=env)
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip()
+    assert client.job(job_id)["options"]["cache"] is False
+    assert client.wait(job_id, timeout=180)["status"] == "complete"
+
+
 @pytest.mark.parametrize(("args", "code", "message"), [
     ([ARTWORK], "unsupported_media_type", "AUDIO: artwork.png is an image, not audio"),
     ([CAPTIONS], "unsupported_media_type", "AUDIO: sample.srt is captions, not audio"),

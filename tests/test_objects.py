@@ -1,6 +1,6 @@
 """The ObjectStore contract, run against the local-disk store and the S3 store
-(moto's S3 server over real HTTP): put, get, exists, size, delete, and presigned
-links that work over HTTP with no credentials.
+(moto's S3 server over real HTTP): put, get, exists, size, delete, copy, and
+presigned links that work over HTTP with no credentials.
 
 Expiry: the local store's links are checked to stop working once expired. moto
 does not enforce the expiry of S3 presigned URLs (an expired one still answers
@@ -71,6 +71,41 @@ def test_delete_removes(store):
     store.put("previews/j/preview.mp4", io.BytesIO(b"abc"))
     store.delete("previews/j/preview.mp4")
     assert not store.exists("previews/j/preview.mp4")
+
+
+def test_copy_makes_an_independent_object_with_the_same_bytes(store, tmp_path):
+    store.put("renders/a/output.mp4", io.BytesIO(b"rendered once"), "video/mp4")
+    store.copy("renders/a/output.mp4", "renders/b/output.mp4")
+    dest = tmp_path / "copy"
+    store.get_file("renders/b/output.mp4", dest)
+    assert dest.read_bytes() == b"rendered once"
+    # deleting or replacing one leaves the other as it was
+    store.delete("renders/a/output.mp4")
+    store.get_file("renders/b/output.mp4", dest)
+    assert dest.read_bytes() == b"rendered once"
+    store.put("renders/c/output.mp4", io.BytesIO(b"another"))
+    store.copy("renders/c/output.mp4", "renders/d/output.mp4")
+    store.put("renders/c/output.mp4", io.BytesIO(b"replaced"))
+    store.get_file("renders/d/output.mp4", dest)
+    assert dest.read_bytes() == b"another"
+
+
+def test_copy_replaces_the_destination_and_keeps_the_content_type(store):
+    store.put("renders/e/output.mp4", io.BytesIO(b"new"), "video/mp4")
+    store.put("renders/f/output.mp4", io.BytesIO(b"old and longer"))
+    store.copy("renders/e/output.mp4", "renders/f/output.mp4")
+    assert store.size("renders/f/output.mp4") == 3
+    response = requests.get(store.presigned_url("renders/f/output.mp4", 60), timeout=10)
+    assert response.content == b"new"
+    assert response.headers["Content-Type"] == "video/mp4"
+
+
+def test_copy_of_a_missing_object_is_not_found_and_writes_nothing(store):
+    with pytest.raises(ObjectNotFound):
+        store.copy("renders/none/output.mp4", "renders/g/output.mp4")
+    assert not store.exists("renders/g/output.mp4")
+    with pytest.raises(InvalidKey):
+        store.copy("renders/none/output.mp4", "../escape")
 
 
 @pytest.mark.parametrize("key", ["../etc/passwd", "/abs/key", "a//b", "a/./b", "a/../b", "",

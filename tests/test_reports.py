@@ -19,7 +19,7 @@ class SlowClient:
         self.lock = threading.Lock()
 
     def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
-                       audio_seconds: float | None = None,
+                       audio_seconds: float | None = None, segment: int | None = None,
                        stages: dict[str, float] | None = None) -> None:
         time.sleep(self.delay)
         with self.lock:
@@ -101,13 +101,14 @@ class AnsweringClient(SlowClient):
         self.attempts: list[str] = []
 
     def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
-                       audio_seconds: float | None = None,
+                       audio_seconds: float | None = None, segment: int | None = None,
                        stages: dict[str, float] | None = None) -> bool:
         super().patch_progress(job_id, attempt, progress, stage, stages=stages)
         self.attempts.append(attempt)
         return self.current
 
-    def start_attempt(self, job_id: str, worker: str, attempt: str) -> Start:
+    def start_attempt(self, job_id: str, worker: str, attempt: str,
+                      segment: int | None = None, phase: str | None = None) -> Start:
         self.started = worker
         return Start(self.status, "abc" if self.current else None)
 
@@ -142,7 +143,7 @@ def test_heartbeat_repeats_the_last_report_so_a_stop_is_heard_without_progress()
 
 def test_an_unreachable_api_does_not_stop_the_work():
     client = AnsweringClient(current=True)
-    client.patch_progress = lambda *args: None  # type: ignore[method-assign]
+    client.patch_progress = lambda *args, **kwargs: None  # type: ignore[method-assign]
     with ProgressReporter(client, "job", heartbeat=0.05) as reporter:  # type: ignore[arg-type]
         reporter.update(0.05, "rendering")
         time.sleep(0.2)
@@ -290,3 +291,14 @@ def test_workers_upgraded_before_the_api_still_renew_leases_and_hand_off():
     assert [sorted(body) for body in session.bodies] == [
         ["attempt", "progress", "stage", "stages"], ["attempt", "progress", "stage"],
         ["attempt", "jobId", "result", "status"], ["attempt", "progress", "stage"]]
+
+
+def test_flush_sends_at_once_waits_for_the_last_value_and_the_heartbeat_goes_on():
+    client = AnsweringClient(current=True)
+    with ProgressReporter(client, "job", interval=60.0, heartbeat=0.1, quiet=60.0) as reporter:  # type: ignore[arg-type]
+        assert reporter.start("w1@host/1", "abc").go
+        reporter.update(0.08, "analyzing")
+        assert reporter.flush()  # for a report that must come after it: not quiet
+        assert client.sent[-1] == (0.08, "analyzing")  # arrived, not merely taken
+        sent = len(client.sent)
+        assert wait_for(lambda: len(client.sent) > sent)  # still beating

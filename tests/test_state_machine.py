@@ -27,6 +27,8 @@ EVENTS = {
     "requeue": Event.requeued(max_attempts=3),
     "release": Event.released("w1@host/1", {"code": "time_limit_exceeded", "message": "x"}),
     "hand_off": Event.handed_off(A1, result={"videoKey": "renders/x/output.mp4"}),
+    "reuse": Event.reused({"videoKey": "renders/x/output.mp4", "format": "mp4",
+                           "duration": 3.0, "cached": True}),
 }
 
 
@@ -54,6 +56,7 @@ EXPECTED = {
     (RUNNING, "time_out"): TIMED_OUT,
     (RUNNING, "requeue"): QUEUED,
     (RUNNING, "hand_off"): RUNNING,
+    (QUEUED, "reuse"): COMPLETE,
 }
 
 
@@ -67,9 +70,15 @@ def test_every_transition_is_allowed_or_ignored_as_the_table_says(state: str, ev
         assert after is None, f"{state} + {event} must be ignored"
 
 
+#: A split job's events, about its running windows (tests/test_split_machine.py).
+SPLIT_PAIRS = {(RUNNING, event) for event in (
+    "split", "segment_start", "segment_progress", "segment_end", "segment_release",
+    "segment_requeue")}
+
+
 def test_the_table_has_rules_for_exactly_these_pairs_and_none_for_an_ended_job():
     pairs = {(state, rule.event) for rule in RULES for state in rule.states}
-    assert pairs == set(EXPECTED)
+    assert pairs == set(EXPECTED) | SPLIT_PAIRS
 
 
 @pytest.mark.parametrize(("state", "event"), list(itertools.product(STATES, EVENTS)))

@@ -68,12 +68,13 @@ class OrderedApi:
         self.in_flight: list[str] = []
         self.payloads: list[dict] = []
 
-    def start_attempt(self, job_id: str, worker: str, attempt: str) -> Start:
+    def start_attempt(self, job_id: str, worker: str, attempt: str,
+                      segment: int | None = None, phase: str | None = None) -> Start:
         self.calls.append(("start", None))
         return Start("running", attempt)
 
     def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
-                       audio_seconds: float | None = None,
+                       audio_seconds: float | None = None, segment: int | None = None,
                        stages: dict[str, float] | None = None) -> bool:
         self.in_flight.append(stage)
         self.handed_off.wait(timeout=30)

@@ -13,14 +13,20 @@ from werkzeug.serving import make_server
 import devstack as st
 from config.settings import Settings
 
-#: A render slow enough to be caught mid-way: 1080p60 at high quality.
-SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18}}
+#: A render slow enough to be caught mid-way: 1080p60 at high quality; in one piece (a
+#: long one would be split across the fleet: tests/test_split*.py cover that).
+SLOW = {"kind": "render", "options": {"preset": "landscape", "fps": 60, "quality": 18,
+                                      "split": False}}
 
 
-def start_api(stack: ExitStack, tmp_path: Path, redis_url: str, **extra: str) -> st.Stack:
+def start_api(stack: ExitStack, tmp_path: Path, redis_url: str,
+              storage: dict[str, str] | None = None, **extra: str) -> st.Stack:
+    """The API on a free port; local storage under ``tmp_path`` unless ``storage`` (the
+    S3_* variables) says otherwise."""
     port = st.free_port()
     base = f"http://127.0.0.1:{port}"
-    env = st.base_env(redis_url, base, tmp_path, {"STORAGE_DIR": str(tmp_path / "storage")})
+    env = st.base_env(redis_url, base, tmp_path,
+                      storage or {"STORAGE_DIR": str(tmp_path / "storage")})
     env.update(extra)
     keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
     running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=tmp_path,

@@ -1,0 +1,229 @@
+"""A long render split across the fleet: the plan, the windows and the join.
+
+The job's own task (tasks.render) downloads the inputs as usual; for a ``render``
+whose clip is at least SPLIT_MIN_SECONDS long (and ``options.split`` is not false)
+the `Planner` takes over: it analyses the clip once, stores its features and its
+audio (encoded once) under ``work/{jobId}/``, and hands the plan to the API, which
+records the windows and sends one ``render_segment`` task per window. Each window
+task draws its frames from the shared features, encodes them (video only) and
+stores them; it has its own attempt and lease, so a window whose worker dies is
+redelivered alone. When the last window is stored the API sends ``join_segments``:
+it concatenates the windows without re-encoding, muxes the audio, stores the video
+and its thumbnail, removes ``work/{jobId}/`` and ends the job as an unsplit render
+task does (hand-off, then the result callback). The reaper removes what a job that
+ended another way left under ``work/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from celery.exceptions import Ignore
+
+from jobs.constants import (
+    AUDIO_URL_TTL,
+    COMPLETE,
+    SPLIT_JOINED_AT,
+    STAGE_ANALYZING,
+    STAGE_FINALIZING,
+    features_key,
+    sound_key,
+    window_key,
+    work_keys,
+)
+from jobs.store import JOIN
+from render import Assets, RenderCanceled, RenderError, RenderSpec
+from render.audio import header_duration
+from render.split import Window, analyse, join, plan_windows, render_window
+from storage.objects import ObjectStore
+from tasks.callbacks import failure_payload
+from tasks.constants import JOIN_TASK, SEGMENT_TASK
+from tasks.download import download
+from tasks.errors import JobCanceled, JobFailed
+from tasks.render import (
+    WORKDIR_PREFIX,
+    JobDelivery,
+    Output,
+    holder,
+    store_outputs,
+    sweep_stale_workdirs,
+    video_outputs,
+)
+from tasks.reports import ProgressReporter
+
+if TYPE_CHECKING:
+    from tasks.celeryapp import SoundreelCelery
+
+log = logging.getLogger(__name__)
+
+
+def clip_seconds(audio: Path, spec: RenderSpec) -> float | None:
+    """How long the clip is, as far as the header tells (None: it does not)."""
+    header = header_duration(audio)
+    if header is None:
+        return spec.clip_seconds
+    whole = max(header - spec.start, 0.0)
+    return whole if spec.clip_seconds is None else min(whole, spec.clip_seconds)
+
+
+class Planner:
+    """The job task's part of a split render (``run_job``'s ``split_up``)."""
+
+    def __init__(self, app: SoundreelCelery, job_id: str, progress: ProgressReporter) -> None:
+        self.app, self.job_id, self.progress = app, job_id, progress
+
+    def __call__(self, audio: Path, workdir: Path, spec: RenderSpec, assets: Assets) -> bool:
+        settings = self.app.settings
+        seconds = clip_seconds(audio, spec)
+        if not spec.split or seconds is None or seconds < settings.split_min_seconds:
+            return False
+        features, sound = workdir / "features.npz", workdir / "audio.m4a"
+        rendered = analyse(audio, spec, features, sound, assets=assets,
+                           should_stop=self.progress.stop.is_set,
+                           limit_seconds=settings.max_audio_seconds,
+                           measured=self.progress.measured)
+        windows = plan_windows(rendered.frames, spec.fps, settings.segment_seconds)
+        self.progress.update(0.08, STAGE_ANALYZING)
+        store_outputs(self.app.object_store, [
+            Output(features_key(self.job_id), features, "application/octet-stream"),
+            Output(sound_key(self.job_id), sound, "audio/mp4"),
+        ], self.progress.stop.is_set)
+        self.progress.flush()
+        taken = self.app.api.split(self.job_id, {
+            "attempt": self.progress.attempt, "duration": round(rendered.duration, 6),
+            "loudest": round(rendered.loudest, 6), "frames": rendered.frames,
+            "windows": [[w.first, w.stop] for w in windows],
+        })
+        log.info("job %s: %d windows of %d frames %s", self.job_id, len(windows),
+                 rendered.frames, "handed out" if taken else "not taken (the job went on)")
+        if not taken:
+            raise JobCanceled("The API did not take the split: the job went on without it.")
+        return True
+
+
+def run_segment(
+    store: ObjectStore, *, job_id: str, window: Window, spec: RenderSpec,
+    report: Callable[[float], None], should_stop: Callable[[], bool], max_bytes: int,
+) -> None:
+    """Render one window from the clip's saved features and store it. Plain function."""
+    with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as tmp:
+        workdir = Path(tmp)
+        features = workdir / "features.npz"
+        store.get_file(features_key(job_id), features)
+        assets = Assets(**{role: _fetch(store, key, workdir / f"asset-{role}", max_bytes)
+                           for role, key in spec.asset_keys.items()})
+        out = workdir / "window.mp4"
+        try:
+            render_window(features, spec, window, out, assets=assets, progress=report,
+                          should_stop=should_stop)
+        except RenderCanceled:
+            raise JobCanceled("The job was canceled.") from None
+        except RenderError as exc:
+            raise JobFailed(exc.message, exc.code) from None
+        store_outputs(store, [Output(window_key(job_id, window.index), out, "video/mp4")],
+                      should_stop)
+
+
+def run_join(
+    store: ObjectStore, *, job_id: str, kind: str, output_key: str, windows: int,
+    duration: float, loudest: float, report: Callable[[float, str], None],
+    should_stop: Callable[[], bool],
+) -> dict[str, Any]:
+    """Join the stored windows and the audio, store the video and its thumbnail, and
+    remove ``work/{jobId}/``; return the job's result. Plain function."""
+    with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as tmp:
+        workdir = Path(tmp)
+        report(SPLIT_JOINED_AT, STAGE_FINALIZING)
+        sound = workdir / "audio.m4a"
+        store.get_file(sound_key(job_id), sound)
+        parts = []
+        for index in range(windows):
+            if should_stop():
+                raise JobCanceled("The job was canceled.")
+            parts.append(workdir / f"window-{index:05d}.mp4")
+            store.get_file(window_key(job_id, index), parts[-1])
+        video = workdir / f"{kind}.mp4"
+        try:
+            join(parts, sound, video)
+            for part in parts:
+                part.unlink()
+            result, outputs = video_outputs(kind, job_id, output_key, video,
+                                            workdir / "thumbnail.jpg", duration, loudest)
+        except RenderError as exc:
+            raise JobFailed(exc.message, exc.code) from None
+        report(0.97, STAGE_FINALIZING)
+        store_outputs(store, outputs, should_stop)
+    for key in work_keys(job_id, windows):
+        store.delete(key)
+    return result
+
+
+def _fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:
+    download(store.presigned_url(key, AUDIO_URL_TTL), dest, max_bytes=max_bytes)
+    return dest
+
+
+def register(app: SoundreelCelery) -> None:
+    @app.task(name=SEGMENT_TASK, shared=False, bind=True, Request=JobDelivery)
+    def render_segment(
+        self: Any, *, job_id: str, index: int, first: int, stop: int,
+        options: dict[str, Any], attempt: str | None = None,
+    ) -> None:
+        me = holder(self.request.hostname, os.getpid())
+        with ProgressReporter(app.api, job_id, segment=index) as progress:
+            answer = progress.start(me, attempt or uuid.uuid4().hex)
+            if not answer.go:
+                log.info("job %s: window %d is %s; this delivery does nothing", job_id,
+                         index, answer.status)
+                raise Ignore()
+            sweep_stale_workdirs()
+            try:
+                run_segment(app.object_store, job_id=job_id, window=Window(index, first, stop),
+                            spec=RenderSpec.model_validate(options),
+                            report=lambda fraction: progress.update(fraction, "rendering"),
+                            should_stop=progress.stop.is_set,
+                            max_bytes=app.settings.max_upload_bytes)
+            except JobCanceled:
+                log.info("job %s: window %d stopped, the API said it is over", job_id, index)
+                raise Ignore() from None
+            except Exception as exc:  # noqa: BLE001 - every failure ends the job, coded
+                error = failure_payload(job_id, exc)["error"]
+                log.warning("job %s: window %d failed: %s", job_id, index, error["code"])
+                app.api.end_segment(job_id, index, answer.attempt or "", error)
+                raise Ignore() from None
+            progress.flush()
+            app.api.end_segment(job_id, index, answer.attempt or "")
+            log.info("job %s: window %d stored", job_id, index)
+
+    @app.task(name=JOIN_TASK, shared=False, bind=True, Request=JobDelivery)
+    def join_segments(
+        self: Any, *, job_id: str, kind: str, output_key: str, windows: int,
+        duration: float, loudest: float, attempt: str | None = None,
+    ) -> dict[str, Any]:
+        me = holder(self.request.hostname, os.getpid())
+        with ProgressReporter(app.api, job_id) as progress:
+            answer = progress.start(me, attempt or uuid.uuid4().hex, phase=JOIN)
+            if not answer.go:
+                log.info("job %s: not to be joined now (%s); this delivery does nothing",
+                         job_id, answer.status)
+                raise Ignore()
+            self.request.soundreel_attempt = answer.attempt
+            try:
+                result = run_join(app.object_store, job_id=job_id, kind=kind,
+                                  output_key=output_key, windows=windows, duration=duration,
+                                  loudest=loudest, report=progress.update,
+                                  should_stop=progress.stop.is_set)
+            except JobCanceled:
+                raise Ignore() from None
+            progress.flush()
+            payload = {"jobId": job_id, "status": COMPLETE, "attempt": answer.attempt,
+                       "result": result}
+            app.api.hand_off(payload)
+        log.info("job %s: joined and stored at %s", job_id, output_key)
+        return payload

@@ -1,0 +1,98 @@
+"""A long render split across the fleet, for real: a private redis-server, the API,
+Celery beat and workers. The clip is cut into windows of 5 s (SEGMENT_SECONDS) past
+10 s (SPLIT_MIN_SECONDS), so the 20 s sample makes 4 windows; each is a task of its
+own, and the join ends the job. Compared with an unsplit render of the same job:
+the same duration, the same audio stream, and frames that differ only by encoding
+noise."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+import devstack as st
+from render.audio import ffmpeg_exe
+from tests.helpers.e2e import download, poll, record, submit, upload
+from tests.helpers.media import probe
+from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
+from tests.helpers.stacks import start_api
+
+SPLIT = {"SPLIT_MIN_SECONDS": "10", "SEGMENT_SECONDS": "5", "LEASE_SECONDS": "6",
+         "REAP_INTERVAL": "1"}
+OPTIONS = {"width": 640, "height": 360, "fps": 30, "title": "Episode 12",
+           "subtitle": "Split across the fleet"}
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory):
+    tmp_path = tmp_path_factory.mktemp("split")
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(st.redis_server(tmp_path))
+        running = start_api(stack, tmp_path, redis_url, **SPLIT)
+        running.procs["beat"] = stack.enter_context(st.beat(running.env, tmp_path))
+        running.procs["w1"] = stack.enter_context(
+            st.worker(running.env, tmp_path / "w1.log", name="w1"))
+        yield running
+
+
+def psnr_per_frame(a: Path, b: Path, log: Path) -> list[float]:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(a), "-i", str(b), "-lavfi",
+                    f"[0:v][1:v]psnr=stats_file={log}", "-f", "null", "-"], check=True)
+    values = []
+    for line in log.read_text().splitlines():
+        value = line.split("psnr_avg:")[1].split()[0]
+        values.append(float("inf") if value == "inf" else float(value))
+    return values
+
+
+def audio_md5(video: Path) -> str:
+    return subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(video), "-map", "0:a",
+                           "-c", "copy", "-f", "md5", "-"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_a_long_render_is_split_joined_and_looks_like_an_unsplit_one(fleet, tmp_path):
+    audio, artwork, captions = (upload(fleet, path) for path in (SAMPLE, ARTWORK, CAPTIONS))
+    options = {**OPTIONS, "artworkKey": artwork, "captionsKey": captions}
+    split_id = submit(fleet, {"kind": "render", "audioKey": audio, "options": options})["jobId"]
+    split_job, seen = poll(fleet, split_id)
+    whole_id = submit(fleet, {"kind": "render", "audioKey": audio,
+                              "options": {**options, "split": False}})["jobId"]
+    whole_job, _ = poll(fleet, whole_id)
+    assert split_job["status"] == whole_job["status"] == "complete", split_job["error"]
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert split_job["segments"] == {"total": 4, "done": 4, "running": 0}
+    assert whole_job["segments"] is None
+
+    kept = record(fleet, split_id)
+    assert [(w["first"], w["stop"]) for w in kept.split["windows"]] == [
+        (0, 150), (150, 300), (300, 450), (450, 600)]
+    assert all(w["done"] and w["attempts"] == 1 for w in kept.split["windows"])
+    assert record(fleet, whole_id).split is None
+    assert split_job["result"]["videoKey"] == f"renders/{split_id}/output.mp4"
+    assert split_job["result"]["duration"] == whole_job["result"]["duration"]
+    assert split_job["result"]["thumbnailKey"] == f"renders/{split_id}/thumbnail.jpg"
+
+    joined = download(split_job, tmp_path / "split.mp4")
+    whole = download(whole_job, tmp_path / "whole.mp4")
+    a, b = probe(joined, count_packets=True), probe(whole, count_packets=True)
+    assert a["format"]["duration"] == b["format"]["duration"]
+    for kind in ("video", "audio"):
+        (sa,), (sb,) = ([s for s in info["streams"] if s["codec_type"] == kind]
+                        for info in (a, b))
+        assert sa["nb_read_packets"] == sb["nb_read_packets"]
+        assert sa["duration"] == sb["duration"]
+    assert audio_md5(joined) == audio_md5(whole)  # the same AAC stream, no seam in it
+    psnr = psnr_per_frame(joined, whole, tmp_path / "psnr.log")
+    assert len(psnr) == 600
+    assert min(psnr) >= 40 and statistics.median(psnr) >= 45
+    # the index is at the front (+faststart): moov before mdat
+    head = joined.read_bytes()[:200_000]
+    assert 0 <= head.find(b"moov") < head.find(b"mdat")
+    # the windows' intermediate objects are gone once the job has ended
+    assert not (fleet.workdir / "storage" / "work" / split_id).exists() or not any(
+        (fleet.workdir / "storage" / "work" / split_id).iterdir())
