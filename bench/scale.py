@@ -150,6 +150,9 @@ def stack(workdir: Path) -> Iterator[Bench]:
         env = st.base_env(redis_url, base, workdir, {"STORAGE_DIR": str(workdir / "storage")})
         # bare_celery's workers report at INFO otherwise: every task a log line
         env["LOG_LEVEL"] = "WARNING"
+        # this checkout's code in every process, whatever an editable install points at
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH"))
+                                            if p)
         keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
         running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=workdir,
                            api_key=next(k for k, t in keys.items() if t == st.TENANT),
