@@ -149,7 +149,8 @@ class Job:
     #: A split render's plan, from the attempt that analysed the clip: ``duration``,
     #: ``loudest``, ``frames``, ``planAttempts`` (the job's attempts when it was split)
     #: and ``windows``, each ``{first, stop, attempt, worker, attempts, progress,
-    #: done}``: a window is a unit of work with its own attempts and lease.
+    #: done}``: a window is a unit of work with its own attempts and lease; the last
+    #: one (``audio: true``) encodes the clip's audio for the join.
     split: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -389,9 +390,11 @@ def _with_stage(job: Job, stage: str, progress: float, now: str) -> dict[str, An
 
 def _split(job: Job, event: Event, status: str, now: str) -> Job:
     plan = event.plan or {}
-    windows = [{"first": int(first), "stop": int(stop), "attempt": None, "worker": None,
-                "attempts": 0, "progress": 0.0, "done": False}
+    fresh = {"attempt": None, "worker": None, "attempts": 0, "progress": 0.0, "done": False}
+    windows = [{"first": int(first), "stop": int(stop), **fresh}
                for first, stop in plan.get("windows", [])]
+    # the audio, encoded once for the join: a unit of work like a window, done beside them
+    windows.append({"first": 0, "stop": 0, "audio": True, **fresh})
     split = {"duration": plan.get("duration"), "loudest": plan.get("loudest"),
              "frames": plan.get("frames"), "planAttempts": job.attempts, "windows": windows}
     return replace(job, status=status, split=split, attempt_id=None, worker=None,

@@ -361,7 +361,7 @@ def register(app: SoundreelCelery) -> None:
                     allow_urls=app.settings.allow_private_urls,
                     measured=progress.measured,
                     cached=partial(cached_result, app.api, job_id, answer.attempt, kind, options),
-                    split_up=Planner(app, job_id, progress),
+                    split_up=Planner(app, job_id, progress, audio_key),
                 )
             except JobSplit:
                 log.info("job %s: split; its windows and join end it", job_id)
