@@ -15,6 +15,10 @@ Sections (``SECTIONS``, in the order they run):
   Redis (``bench/bare_celery.py``), the two alternating. The p50 difference is
   soundreel's own overhead per job (target < 20 ms). Then the drain of ``--drain``
   such jobs submitted at once, on one worker with 2 processes, against bare Celery's.
+- ``cache``: a render submitted again with the same audio and options, served from
+  the render cache: submit to ``complete`` (target < 100 ms), against rendering it.
+- ``split``: ``bench/split.py``: one long render on one pinned core against split on
+  two (speed-up, CPU-seconds), unpinned too, and an hour's analyse and join.
 - ``queue``: with the workers stopped, submissions and ``GET /v1/jobs/<id>`` timed as
   the queue reaches each of ``--levels`` (100, 1,000, 10,000 queued) and Redis'
   ``used_memory`` per queued job; then the workers start and drain the queue: the rate,
@@ -400,10 +404,62 @@ def queue(args: argparse.Namespace) -> None:
     emit()
 
 
-#: Each section: a name for ``--only``, and what runs it. Later sections (long renders
-#: split across workers, the render cache) join this table.
+def split(args: argparse.Namespace) -> None:
+    """One long render split across pinned workers (``bench/split.py``, its own stacks)."""
+    from bench import split as split_bench
+
+    emit(f"## split: {args.minutes:g} minutes of audio, unsplit on one core against split "
+         "on two")
+    for line in split_bench.run(args.minutes):
+        emit(line)
+    emit()
+
+
+def cache(args: argparse.Namespace) -> None:
+    """A repeated render served from the render cache: submit to ``complete``."""
+    emit("## cache: a repeated 1-second render, submit -> complete")
+    with tempfile.TemporaryDirectory(prefix="scale-") as tmp, stack(Path(tmp)) as bench:
+        bench.soundreel_workers()
+        client = bench.running.client()
+        body = {"kind": "render", "audioKey": bench.audio_key,
+                "options": {"width": 640, "height": 360}}
+
+        def submit_until_complete(extra: dict) -> tuple[float, dict]:
+            t0 = time.perf_counter()
+            job = client.post(bench.running.url("/v1/jobs"), timeout=30,
+                              json={**body, **extra}).json()
+            while job["status"] not in TERMINAL_STATES:
+                time.sleep(0.002)
+                job = client.get(bench.running.url(f"/v1/jobs/{job['jobId']}"),
+                                 timeout=30).json()
+            assert job["status"] == COMPLETE, job
+            return time.perf_counter() - t0, job
+
+        first, _ = submit_until_complete({})  # the render that fills the cache
+        rendered = [submit_until_complete({"options": {**body["options"], "cache": False}})[0]
+                    for _ in range(5)]
+        hits = []
+        for _ in range(args.repeats):
+            seconds, job = submit_until_complete({})
+            assert job["result"].get("cached") is True, job["result"]
+            hits.append(seconds)
+    hit50, render50 = statistics.median(hits), statistics.median(rendered)
+    emit("| | p50 ms | p90 ms |")
+    emit("|---|---|---|")
+    emit(f"| rendered (cache: false), {len(rendered)} | {render50 * 1000:.1f} | "
+         f"{percentile(rendered, 90) * 1000:.1f} |")
+    emit(f"| served from the cache, {len(hits)} | {hit50 * 1000:.1f} | "
+         f"{percentile(hits, 90) * 1000:.1f} |")
+    emit(f"a hit is {render50 / hit50:.0f}x faster than rendering the same job; "
+         f"target < 100 ms: {mark(hit50 < 0.100)}")
+    emit()
+
+
+#: Each section: a name for ``--only``, and what runs it.
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "overhead": overhead,
+    "cache": cache,
+    "split": split,
     "queue": queue,
 }
 
@@ -422,6 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="queue: submissions and GETs timed at each depth (100)")
     parser.add_argument("--no-drain", action="store_true",
                         help="queue: stop after filling, without draining")
+    parser.add_argument("--repeats", type=int, default=20,
+                        help="cache: repeated jobs timed (20)")
+    parser.add_argument("--minutes", type=float, default=10.0,
+                        help="split: minutes of audio rendered unsplit and split (10)")
     return parser
 
 

@@ -20,6 +20,7 @@ The ``split`` section of ``bench/scale.py`` (also runnable alone:
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import devstack as st  # noqa: E402
 from render.audio import ffmpeg_exe  # noqa: E402
@@ -78,6 +80,8 @@ def stack_for(processes: ExitStack, workdir: Path, env_extra: dict[str, str]) ->
     base = f"http://127.0.0.1:{port}"
     env = st.base_env(redis_url, base, workdir, {"STORAGE_DIR": str(workdir / "storage")})
     env.update(env_extra)
+    # this checkout's code in every process, whatever an editable install points at
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
     running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=workdir,
                        api_key=next(k for k, t in keys.items() if t == st.TENANT),
