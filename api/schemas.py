@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from jobs.constants import (
     COMPLETE,
@@ -19,7 +20,11 @@ from jobs.constants import (
 )
 from render.spec import RenderSpec
 from storage.errors import InvalidKey
-from storage.keys import check_key
+from storage.keys import MAX_SEGMENT_BYTES, check_key, long_segment
+
+#: Validation errors that answer 400 with a code of their own (their pydantic type)
+#: rather than ``invalid_request``.
+CODED_ERRORS = frozenset({"output_key_too_long"})
 
 #: What an output file must end with, per kind.
 OUTPUT_EXTENSIONS = {"render": ".mp4", "preview": ".mp4", "prepare": ".wav"}
@@ -65,6 +70,15 @@ class JobRequest(Strict):
     def _output_key(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        if (segment := long_segment(value)) is not None:
+            # refused here, not when the worker stores the output after the render
+            raise PydanticCustomError(
+                "output_key_too_long",
+                "the part {segment!r} is {size} bytes; names between slashes may be at "
+                "most {limit} bytes (a file name on a local disk)",
+                {"segment": segment[:40] + "…", "size": len(segment.encode()),
+                 "limit": MAX_SEGMENT_BYTES},
+            )
         try:
             check_key(value)
         except InvalidKey as exc:
