@@ -14,6 +14,8 @@ from jobs.constants import (
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
     PREPARE,
+    PREVIEW,
+    RENDER,
     RESERVED_PREFIXES,
     STATES,
     upload_id_of,
@@ -206,6 +208,45 @@ class ReleaseRequest(Strict):
 
     worker: str = Field(max_length=300)
     error: ReportedError | None = None
+
+
+#: Seconds of audio or video a worker may report: a number (never a string), finite.
+Seconds = Annotated[float, Field(strict=True, ge=0, le=MAX_AUDIO_SECONDS_CEILING,
+                                 allow_inf_nan=False)]
+
+
+class VideoResult(Strict):
+    """What a render or preview job made (its own task, the join of a split render, or
+    copies from the render cache, which add ``cached``)."""
+
+    thumbnail_key: str = Field(alias="thumbnailKey", max_length=512)
+    format: Literal["mp4"]
+    duration: Seconds
+    cached: Literal[True] | None = None
+
+
+class RenderResult(VideoResult):
+    video_key: str = Field(alias="videoKey", max_length=512)
+
+
+class PreviewResult(VideoResult):
+    preview_key: str = Field(alias="previewKey", max_length=512)
+
+
+class PrepareResult(Strict):
+    prepared_key: str = Field(alias="preparedKey", max_length=512)
+    peaks_key: str = Field(alias="peaksKey", max_length=512)
+    format: Literal["wav"]
+    duration: Seconds
+    # the decoder's own limits (render.audio: 8..192 kHz, at most 8 channels)
+    sample_rate: int = Field(alias="sampleRate", strict=True, ge=8000, le=192_000)
+    channels: int = Field(strict=True, ge=1, le=8)
+
+
+#: The result a worker may report, per job kind: every field typed, none unknown.
+RESULT_MODELS: dict[str, type[Strict]] = {
+    RENDER: RenderResult, PREVIEW: PreviewResult, PREPARE: PrepareResult,
+}
 
 
 class WorkerReport(Strict):
