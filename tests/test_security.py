@@ -6,11 +6,21 @@ Flower in test_flower.py; docs/security.md lists every control and its test."""
 
 from __future__ import annotations
 
+import io
+import uuid
+import wave
+from pathlib import Path
+
 import requests
 
+from devstack import Stack
 from jobs.constants import expected_result_keys
+from storage.objects import LocalObjectStore, local_signing_key, object_store
 from tests.helpers.e2e import attempt_of, poll, submit, upload, wait_for
-from tests.helpers.samples import SAMPLE
+from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
+from tests.helpers.stacks import settings_for
+
+JOB = "/v1/jobs"
 
 
 def error_of(response: requests.Response) -> dict:
@@ -56,3 +66,96 @@ def test_a_worker_report_whose_result_is_not_a_result_is_400_and_stores_nothing(
     status = requests.get(local_stack.url(f"/jobs/{job_id}/status.json"), timeout=10,
                           headers={"X-Share-Token": done["shareUrl"].split("token=")[1]})
     assert status.status_code == 200 and status.json()["status"] == "complete"
+
+
+# --- stored files: their types, their links, the store's root -----------------------------
+
+
+def wav_bytes() -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(8000)
+        file.writeframes(b"\0\0" * 800)
+    return out.getvalue()
+
+
+def upload_as(stack: Stack, name: str, data: bytes, content_type: str) -> requests.Response:
+    return stack.client().post(stack.url("/v1/uploads"), timeout=30,
+                               files={"file": (name, data, content_type)})
+
+
+def test_an_upload_is_served_by_s3_with_the_type_its_content_shows(s3_stack):
+    store = object_store(settings_for(s3_stack.env))
+    cases = [  # name, bytes, the type and disposition a presigned GET must answer
+        ("cover.png", ARTWORK.read_bytes(), "image/png", "inline"),
+        ("voice.mp3", wav_bytes(), "audio/wav", "inline"),  # WAV under an MP3 name
+        ("subs.srt", CAPTIONS.read_bytes(), "application/x-subrip", "attachment"),
+        ("subs.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\n<b>hi</b>\n", "text/vtt",
+         "attachment"),
+    ]
+    for name, data, media_type, disposition in cases:
+        stored = upload_as(s3_stack, name, data, "text/html")  # what the client claims
+        assert stored.status_code == 201, stored.text
+        served = requests.get(store.presigned_url(stored.json()["audioKey"], 60), timeout=10)
+        assert served.status_code == 200 and served.content == data
+        assert served.headers["Content-Type"] == media_type, name
+        assert served.headers["Content-Disposition"] == disposition, name
+    page = upload_as(s3_stack, "cover.png", b"<html><script>alert(1)</script></html>",
+                     "image/png")
+    assert page.status_code == 415 and error_of(page)["code"] == "content_mismatch"
+
+
+def local_store(stack: Stack) -> LocalObjectStore:
+    """The stack's local store as the API holds it: its links are the API's own."""
+    return LocalObjectStore(Path(stack.env["STORAGE_DIR"]), base_url=stack.base_url,
+                            signing_key=local_signing_key(settings_for(stack.env)))
+
+
+def test_local_file_links_serve_media_in_place_and_anything_else_as_an_attachment(
+        local_stack):
+    job = submit(local_stack, {"kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
+    done, _ = poll(local_stack, job["jobId"])
+    captions = upload_as(local_stack, "subs.srt", CAPTIONS.read_bytes(), "text/html")
+    links = [
+        (done["downloadUrl"], "audio/", "inline"),  # audio/wav or audio/x-wav by the system
+        (done["peaksUrl"], "application/json", "attachment"),
+        (local_store(local_stack).presigned_url(captions.json()["audioKey"], 60),
+         "application/x-subrip", "attachment"),
+    ]
+    for url, media_type, disposition in links:
+        served = requests.get(url, timeout=10)
+        assert served.status_code == 200
+        assert served.headers["Content-Type"].split(";")[0].startswith(media_type)
+        assert served.headers["Content-Disposition"] == disposition
+        assert served.headers["X-Content-Type-Options"] == "nosniff"
+        policy = served.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "sandbox" in policy
+
+
+def test_the_local_store_follows_no_symlink_out_of_its_directory(local_stack, tmp_path):
+    root = Path(local_stack.env["STORAGE_DIR"])
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the store's")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "output.mp4").write_text("not the store's either")
+    inside = root / "renders" / uuid.uuid4().hex
+    inside.mkdir(parents=True)
+    (inside / "output.mp4").write_bytes(b"the store's own")
+    file_link, folder_link = uuid.uuid4().hex, uuid.uuid4().hex
+    (root / "renders" / file_link).mkdir()
+    (root / "renders" / file_link / "output.mp4").symlink_to(secret)
+    (root / "renders" / folder_link).symlink_to(tmp_path / "folder")
+    (inside / "thumbnail.jpg").symlink_to(inside / "output.mp4")  # stays inside: served
+    store = local_store(local_stack)
+
+    def get(key: str) -> requests.Response:
+        return requests.get(store.presigned_url(key, 60), timeout=10)
+
+    for key in (f"renders/{file_link}/output.mp4", f"renders/{folder_link}/output.mp4"):
+        refused = get(key)
+        assert refused.status_code == 404 and error_of(refused)["code"] == "not_found"
+        assert "store's" not in refused.text
+    assert get(f"renders/{inside.name}/output.mp4").content == b"the store's own"
+    assert get(f"renders/{inside.name}/thumbnail.jpg").content == b"the store's own"
