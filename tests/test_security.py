@@ -11,6 +11,7 @@ import uuid
 import wave
 from pathlib import Path
 
+import pytest
 import requests
 
 from devstack import Stack
@@ -159,3 +160,77 @@ def test_the_local_store_follows_no_symlink_out_of_its_directory(local_stack, tm
         assert "store's" not in refused.text
     assert get(f"renders/{inside.name}/output.mp4").content == b"the store's own"
     assert get(f"renders/{inside.name}/thumbnail.jpg").content == b"the store's own"
+
+
+# --- headers ------------------------------------------------------------------------------
+
+
+def test_every_answer_says_nosniff(local_stack):
+    client = local_stack.client()
+    answers = [
+        requests.get(local_stack.url(path), timeout=10)
+        for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/",
+                     "/v1/jobs", "/no/such/route", f"/jobs/{'0' * 32}?token=x",
+                     "/files/renders/x/output.mp4?expires=1&signature=x")
+    ] + [
+        client.get(local_stack.url(f"{JOB}/{'0' * 32}"), timeout=10),
+        client.post(local_stack.url(JOB), json={"kind": "nope"}, timeout=10),
+        client.post(local_stack.url("/v1/uploads"), timeout=10,
+                    files={"file": ("page.html", b"<html>", "text/html")}),
+        requests.post(local_stack.url("/internal/reap"), timeout=10),
+    ]
+    for response in answers:
+        assert response.headers.get("X-Content-Type-Options") == "nosniff", response.url
+
+
+def test_answers_with_links_share_urls_or_the_webhook_secret_are_never_cached(local_stack):
+    client = local_stack.client()
+    posted = client.post(local_stack.url(JOB), timeout=30, json={
+        "kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
+    job_id = posted.json()["jobId"]
+    done, _ = poll(local_stack, job_id)
+    token = done["shareUrl"].split("token=")[1]
+    answers = {
+        "POST /v1/jobs": posted,
+        "GET /v1/jobs/<id>": client.get(local_stack.url(f"{JOB}/{job_id}"), timeout=10),
+        "GET /v1/jobs": client.get(local_stack.url(JOB), timeout=10),
+        "GET /v1/webhooks/secret": client.get(local_stack.url("/v1/webhooks/secret"),
+                                              timeout=10),
+        "GET status.json": requests.get(local_stack.url(f"/jobs/{job_id}/status.json"),
+                                        headers={"X-Share-Token": token}, timeout=10),
+        "GET status page": requests.get(done["shareUrl"], timeout=10),
+    }
+    assert "downloadUrl" in answers["GET /v1/jobs/<id>"].json()
+    for name, response in answers.items():
+        assert response.status_code in (200, 202), name
+        assert response.headers.get("Cache-Control") == "no-store", name
+
+
+# --- redirects and absolute URLs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/files//a", "/files//renders/x/output.mp4?expires=1",
+                                  "/v1//jobs", "//healthz", "/jobs//x"])
+def test_a_doubled_slash_is_a_json_404_never_a_redirect_to_the_host_sent(local_stack, path):
+    response = requests.get(local_stack.url(path), headers={"Host": "evil.example"},
+                            allow_redirects=False, timeout=10)
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
+    assert "Location" not in response.headers
+    assert "evil.example" not in response.text
+
+
+def test_absolute_urls_name_public_base_url_whatever_host_is_sent(local_stack):
+    client = local_stack.client()
+    client.headers["Host"] = "evil.example"
+    posted = client.post(local_stack.url(JOB), timeout=30, json={
+        "kind": "prepare", "audioKey": upload(local_stack, SAMPLE)})
+    assert posted.status_code == 202
+    assert posted.json()["shareUrl"].startswith(f"{local_stack.base_url}/jobs/")
+    poll(local_stack, posted.json()["jobId"])
+    job = client.get(local_stack.url(f"{JOB}/{posted.json()['jobId']}"), timeout=10).json()
+    for link in ("shareUrl", "downloadUrl", "peaksUrl"):
+        assert job[link].startswith(f"{local_stack.base_url}/"), link
+    document = requests.get(local_stack.url("/openapi.json"), headers={"Host": "evil.example"},
+                            timeout=10).json()
+    assert document["servers"] == [{"url": local_stack.base_url}]
