@@ -380,9 +380,12 @@ def operations(schemas: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]
         ("observability.metrics", "get"): {
             "operationId": "metrics", "tags": ["operations"], "security": [],
             "summary": "Prometheus metrics",
+            "description": "When the operator sets METRICS_TOKEN, only with "
+                           "`Authorization: Bearer <METRICS_TOKEN>`.",
             "responses": {"200": {"description": "Prometheus text exposition",
                                   "headers": _REQUEST_ID_HEADER,
-                                  "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          **_errors(e401="METRICS_TOKEN is set and was not sent")},
         },
     }
 

@@ -8,8 +8,8 @@ upper-cased variable of the same name, except where ``validation_alias`` says.
 
 Missing, malformed or contradictory variables raise `SettingsError` naming the
 variable, so a misconfigured process stops at start-up instead of failing its
-first job. Secrets (``REDIS_URL``, ``WORKER_TOKEN``, ``API_KEYS``, the storage
-keys) stay out of ``repr``.
+first job. Secrets (``REDIS_URL``, ``WORKER_TOKEN``, ``API_KEYS``, ``METRICS_TOKEN``,
+the storage keys) stay out of ``repr``.
 """
 
 from __future__ import annotations
@@ -160,6 +160,8 @@ class Settings(BaseSettings):
     #: tenant reuses that output (docs/cache.md). Off: every job renders.
     render_cache: bool = True
     log_level: str = "INFO"
+    #: When set, ``GET /metrics`` on the API answers only ``Authorization: Bearer`` it.
+    metrics_token: str = Field("", repr=False)
 
     # The variables ``storage`` is made from; read, checked, then folded into it.
     storage_dir: str | None = Field(None, exclude=True, repr=False)
@@ -233,6 +235,13 @@ class Settings(BaseSettings):
     def _worker_token(cls, value: str) -> str:
         if value and len(value) < 16:
             raise ValueError("WORKER_TOKEN is too short: use at least 16 random characters")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("METRICS_TOKEN is too short: use at least 16 random characters")
         return value
 
     @field_validator("max_audio_seconds")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import uuid
 import wave
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from jobs.constants import expected_result_keys
 from storage.objects import LocalObjectStore, local_signing_key, object_store
 from tests.helpers.e2e import attempt_of, poll, submit, upload, wait_for
 from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
-from tests.helpers.stacks import settings_for
+from tests.helpers.stacks import settings_for, start_api
 
 JOB = "/v1/jobs"
 
@@ -234,3 +235,30 @@ def test_absolute_urls_name_public_base_url_whatever_host_is_sent(local_stack):
     document = requests.get(local_stack.url("/openapi.json"), headers={"Host": "evil.example"},
                             timeout=10).json()
     assert document["servers"] == [{"url": local_stack.base_url}]
+
+
+# --- /metrics ---------------------------------------------------------------------------------
+
+
+def test_metrics_answer_only_the_metrics_token_when_one_is_set(redis_url, tmp_path):
+    token = "metrics-" + uuid.uuid4().hex
+    with ExitStack() as stack:
+        api = start_api(stack, tmp_path, redis_url, METRICS_TOKEN=token)
+        url = api.url("/metrics")
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"},
+                        {"Authorization": f"Basic {token}"},
+                        {"Authorization": f"Bearer {api.api_key}"},
+                        {"Authorization": f"Bearer {api.worker_token}"}):
+            refused = requests.get(url, headers=headers, timeout=10)
+            assert refused.status_code == 401, headers
+            assert error_of(refused)["code"] == "unauthorized"
+            assert "soundreel_" not in refused.text
+        served = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert served.status_code == 200 and "soundreel_http_request_seconds" in served.text
+        # the rest of the API is as it was
+        assert requests.get(api.url("/healthz"), timeout=10).status_code == 200
+
+
+def test_metrics_stay_open_when_no_token_is_set(local_stack):
+    # the default (documented): an operator who keeps the port private needs no token
+    assert requests.get(local_stack.url("/metrics"), timeout=10).status_code == 200
