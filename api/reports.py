@@ -161,7 +161,8 @@ class Reports:
             message = ("is not a field of a result" if first["type"] == "extra_forbidden"
                        else first["msg"].removeprefix("Value error, "))
             raise BadRequest(f"{field}: {message}", field=field) from None
-        clean = checked.model_dump(by_alias=True, exclude_none=True)
+        dumped = checked.model_dump(by_alias=True, exclude_none=True)
+        clean = {name: dumped[name] for name in result if name in dumped}  # in its order
         allowed = expected_result_keys(job.kind, job.job_id, job.output_key)
         for name, value in clean.items():
             if name.endswith("Key") and allowed.get(name) != value:

@@ -76,9 +76,9 @@ class JobRequest(Strict):
             # refused here, not when the worker stores the output after the render
             raise PydanticCustomError(
                 "output_key_too_long",
-                "the part {segment!r} is {size} bytes; names between slashes may be at "
+                "the part '{segment}' is {size} bytes; names between slashes may be at "
                 "most {limit} bytes (a file name on a local disk)",
-                {"segment": segment[:40] + "…", "size": len(segment.encode()),
+                {"segment": f"{segment[:24]}…", "size": len(segment.encode()),
                  "limit": MAX_SEGMENT_BYTES},
             )
         try:
