@@ -78,7 +78,8 @@ class JobRequest(Strict):
                 "output_key_too_long",
                 "the part '{segment}' is {size} bytes; names between slashes may be at "
                 "most {limit} bytes (a file name on a local disk)",
-                {"segment": f"{segment[:24]}…", "size": len(segment.encode()),
+                {"segment": f"{segment[:24]}…",
+                 "size": len(segment.encode("utf-8", "surrogatepass")),
                  "limit": MAX_SEGMENT_BYTES},
             )
         try:

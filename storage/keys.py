@@ -21,7 +21,7 @@ MAX_SEGMENT_BYTES = 255
 def long_segment(key: str) -> str | None:
     """The first segment of ``key`` longer than MAX_SEGMENT_BYTES, or None."""
     return next((part for part in key.split("/")
-                 if len(part.encode()) > MAX_SEGMENT_BYTES), None)
+                 if len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES), None)
 
 
 def folders_of(key: str) -> list[str]:
