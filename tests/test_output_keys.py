@@ -13,8 +13,13 @@ import redis
 import requests
 
 from devstack import Stack
-from jobs.constants import OUTPUT_FOLDERS_REDIS_KEY, RECORD_TTL_SECONDS, output_redis_key
-from tests.helpers.e2e import poll, upload
+from jobs.constants import (
+    OUTPUT_FOLDERS_REDIS_KEY,
+    RECORD_TTL_SECONDS,
+    TERMINAL_STATES,
+    output_redis_key,
+)
+from tests.helpers.e2e import poll, upload, wait_for
 from tests.helpers.samples import SAMPLE
 
 JOB = "/v1/jobs"
@@ -96,7 +101,11 @@ def test_a_request_refused_for_anything_else_claims_no_output_key(local_stack):
     assert claim_of(local_stack, key)[0] == b"globex"
     mine = prepare_into(local_stack, key)
     assert mine.status_code == 409 and error_of(mine)["code"] == "output_key_taken"
-    poll(local_stack, theirs.json()["jobId"])
+    other = local_stack.client(local_stack.other_api_key)
+    done = wait_for(lambda: (job := other.get(local_stack.url(f"{JOB}/{theirs.json()['jobId']}"),
+                                              timeout=10).json())["status"] in TERMINAL_STATES
+                    and job, 120, "the other tenant's job to end")
+    assert done["status"] == "complete" and done["result"]["preparedKey"] == key
 
 
 def test_a_key_that_is_a_folder_of_another_or_lies_in_one_is_refused_at_submission(
