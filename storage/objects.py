@@ -142,7 +142,7 @@ class LocalObjectStore:
         """A hard link where the file system allows (instant, no space), else a byte copy;
         either way through a temp name and a rename. A link is safe because no object is
         changed in place: `put` and `delete` replace or remove a name, never the file."""
-        origin, target = self._existing(source), self.path(dest)
+        target, origin = self.path(dest), self._existing(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".incoming-{uuid.uuid4().hex}"
         try:
