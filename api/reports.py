@@ -94,7 +94,8 @@ class Reports:
     def progress(self, job_id: str, report: ProgressReport) -> Report:
         """Progress, and the heartbeat that renews the attempt's lease."""
         return self.apply(job_id, Event.progressed(
-            report.progress, report.stage, report.attempt, report.audio_seconds
+            report.progress, report.stage, report.attempt, report.audio_seconds,
+            report.stages,
         ))
 
     def release(self, job_id: str, request: ReleaseRequest) -> Report:
@@ -112,12 +113,13 @@ class Reports:
         record and the lease is held for HANDOFF_SECONDS, until the result callback
         reports it (``finish``), or the reaper ends the job from it."""
         logs.job_id.set(report.job_id)
+        last = {"progress": report.progress, "stage": report.stage, "stages": report.stages}
         if report.status == COMPLETE:
             result = self._checked_result(report.job_id, report.result or {})
-            event = Event.handed_off(report.attempt, result=result)
+            event = Event.handed_off(report.attempt, result=result, **last)
         else:
             assert report.error is not None
-            event = Event.handed_off(report.attempt, error=report.error.model_dump())
+            event = Event.handed_off(report.attempt, error=report.error.model_dump(), **last)
         applied = self.apply(report.job_id, event)
         log.info("job %s: %s handed off to the result callback (%s)", report.job_id,
                  report.status, "held" if applied.applied else "ignored")

@@ -170,6 +170,15 @@ class SegmentEnd(Strict):
     error: ReportedError | None = None
 
 
+#: Seconds from an attempt's start to each stage it reached (the worker's clock): a
+#: report carries every stage so far, so stage times stay true when reports coalesce.
+StageSeconds = Annotated[
+    dict[Annotated[str, Field(max_length=40, pattern=r"^[a-z_]+$")],
+         Annotated[float, Field(ge=0, le=10**7, allow_inf_nan=False)]],
+    Field(max_length=16),
+]
+
+
 class ProgressReport(Strict):
     progress: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
     stage: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
@@ -178,6 +187,7 @@ class ProgressReport(Strict):
     audio_seconds: float | None = Field(default=None, alias="audioSeconds", ge=0,
                                         le=MAX_AUDIO_SECONDS_CEILING,
                                         allow_inf_nan=False)
+    stages: StageSeconds | None = None
 
 
 class CacheQuery(Strict):
@@ -256,6 +266,11 @@ class WorkerReport(Strict):
     attempt: AttemptId
     result: dict[str, Any] | None = None
     error: ReportedError | None = None
+    #: The attempt's last progress and its stage times: the hand-off carries them, so
+    #: the task hands off without waiting for its last PATCH.
+    progress: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    stage: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
+    stages: StageSeconds | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> WorkerReport:

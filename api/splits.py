@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from api.reports import Reports
 from api.schemas import ReleaseRequest, SegmentEnd, SegmentProgress, SplitPlan, StartRequest
 from config import logs
-from jobs.constants import RUNNING
+from jobs.constants import RUNNING, source_key
 from jobs.store import Event, Job, Report, joinable, window_of
 from tasks.constants import (
     JOIN_TASK,
@@ -87,18 +87,21 @@ class Splits:
 
     def send_segment(self, job: Job, index: int) -> None:
         window = window_of(job, Event("segment_start", segment=index))
-        assert window is not None
-        self._send(SEGMENT_TASK, segment_task_id(job.job_id, index), job, {
-            "job_id": job.job_id, "index": index, "first": window["first"],
-            "stop": window["stop"], "options": job.options,
-        })
+        assert window is not None and job.split is not None
+        kwargs = {"job_id": job.job_id, "index": index, "first": window["first"],
+                  "stop": window["stop"], "options": job.options}
+        if window.get("audio"):  # the audio unit reads the input: an upload, or its copy
+            kwargs.update(audio=True, duration=job.split["duration"],
+                          source=job.audio_key or source_key(job.job_id))
+        self._send(SEGMENT_TASK, segment_task_id(job.job_id, index), job, kwargs)
 
     def send_join(self, job: Job) -> None:
         log.info("job %s: every window stored; joining", job.job_id)
         assert job.split is not None
         self._send(JOIN_TASK, join_task_id(job.job_id), job, {
             "job_id": job.job_id, "kind": job.kind, "output_key": job.output_key,
-            "windows": len(job.split["windows"]), "duration": job.split["duration"],
+            "windows": sum(1 for w in job.split["windows"] if not w.get("audio")),
+            "duration": job.split["duration"],
             "loudest": job.split["loudest"],
         }, report=True)
 

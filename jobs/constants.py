@@ -294,9 +294,14 @@ def window_key(job_id: str, index: int) -> str:
     return f"{WORK_PREFIX}{job_id}/window-{index:05d}.mp4"
 
 
+def source_key(job_id: str) -> str:
+    """A split render's input fetched from an ``audioUrl`` (an upload is read in place)."""
+    return f"{WORK_PREFIX}{job_id}/source"
+
+
 def work_keys(job_id: str, windows: int) -> list[str]:
-    """Every object a split render with ``windows`` windows may leave under ``work/``."""
-    return [features_key(job_id), sound_key(job_id),
+    """Every object a split render with ``windows`` units may leave under ``work/``."""
+    return [features_key(job_id), sound_key(job_id), source_key(job_id),
             *(window_key(job_id, index) for index in range(windows))]
 
 
