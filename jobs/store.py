@@ -47,6 +47,7 @@ from jobs.constants import (
     COMPLETE,
     FAILED,
     HANDOFF_SECONDS,
+    OUTPUT_FOLDERS_REDIS_KEY,
     QUEUE_BY_KIND,
     QUEUED,
     RECORD_TTL_SECONDS,
@@ -73,6 +74,7 @@ from jobs.constants import (
 from jobs.deliveries import Delivery, DeliveryStore
 from jobs.errors import JobNotFound
 from storage.errors import StorageUnavailable
+from storage.keys import folders_of
 
 EventKind = Literal[
     "start", "progress", "hand_off", "complete", "fail", "cancel", "time_out", "requeue",
@@ -85,6 +87,26 @@ SEGMENT_EVENTS = frozenset({"segment_start", "segment_progress", "segment_end",
                             "segment_release", "segment_requeue"})
 #: A start's phase: the job's task planning it (``plan``) or the join of its windows.
 JOIN = "join"
+
+#: What claiming an ``outputKey`` found (`JobStore.claim_output`): ``ok`` (the tenant's
+#: now, or already), ``taken`` (another tenant's), ``folder`` (a claimed key lies in
+#: it) or ``inside`` (it lies in a claimed key).
+OutputClaim = Literal["ok", "taken", "folder", "inside"]
+
+#: The claim as one atomic step. KEYS: the key's claim, the set of claimed keys'
+#: folders, then the claims of the key's own folders; ARGV: the tenant, the key,
+#: then its folders. The claim is set without expiry (an older one loses its TTL).
+_CLAIM_OUTPUT = """
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 'taken' end
+if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return 'folder' end
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 'inside' end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+for i = 3, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+return 'ok'
+"""
 
 #: What happens to the lease key when an event is applied.
 LeaseAction = Literal["set", "hold", "drop"] | None
@@ -715,6 +737,7 @@ class JobStore:
         self.redis = client
         self.lease_seconds = lease_seconds
         self.handoff_seconds = handoff_seconds
+        self._claim_output = client.register_script(_CLAIM_OUTPUT)
 
     @classmethod
     def from_url(cls, url: str, lease_seconds: float = 60,
@@ -875,13 +898,19 @@ class JobStore:
             owner = self.redis.get(upload_redis_key(upload_id))
         return owner.decode() if owner is not None else None
 
-    def claim_output(self, output_key: str, tenant: str) -> bool:
-        """Whether ``tenant`` may write ``output_key``: first come, owner forever after."""
-        key = output_redis_key(output_key)
+    def claim_output(self, output_key: str, tenant: str) -> OutputClaim:
+        """Let ``tenant`` write ``output_key`` if no other tenant owns it and no claimed key
+        is a folder of it or lies in it; first come, owner for good after (the claim has
+        no expiry, as the object has none). One Lua script: two submissions racing for a
+        key, or for a file and a folder of one name, cannot both win."""
+        folders = folders_of(output_key)
         with unavailable_on_connection_error():
-            self.redis.set(key, tenant, nx=True, ex=RECORD_TTL_SECONDS)
-            owner = self.redis.get(key)
-        return owner is not None and owner.decode() == tenant
+            found = self._claim_output(
+                keys=[output_redis_key(output_key), OUTPUT_FOLDERS_REDIS_KEY,
+                      *(output_redis_key(folder) for folder in folders)],
+                args=[tenant, output_key, *folders],
+            )
+        return found.decode() if isinstance(found, bytes) else found
 
 
 @contextmanager
