@@ -53,8 +53,10 @@ class Splits:
             "windows": [list(window) for window in plan.windows],
         }))
         if report.applied:
+            assert report.job.split is not None
+            units = report.job.split["windows"]  # the windows, and the audio beside them
             log.info("job %s split into %d windows", job_id, len(plan.windows))
-            for index in range(len(plan.windows)):
+            for index in range(len(units)):
                 self.send_segment(report.job, index)
         return report
 

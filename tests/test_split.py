@@ -107,6 +107,8 @@ def test_a_long_render_is_split_joined_and_looks_like_an_unsplit_one(fleet, tmp_
         (0, 0, True)]  # 4 windows, and the audio encoded once beside them
     assert all(w["done"] and w["attempts"] == 1 for w in kept.split["windows"])
     assert record(fleet, whole_id).split is None
+    # every unit was sent when the job split: none waited for the reaper to send it
+    assert "sent again" not in (fleet.workdir / "api.log").read_text()
     assert split_job["result"]["videoKey"] == f"renders/{split_id}/output.mp4"
     assert split_job["result"]["duration"] == whole_job["result"]["duration"]
     assert split_job["result"]["thumbnailKey"] == f"renders/{split_id}/thumbnail.jpg"
