@@ -207,14 +207,26 @@ class Reaper:
         readmitted = [unit for unit in lost if not standing[unit].inflight]
         if readmitted:
             self.fair.readmit(queue, job.tenant, readmitted)
-        what = ("it" if job.status == QUEUED else
-                "its join" if joinable(job) else f"{len(lost)} window(s)")
-        if job.status == QUEUED and resent:
-            log.warning("job %s was queued with no message in the broker; sent again", job_id)
-        elif resent:
-            log.warning("job %s: %s had no message in the broker; sent again", job_id, what)
-        if readmitted:
-            log.warning("job %s: %s in no tenant's line; put back in line", job_id, what)
+        if job.status == QUEUED:
+            if resent:
+                log.warning("job %s was queued with no message in the broker; sent again",
+                            job_id)
+            if readmitted:
+                log.warning("job %s was queued in no tenant's line; put back in line", job_id)
+            return "resent"
+        if joinable(job):
+            if resent:
+                log.warning("job %s: its join had no message in the broker; sent again", job_id)
+            if readmitted:
+                log.warning("job %s: its join was in no tenant's line; put back in line",
+                            job_id)
+        else:
+            if resent:
+                log.warning("job %s: %d window(s) had no message in the broker; sent again",
+                            job_id, len(resent))
+            if readmitted:
+                log.warning("job %s: %d window(s) were in no tenant's line; put back in line",
+                            job_id, len(readmitted))
         return "resent"
 
     def _sweep_work(self, now: float) -> int:
