@@ -121,8 +121,7 @@ class FairShare:
                 continue
             start = self._turn % len(tenants)
             for tenant in tenants[start:] + tenants[:start]:
-                stale = [unit for unit in self.store.inflight(queue, tenant)
-                         if self._stale(unit)]
+                stale = self._stale(list(self.store.inflight(queue, tenant)))
                 moved = self.store.step(queue, tenant, self.limit, ended=stale)
                 if stale:
                     log.warning("fair share: %d unit(s) of ended work freed for tenant %s",
@@ -131,21 +130,23 @@ class FairShare:
         self._turn += 1
         return sent
 
-    def _stale(self, unit: str) -> bool:
-        """Whether an in-flight unit's work is over (its job ended or is gone, its
-        window stored, the job's own task done planning its windows): it holds a
+    def _stale(self, units: list[str]) -> list[str]:
+        """The in-flight units whose work is over (their job ended or is gone, their
+        window stored, the job's own task done planning its windows): they hold a
         place for nothing."""
-        job_id, index, join = unit_parts(unit)
-        try:
-            job = self.stores.jobs.get(job_id)
-        except JobNotFound:
-            return True
-        if job.terminal:
-            return True
-        if index is not None:
-            windows = (job.split or {}).get("windows", [])
-            return index >= len(windows) or windows[index]["done"]
-        return not join and job.split is not None
+        parts = [unit_parts(unit) for unit in units]
+        jobs = self.stores.jobs.get_many([job_id for job_id, _, _ in parts])
+        stale = []
+        for unit, (_, index, join), job in zip(units, parts, jobs, strict=True):
+            if job is None or job.terminal:
+                stale.append(unit)
+            elif index is not None:
+                windows = (job.split or {}).get("windows", [])
+                if index >= len(windows) or windows[index]["done"]:
+                    stale.append(unit)
+            elif not join and job.split is not None:
+                stale.append(unit)
+        return stale
 
     def _send(self, queue: str, tenant: str, units: list[str]) -> int:
         """Send the units just moved into flight. One whose work is over (a job
@@ -160,7 +161,8 @@ class FairShare:
         return sent
 
     def send(self, unit: str) -> bool:
-        """Send a unit's task, if its work is still to do; whether it was sent."""
+        """Send a unit's task, if its work is still to do; whether the unit keeps its
+        place (sent, or its job already started)."""
         job_id, index, join = unit_parts(unit)
         try:
             job = self.stores.jobs.get(job_id)

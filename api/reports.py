@@ -51,13 +51,15 @@ class Reports:
         next work (fair share), is counted, and its webhook sent at once; one that
         completes after missing the render cache fills it."""
         report = self.stores.jobs.apply(job_id, event)
-        if report.applied and report.job.terminal:
-            self.fair.ended(report.job)
         if report.applied and report.job.terminal and report.job.webhook_url:
             self.deliveries.dispatch(job_id)
         if report.applied and report.job.terminal:
             self._count_end(report.job)
             self.cache.remember(report.job)
+            try:
+                self.fair.ended(report.job)
+            except Exception:  # noqa: BLE001 - the end stands; the reaper frees the places
+                log.exception("job %s: its places in the queue not freed yet", job_id)
         return report
 
     def seen_worker(self) -> None:

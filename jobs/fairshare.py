@@ -126,7 +126,8 @@ class FairShareStore:
         if not units:
             return {}
         with unavailable_on_connection_error():
-            pipe = self.redis.pipeline(transaction=False)
+            # one MULTI: a unit moving from the line into flight meanwhile is seen in one
+            pipe = self.redis.pipeline(transaction=True)
             for unit in units:
                 pipe.hget(fair_inflight_redis_key(queue, tenant), unit)
                 pipe.lpos(fair_pending_redis_key(queue, tenant), unit)
@@ -143,7 +144,7 @@ class FairShareStore:
         ahead of it, and of each other tenant as many units as get a turn meanwhile
         (one per turn of its own tenant: ``min(their pending, i + 1)``)."""
         with unavailable_on_connection_error():
-            pipe = self.redis.pipeline(transaction=False)
+            pipe = self.redis.pipeline(transaction=True)
             pipe.zrank(queued_redis_key(queue), job_id)
             pipe.zcard(queued_redis_key(queue))
             pipe.lpos(fair_pending_redis_key(queue, tenant), job_id)
