@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import files, internal, observability, openapi, pages, v1
+from api import files, headers, internal, observability, openapi, pages, v1
 from api.auth import KeyRing
 from api.errors import register_error_handlers
 from api.service import Service
@@ -32,6 +32,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         create_celery(settings),
     )
     app.extensions["soundreel.keys"] = KeyRing(settings.api_keys)
+    # "/files//a" is no file: 404, never a redirect (Werkzeug builds its Location from
+    # the request's Host header; only PUBLIC_BASE_URL makes absolute URLs here)
+    app.url_map.merge_slashes = False
     register_error_handlers(app)
     app.register_blueprint(v1.bp)
     app.register_blueprint(internal.bp)
@@ -41,4 +44,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(observability.bp)
     app.register_blueprint(openapi.bp)
     observability.install(app)
+    headers.install(app)
     return app

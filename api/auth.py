@@ -1,4 +1,5 @@
-"""Bearer-token checks: client API keys (one tenant each) and the worker token.
+"""Bearer-token checks: client API keys (one tenant each), the worker token and the
+metrics token.
 
 Tokens are compared as SHA-256 digests with `hmac.compare_digest`, against every
 key, so neither the time taken nor an early exit tells a prober anything.
@@ -52,7 +53,13 @@ def require_tenant(keys: KeyRing) -> str:
     return tenant
 
 
-def require_worker(worker_token: str) -> None:
+def require_token(expected: str, message: str) -> None:
+    """`Unauthorized` unless the request's bearer token is ``expected`` (a shared secret
+    such as the worker token or METRICS_TOKEN)."""
     token = bearer_token()
-    if token is None or not hmac.compare_digest(_digest(token), _digest(worker_token)):
-        raise Unauthorized("Internal endpoints need the worker token.")
+    if token is None or not hmac.compare_digest(_digest(token), _digest(expected)):
+        raise Unauthorized(message)
+
+
+def require_worker(worker_token: str) -> None:
+    require_token(worker_token, "Internal endpoints need the worker token.")

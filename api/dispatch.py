@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from config import logs
+from jobs.constants import source_key
 from jobs.store import Event, Job, window_of
 from tasks.constants import (
     JOIN_TASK,
@@ -45,20 +46,23 @@ class Dispatch:
         }, report=True)
 
     def segment(self, job: Job, index: int) -> None:
-        """Window ``index`` of a split job."""
+        """Window ``index`` of a split job (the last one encodes the clip's audio)."""
         window = window_of(job, Event("segment_start", segment=index))
-        assert window is not None
-        self._send(SEGMENT_TASK, segment_task_id(job.job_id, index), job, {
-            "job_id": job.job_id, "index": index, "first": window["first"],
-            "stop": window["stop"], "options": job.options,
-        })
+        assert window is not None and job.split is not None
+        kwargs = {"job_id": job.job_id, "index": index, "first": window["first"],
+                  "stop": window["stop"], "options": job.options}
+        if window.get("audio"):  # the audio unit reads the input: an upload, or its copy
+            kwargs.update(audio=True, duration=job.split["duration"],
+                          source=job.audio_key or source_key(job.job_id))
+        self._send(SEGMENT_TASK, segment_task_id(job.job_id, index), job, kwargs)
 
     def join(self, job: Job) -> None:
-        """The join of a split job whose windows are all stored."""
+        """The join of a split job whose windows (and audio) are all stored."""
         assert job.split is not None
         self._send(JOIN_TASK, join_task_id(job.job_id), job, {
             "job_id": job.job_id, "kind": job.kind, "output_key": job.output_key,
-            "windows": len(job.split["windows"]), "duration": job.split["duration"],
+            "windows": sum(1 for w in job.split["windows"] if not w.get("audio")),
+            "duration": job.split["duration"],
             "loudest": job.split["loudest"],
         }, report=True)
 
@@ -75,7 +79,8 @@ class Dispatch:
             # audioUrl may be signed, so neither it nor the options
             argsrepr="()",
             kwargsrepr=repr({k: v for k, v in kwargs.items()
-                             if k in ("job_id", "kind", "index", "first", "stop", "windows")}),
+                             if k in ("job_id", "kind", "index", "first", "stop", "audio",
+                                      "windows")}),
             soft_time_limit=TIME_LIMITS[job.kind][0], time_limit=TIME_LIMITS[job.kind][1],
             # the request id follows the job into the worker's logs and reports
             headers={"request_id": logs.request_id.get()}, **callbacks,

@@ -24,6 +24,7 @@ from typing import Any
 from flask import Flask, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from api import answers
 from jobs.errors import JobNotFound
@@ -130,6 +131,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
+        if isinstance(error, RequestRedirect):
+            # a slash too many or too few: Werkzeug's redirect would name the Host the
+            # client sent; the API answers only for the paths it has
+            return _respond(NotFound("No such route."))
         status = error.code or 500
         code = _HTTP_CODES.get(status, "http_error")
         message = error.description or error.name

@@ -51,22 +51,28 @@ class Format:
 
     name: str  # as a message names it: "a PNG image"
     role: str
+    #: The Content-Type the file is stored (and served) with.
+    media_type: str
 
 
-WAV = Format("WAV audio", ROLE_AUDIO)
-AIFF = Format("AIFF audio", ROLE_AUDIO)
-FLAC = Format("FLAC audio", ROLE_AUDIO)
-OGG = Format("Ogg audio", ROLE_AUDIO)
-MP4 = Format("an MP4/M4A file", ROLE_AUDIO)
-MATROSKA = Format("a WebM/Matroska file", ROLE_AUDIO)
-ASF = Format("WMA (ASF) audio", ROLE_AUDIO)
-ID3 = Format("ID3-tagged audio", ROLE_AUDIO)
-ADTS = Format("AAC (ADTS) audio", ROLE_AUDIO)
-ADIF = Format("AAC (ADIF) audio", ROLE_AUDIO)
-MPEG_AUDIO = Format("MPEG audio (MP3)", ROLE_AUDIO)
-PNG = Format("a PNG image", ROLE_IMAGE)
-JPEG = Format("a JPEG image", ROLE_IMAGE)
-WEBP = Format("a WebP image", ROLE_IMAGE)
+WAV = Format("WAV audio", ROLE_AUDIO, "audio/wav")
+AIFF = Format("AIFF audio", ROLE_AUDIO, "audio/aiff")
+FLAC = Format("FLAC audio", ROLE_AUDIO, "audio/flac")
+OGG = Format("Ogg audio", ROLE_AUDIO, "audio/ogg")
+MP4 = Format("an MP4/M4A file", ROLE_AUDIO, "audio/mp4")
+MATROSKA = Format("a WebM/Matroska file", ROLE_AUDIO, "audio/webm")
+ASF = Format("WMA (ASF) audio", ROLE_AUDIO, "audio/x-ms-wma")
+ID3 = Format("ID3-tagged audio", ROLE_AUDIO, "audio/mpeg")
+ADTS = Format("AAC (ADTS) audio", ROLE_AUDIO, "audio/aac")
+ADIF = Format("AAC (ADIF) audio", ROLE_AUDIO, "audio/aac")
+MPEG_AUDIO = Format("MPEG audio (MP3)", ROLE_AUDIO, "audio/mpeg")
+PNG = Format("a PNG image", ROLE_IMAGE, "image/png")
+JPEG = Format("a JPEG image", ROLE_IMAGE, "image/jpeg")
+WEBP = Format("a WebP image", ROLE_IMAGE, "image/webp")
+
+#: Captions are text, not media: the stores serve them as attachments (a browser saves
+#: them rather than opens them; `storage.objects.disposition`).
+CAPTION_TYPES = {".srt": "application/x-subrip", ".vtt": "text/vtt"}
 
 
 def identify(head: bytes) -> Format | None:
@@ -160,3 +166,15 @@ def mismatch(role: str, extension: str, head: bytes, *, whole: bool) -> str | No
                    f"that says so")
     return f"The file is named *{extension}, but its first bytes are {shown}. {advice}."
 
+
+
+def stored_type(role: str, extension: str, head: bytes) -> str:
+    """The Content-Type an upload is stored with: from what `mismatch` checked (its
+    first bytes, or for captions its name), never from the client's Content-Type
+    header, which could make a stored file a web page."""
+    if role == ROLE_CAPTIONS:
+        return CAPTION_TYPES[extension]
+    found = identify(head)
+    if found is None or found.role != role:  # mismatch has refused such a file
+        return "application/octet-stream"
+    return found.media_type

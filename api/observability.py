@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from api import answers
 from api import metrics as metric
+from api.auth import require_token
 from config import logs
 from jobs.constants import WORKER_SEEN_REDIS_KEY
 from storage.errors import StorageError
@@ -83,6 +84,11 @@ def readyz() -> Any:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """This API replica's metrics, every process of it (see api.metrics)."""
+    """This API replica's metrics, every process of it (see api.metrics); only with
+    ``Authorization: Bearer <METRICS_TOKEN>`` when the operator set one (queue
+    depths and job counts by error code are no business of the public)."""
+    token = current_app.extensions["soundreel"].settings.metrics_token
+    if token:
+        require_token(token, "GET /metrics needs 'Authorization: Bearer <METRICS_TOKEN>'.")
     body, content_type = metric.exposition()
     return Response(body, content_type=content_type)

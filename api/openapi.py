@@ -318,11 +318,15 @@ def operations(schemas: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]
                                    "it), a body that is not a JSON object (`invalid_json`), "
                                    "a key that is not one of your uploads (`unknown_audio`, "
                                    "`unknown_upload`), an upload in a field it does not fit "
-                                   "such as an image as audioKey (`wrong_upload_kind`), or a "
-                                   "URL into a private network (`forbidden_url`)",
+                                   "such as an image as audioKey (`wrong_upload_kind`), a "
+                                   "URL into a private network (`forbidden_url`), or an "
+                                   "outputKey with a name between slashes over 255 bytes "
+                                   "(`output_key_too_long`)",
                               e401="",
                               e409="`output_key_taken` (another tenant writes to that "
-                                   "outputKey), or `idempotency_in_progress`",
+                                   "outputKey), `output_key_conflict` (a folder of an "
+                                   "outputKey in use, or inside one), or "
+                                   "`idempotency_in_progress`",
                               e413="a JSON body over 256 KiB", e422="", e429="",
                               e503=""),
                 },
@@ -398,9 +402,12 @@ def operations(schemas: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]
         ("observability.metrics", "get"): {
             "operationId": "metrics", "tags": ["operations"], "security": [],
             "summary": "Prometheus metrics",
+            "description": "When the operator sets METRICS_TOKEN, only with "
+                           "`Authorization: Bearer <METRICS_TOKEN>`.",
             "responses": {"200": {"description": "Prometheus text exposition",
                                   "headers": _REQUEST_ID_HEADER,
-                                  "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          **_errors(e401="METRICS_TOKEN is set and was not sent")},
         },
     }
 

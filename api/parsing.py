@@ -10,6 +10,7 @@ from flask import request
 from pydantic import BaseModel, ValidationError
 
 from api.errors import BadRequest, PayloadTooLarge
+from api.schemas import CODED_ERRORS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -47,4 +48,5 @@ def parse(model: type[M], data: Any) -> M:
         if first["type"] == "extra_forbidden":
             message = "is not a known field"
         text = f"{field}: {message}" if field else message
-        raise BadRequest(text, field=field) from None
+        code = first["type"] if first["type"] in CODED_ERRORS else None
+        raise BadRequest(text, code=code, field=field) from None

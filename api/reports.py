@@ -11,12 +11,20 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import redis
+from pydantic import ValidationError
 
 from api import metrics
 from api.cache import RenderCache
 from api.deliveries import Deliveries
+from api.errors import BadRequest
 from api.fairshare import FairShare
-from api.schemas import ProgressReport, ReleaseRequest, StartRequest, WorkerReport
+from api.schemas import (
+    RESULT_MODELS,
+    ProgressReport,
+    ReleaseRequest,
+    StartRequest,
+    WorkerReport,
+)
 from config import logs
 from jobs.constants import (
     COMPLETE,
@@ -94,7 +102,8 @@ class Reports:
     def progress(self, job_id: str, report: ProgressReport) -> Report:
         """Progress, and the heartbeat that renews the attempt's lease."""
         return self.apply(job_id, Event.progressed(
-            report.progress, report.stage, report.attempt, report.audio_seconds
+            report.progress, report.stage, report.attempt, report.audio_seconds,
+            report.stages,
         ))
 
     def release(self, job_id: str, request: ReleaseRequest) -> Report:
@@ -112,12 +121,13 @@ class Reports:
         record and the lease is held for HANDOFF_SECONDS, until the result callback
         reports it (``finish``), or the reaper ends the job from it."""
         logs.job_id.set(report.job_id)
+        last = {"progress": report.progress, "stage": report.stage, "stages": report.stages}
         if report.status == COMPLETE:
-            result = self._trusted_result(report.job_id, report.result or {})
-            event = Event.handed_off(report.attempt, result=result)
+            result = self._checked_result(report.job_id, report.result or {})
+            event = Event.handed_off(report.attempt, result=result, **last)
         else:
             assert report.error is not None
-            event = Event.handed_off(report.attempt, error=report.error.model_dump())
+            event = Event.handed_off(report.attempt, error=report.error.model_dump(), **last)
         applied = self.apply(report.job_id, event)
         log.info("job %s: %s handed off to the result callback (%s)", report.job_id,
                  report.status, "held" if applied.applied else "ignored")
@@ -126,7 +136,7 @@ class Reports:
     def finish(self, report: WorkerReport) -> tuple[Job, bool]:
         logs.job_id.set(report.job_id)
         if report.status == COMPLETE:
-            result = self._trusted_result(report.job_id, report.result or {})
+            result = self._checked_result(report.job_id, report.result or {})
             event = Event.completed(result, report.attempt)
         else:
             assert report.error is not None
@@ -143,19 +153,32 @@ class Reports:
                      job.status)
         return job, applied
 
-    def _trusted_result(self, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
-        """The worker's result, with object keys only where this job may write.
+    def _checked_result(self, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        """The worker's result, if it is one this job can have; `BadRequest` otherwise,
+        and nothing is stored.
 
-        A leaked worker token must not turn into presigned links to any object:
-        each ``*Key`` field must be the key the API chose for this job.
+        Each field is typed per kind (a duration is a number, never a string), no field
+        is unknown, and each ``*Key`` is the key the API chose for this job: a leaked
+        worker token must not turn into presigned links to any object, nor into a
+        record that every later read of the job trips over.
         """
         job = self.stores.jobs.get(job_id)
+        try:
+            checked = RESULT_MODELS[job.kind].model_validate(result)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(["result", *(str(part) for part in first["loc"])])
+            message = ("is not a field of a result" if first["type"] == "extra_forbidden"
+                       else first["msg"].removeprefix("Value error, "))
+            raise BadRequest(f"{field}: {message}", field=field) from None
+        dumped = checked.model_dump(by_alias=True, exclude_none=True)
+        clean = {name: dumped[name] for name in result if name in dumped}  # in its order
         allowed = expected_result_keys(job.kind, job.job_id, job.output_key)
-        return {
-            name: value
-            for name, value in result.items()
-            if not name.endswith("Key") or allowed.get(name) == value
-        }
+        for name, value in clean.items():
+            if name.endswith("Key") and allowed.get(name) != value:
+                raise BadRequest(f"result.{name}: is not where this job stores it",
+                                 field=f"result.{name}")
+        return clean
 
     def _count_end(self, job: Job) -> None:
         code = (job.error or {}).get("code", "")

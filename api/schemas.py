@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from jobs.constants import (
     COMPLETE,
@@ -13,13 +14,19 @@ from jobs.constants import (
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
     PREPARE,
+    PREVIEW,
+    RENDER,
     RESERVED_PREFIXES,
     STATES,
     upload_id_of,
 )
 from render.spec import RenderSpec
 from storage.errors import InvalidKey
-from storage.keys import check_key
+from storage.keys import MAX_SEGMENT_BYTES, check_key, long_segment
+
+#: Validation errors that answer 400 with a code of their own (their pydantic type)
+#: rather than ``invalid_request``.
+CODED_ERRORS = frozenset({"output_key_too_long"})
 
 #: What an output file must end with, per kind.
 OUTPUT_EXTENSIONS = {"render": ".mp4", "preview": ".mp4", "prepare": ".wav"}
@@ -65,6 +72,16 @@ class JobRequest(Strict):
     def _output_key(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        if (segment := long_segment(value)) is not None:
+            # refused here, not when the worker stores the output after the render
+            raise PydanticCustomError(
+                "output_key_too_long",
+                "the part '{segment}' is {size} bytes; names between slashes may be at "
+                "most {limit} bytes (a file name on a local disk)",
+                {"segment": f"{segment[:24]}…",
+                 "size": len(segment.encode("utf-8", "surrogatepass")),
+                 "limit": MAX_SEGMENT_BYTES},
+            )
         try:
             check_key(value)
         except InvalidKey as exc:
@@ -153,6 +170,15 @@ class SegmentEnd(Strict):
     error: ReportedError | None = None
 
 
+#: Seconds from an attempt's start to each stage it reached (the worker's clock): a
+#: report carries every stage so far, so stage times stay true when reports coalesce.
+StageSeconds = Annotated[
+    dict[Annotated[str, Field(max_length=40, pattern=r"^[a-z_]+$")],
+         Annotated[float, Field(ge=0, le=10**7, allow_inf_nan=False)]],
+    Field(max_length=16),
+]
+
+
 class ProgressReport(Strict):
     progress: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
     stage: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
@@ -161,6 +187,7 @@ class ProgressReport(Strict):
     audio_seconds: float | None = Field(default=None, alias="audioSeconds", ge=0,
                                         le=MAX_AUDIO_SECONDS_CEILING,
                                         allow_inf_nan=False)
+    stages: StageSeconds | None = None
 
 
 class CacheQuery(Strict):
@@ -194,12 +221,56 @@ class ReleaseRequest(Strict):
     error: ReportedError | None = None
 
 
+#: Seconds of audio or video a worker may report: a number (never a string), finite.
+Seconds = Annotated[float, Field(strict=True, ge=0, le=MAX_AUDIO_SECONDS_CEILING,
+                                 allow_inf_nan=False)]
+
+
+class VideoResult(Strict):
+    """What a render or preview job made (its own task, the join of a split render, or
+    copies from the render cache, which add ``cached``)."""
+
+    thumbnail_key: str = Field(alias="thumbnailKey", max_length=512)
+    format: Literal["mp4"]
+    duration: Seconds
+    cached: Literal[True] | None = None
+
+
+class RenderResult(VideoResult):
+    video_key: str = Field(alias="videoKey", max_length=512)
+
+
+class PreviewResult(VideoResult):
+    preview_key: str = Field(alias="previewKey", max_length=512)
+
+
+class PrepareResult(Strict):
+    prepared_key: str = Field(alias="preparedKey", max_length=512)
+    peaks_key: str = Field(alias="peaksKey", max_length=512)
+    format: Literal["wav"]
+    duration: Seconds
+    # the decoder's own limits (render.audio: 8..192 kHz, at most 8 channels)
+    sample_rate: int = Field(alias="sampleRate", strict=True, ge=8000, le=192_000)
+    channels: int = Field(strict=True, ge=1, le=8)
+
+
+#: The result a worker may report, per job kind: every field typed, none unknown.
+RESULT_MODELS: dict[str, type[Strict]] = {
+    RENDER: RenderResult, PREVIEW: PreviewResult, PREPARE: PrepareResult,
+}
+
+
 class WorkerReport(Strict):
     job_id: str = Field(alias="jobId", max_length=64)
     status: Literal[COMPLETE, FAILED]  # type: ignore[valid-type]
     attempt: AttemptId
     result: dict[str, Any] | None = None
     error: ReportedError | None = None
+    #: The attempt's last progress and its stage times: the hand-off carries them, so
+    #: the task hands off without waiting for its last PATCH.
+    progress: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    stage: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
+    stages: StageSeconds | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> WorkerReport:

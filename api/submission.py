@@ -67,18 +67,15 @@ class Submissions:
                     code="wrong_upload_kind",
                     field=field,
                 )
-        if request.output_key and not self.stores.jobs.claim_output(request.output_key, tenant):
-            raise Conflict(
-                f"outputKey: {request.output_key!r} belongs to another account; choose another.",
-                code="output_key_taken",
-                field="outputKey",
-            )
         for field, url in (("audioUrl", request.audio_url), ("webhookUrl", request.webhook_url)):
             if url is not None:
                 self._check_url(field, url)
         job_id = uuid.uuid4().hex
-        headers = self.limits.take(tenant, job_id)
+        headers = self.limits.take(tenant, job_id)  # 429 past the tenant's limits
         try:
+            if request.output_key:
+                # last of the checks: a request refused for anything else claims nothing
+                self._claim_output(tenant, request.output_key)
             return self._accept(tenant, request, job_id), headers
         except BaseException:
             self.limits.give_back(tenant, job_id)
@@ -133,6 +130,22 @@ class Submissions:
             check_url(url, self.stores.settings.allow_private_urls)
         except ForbiddenUrl as exc:
             raise BadRequest(f"{field}: {exc.message}", code="forbidden_url", field=field) from None
+
+    def _claim_output(self, tenant: str, key: str) -> None:
+        """Make ``outputKey`` the tenant's for good, or refuse it (409): another tenant's,
+        or a file and a folder of one name (``a.mp4`` and ``a.mp4/b.mp4``), which no
+        store can hold both of."""
+        found = self.stores.jobs.claim_output(key, tenant)
+        if found == "taken":
+            raise Conflict(f"outputKey: {key!r} belongs to another account; choose another.",
+                           code="output_key_taken", field="outputKey")
+        if found == "folder":
+            raise Conflict(f"outputKey: {key!r} is a folder of an outputKey already in use; "
+                           "choose another.", code="output_key_conflict", field="outputKey")
+        if found == "inside":
+            raise Conflict(f"outputKey: a folder of {key!r} is an outputKey already in use "
+                           "(a file); choose another.", code="output_key_conflict",
+                           field="outputKey")
 
     def cancel(self, tenant: str, job_id: str) -> Job:
         """Cancel a queued or running job; 409 once it has ended.

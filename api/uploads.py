@@ -12,7 +12,7 @@ from werkzeug.utils import secure_filename
 
 from api import answers
 from api.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from api.filetypes import PEEK_BYTES, mismatch
+from api.filetypes import PEEK_BYTES, mismatch, stored_type
 from jobs.constants import UPLOAD_EXTENSIONS, UPLOAD_ROLES, extension_of, upload_key
 from storage.errors import StorageUnavailable
 
@@ -76,9 +76,10 @@ class Uploads:
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
 
-    def upload(self, tenant: str, filename: str, stream: BinaryIO, content_type: str | None):
+    def upload(self, tenant: str, filename: str, stream: BinaryIO):
         """Store a file for later jobs, once its name and its first bytes agree on
-        what it is (audio, an image or captions); a refused file leaves nothing."""
+        what it is (audio, an image or captions); a refused file leaves nothing. It is
+        stored with the type its checked kind has, whatever type the client sent."""
         name = secure_filename(filename or "")[-120:].lstrip(".")
         extension = extension_of(name)
         if extension not in UPLOAD_EXTENSIONS:
@@ -96,13 +97,14 @@ class Uploads:
         problem = mismatch(UPLOAD_ROLES[extension], extension, peeked.head, whole=peeked.whole)
         if problem:
             raise UnsupportedMediaType(problem, code="content_mismatch", field="file")
+        media_type = stored_type(UPLOAD_ROLES[extension], extension, peeked.head)
         upload_id = uuid.uuid4().hex
         key = upload_key(upload_id, name)
         # The owner first: if Redis is down, nothing is stored.
         self.stores.jobs.record_upload(upload_id, tenant)
         reader = CountingReader(peeked, self.stores.settings.max_upload_bytes)
         try:
-            self.stores.objects.put(key, reader, content_type or "application/octet-stream")
+            self.stores.objects.put(key, reader, media_type)
         except BaseException:
             self.stores.jobs.forget_upload(upload_id)
             raise

@@ -46,8 +46,7 @@ def upload() -> Any:
         return digest.hexdigest()
 
     def produce() -> tuple[dict[str, Any], int, dict[str, str]]:
-        stored = service().uploads.upload(g.tenant, file.filename or "", file.stream,
-                                          file.mimetype)
+        stored = service().uploads.upload(g.tenant, file.filename or "", file.stream)
         return stored, 201, {}
 
     return idempotent(service().idempotency, fingerprint, produce)

@@ -105,7 +105,7 @@ OPTION_FLAGS = {
     "backgroundBlur": "--background-blur", "backgroundDarken": "--background-darken",
     "artworkKey": "--artwork", "title": "--title", "subtitle": "--subtitle",
     "textColor": "--text-color", "layout": "--layout", "captionsKey": "--captions",
-    "start": "--start", "end": "--end", "cache": "--cache",
+    "start": "--start", "end": "--end", "cache": "--cache", "split": "--split",
 }
 #: Options not read straight from their flag: the size, and the files uploaded first.
 COMPOUND_OPTIONS = frozenset({"width", "height", "background", "backgroundKey", "artworkKey",
@@ -635,6 +635,9 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
                      help="reuse your earlier output of the same audio and options (default), "
                           "or render afresh with --no-cache")
+    job.add_argument("--split", action=argparse.BooleanOptionalAction, default=None,
+                     help="a long render is split across the workers and joined (default), "
+                          "or rendered in one piece with --no-split")
     job.add_argument("--no-wait", action="store_true",
                      help="submit, print the job id and return")
     render.set_defaults(run=cmd_render)

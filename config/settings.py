@@ -8,8 +8,8 @@ upper-cased variable of the same name, except where ``validation_alias`` says.
 
 Missing, malformed or contradictory variables raise `SettingsError` naming the
 variable, so a misconfigured process stops at start-up instead of failing its
-first job. Secrets (``REDIS_URL``, ``WORKER_TOKEN``, ``API_KEYS``, the storage
-keys) stay out of ``repr``.
+first job. Secrets (``REDIS_URL``, ``WORKER_TOKEN``, ``API_KEYS``, ``METRICS_TOKEN``,
+``FLOWER_BASIC_AUTH``, the storage keys) stay out of ``repr``.
 """
 
 from __future__ import annotations
@@ -185,6 +185,13 @@ class Settings(BaseSettings):
     #: tenant reuses that output (docs/cache.md). Off: every job renders.
     render_cache: bool = True
     log_level: str = "INFO"
+    #: When set, ``GET /metrics`` on the API answers only ``Authorization: Bearer`` it.
+    metrics_token: str = Field("", repr=False)
+    #: Flower (``python -m tasks.flower``): ``user:password[,user:password]``, required;
+    #: the address it listens on (loopback unless an operator opens it) and its port.
+    flower_basic_auth: str = Field("", repr=False)
+    flower_address: str = "127.0.0.1"
+    flower_port: int = Field(5555, ge=1, le=65535)
 
     # The variables ``storage`` is made from; read, checked, then folded into it.
     storage_dir: str | None = Field(None, exclude=True, repr=False)
@@ -263,6 +270,23 @@ class Settings(BaseSettings):
     def _worker_token(cls, value: str) -> str:
         if value and len(value) < 16:
             raise ValueError("WORKER_TOKEN is too short: use at least 16 random characters")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("METRICS_TOKEN is too short: use at least 16 random characters")
+        return value
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _flower_basic_auth(cls, value: str) -> str:
+        for pair in value.split(",") if value else ():
+            user, sep, password = pair.partition(":")
+            if not (user.strip() and sep and password):
+                raise ValueError("FLOWER_BASIC_AUTH must be user:password (pairs separated "
+                                 "by commas)")
         return value
 
     @field_validator("max_audio_seconds")

@@ -75,7 +75,8 @@ RENDER_QUEUE: Final = "render"
 PREVIEW_QUEUE: Final = "preview"
 QUEUE_BY_KIND: Final = {RENDER: RENDER_QUEUE, PREVIEW: PREVIEW_QUEUE, PREPARE: PREVIEW_QUEUE}
 
-#: How long job records (and upload and output ownership) are kept in Redis.
+#: How long job records (and upload ownership) are kept in Redis. A claimed
+#: ``outputKey`` is kept for good (``output_redis_key``).
 RECORD_TTL_SECONDS: Final = 30 * 24 * 3600
 
 #: The longest audio a deployment may accept (MAX_AUDIO_SECONDS), and the largest
@@ -252,8 +253,15 @@ IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600
 
 
 def output_redis_key(output_key: str) -> str:
-    """Who owns a client-chosen ``outputKey``: no tenant can overwrite another's."""
+    """Who owns a client-chosen ``outputKey``: no tenant can overwrite another's. No
+    expiry: the claim lives as long as the object may (objects never expire)."""
     return f"{REDIS_PREFIX}output:{output_key}"
+
+
+#: Every folder that some claimed ``outputKey`` lies in (a set): a key that is one of
+#: them, or that lies in a claimed key, could not be stored (a file and a folder of
+#: one name), so it is refused at submission.
+OUTPUT_FOLDERS_REDIS_KEY: Final = f"{REDIS_PREFIX}output-folders"
 
 
 # --- uploads -------------------------------------------------------------------
@@ -341,9 +349,14 @@ def window_key(job_id: str, index: int) -> str:
     return f"{WORK_PREFIX}{job_id}/window-{index:05d}.mp4"
 
 
+def source_key(job_id: str) -> str:
+    """A split render's input fetched from an ``audioUrl`` (an upload is read in place)."""
+    return f"{WORK_PREFIX}{job_id}/source"
+
+
 def work_keys(job_id: str, windows: int) -> list[str]:
-    """Every object a split render with ``windows`` windows may leave under ``work/``."""
-    return [features_key(job_id), sound_key(job_id),
+    """Every object a split render with ``windows`` units may leave under ``work/``."""
+    return [features_key(job_id), sound_key(job_id), source_key(job_id),
             *(window_key(job_id, index) for index in range(windows))]
 
 

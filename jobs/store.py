@@ -47,6 +47,7 @@ from jobs.constants import (
     COMPLETE,
     FAILED,
     HANDOFF_SECONDS,
+    OUTPUT_FOLDERS_REDIS_KEY,
     QUEUE_BY_KIND,
     QUEUED,
     RECORD_TTL_SECONDS,
@@ -74,6 +75,7 @@ from jobs.constants import (
 from jobs.deliveries import Delivery, DeliveryStore
 from jobs.errors import JobNotFound
 from storage.errors import StorageUnavailable
+from storage.keys import folders_of
 
 EventKind = Literal[
     "start", "progress", "hand_off", "complete", "fail", "cancel", "time_out", "requeue",
@@ -86,6 +88,26 @@ SEGMENT_EVENTS = frozenset({"segment_start", "segment_progress", "segment_end",
                             "segment_release", "segment_requeue"})
 #: A start's phase: the job's task planning it (``plan``) or the join of its windows.
 JOIN = "join"
+
+#: What claiming an ``outputKey`` found (`JobStore.claim_output`): ``ok`` (the tenant's
+#: now, or already), ``taken`` (another tenant's), ``folder`` (a claimed key lies in
+#: it) or ``inside`` (it lies in a claimed key).
+OutputClaim = Literal["ok", "taken", "folder", "inside"]
+
+#: The claim as one atomic step. KEYS: the key's claim, the set of claimed keys'
+#: folders, then the claims of the key's own folders; ARGV: the tenant, the key,
+#: then its folders. The claim is set without expiry (an older one loses its TTL).
+_CLAIM_OUTPUT = """
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 'taken' end
+if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return 'folder' end
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 'inside' end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+for i = 3, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+return 'ok'
+"""
 
 #: What happens to the lease key when an event is applied.
 LeaseAction = Literal["set", "hold", "drop"] | None
@@ -150,7 +172,8 @@ class Job:
     #: A split render's plan, from the attempt that analysed the clip: ``duration``,
     #: ``loudest``, ``frames``, ``planAttempts`` (the job's attempts when it was split)
     #: and ``windows``, each ``{first, stop, attempt, worker, attempts, progress,
-    #: done}``: a window is a unit of work with its own attempts and lease.
+    #: done}``: a window is a unit of work with its own attempts and lease; the last
+    #: one (``audio: true``) encodes the clip's audio for the join.
     split: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -184,6 +207,9 @@ class Event:
     #: ``nodename/pid`` of the process doing the attempt (start and release).
     worker: str | None = None
     audio_seconds: float | None = None
+    #: Seconds from the attempt's start to each stage it reached, as its worker
+    #: measured them: a report may carry stages that no report of their own announced.
+    stages: dict[str, float] | None = None
     #: The window a segment event is about.
     segment: int | None = None
     #: A start's phase: None (the job's own task) or JOIN (the fan-in of a split job).
@@ -231,9 +257,10 @@ class Event:
 
     @classmethod
     def progressed(cls, progress: float, stage: str | None = None,
-                   attempt_id: str | None = None, audio_seconds: float | None = None) -> Event:
+                   attempt_id: str | None = None, audio_seconds: float | None = None,
+                   stages: dict[str, float] | None = None) -> Event:
         return cls("progress", progress=progress, stage=stage, attempt_id=attempt_id,
-                   audio_seconds=audio_seconds)
+                   audio_seconds=audio_seconds, stages=stages)
 
     @classmethod
     def completed(cls, result: dict[str, Any], attempt_id: str | None = None) -> Event:
@@ -268,10 +295,14 @@ class Event:
 
     @classmethod
     def handed_off(cls, attempt_id: str | None, result: dict[str, Any] | None = None,
-                   error: dict[str, str] | None = None) -> Event:
+                   error: dict[str, str] | None = None, progress: float | None = None,
+                   stage: str | None = None,
+                   stages: dict[str, float] | None = None) -> Event:
         """The attempt's outcome, as its task returns (or fails): the result callback
-        will report it; until then the lease is held for HANDOFF_SECONDS."""
-        return cls("hand_off", attempt_id=attempt_id, result=result, error=error)
+        will report it; until then the lease is held for HANDOFF_SECONDS. It carries
+        the attempt's last progress, so the task need not wait for a PATCH to land."""
+        return cls("hand_off", attempt_id=attempt_id, result=result, error=error,
+                   progress=progress, stage=stage, stages=stages)
 
     @classmethod
     def released(cls, worker: str, error: dict[str, str] | None = None) -> Event:
@@ -382,9 +413,11 @@ def _with_stage(job: Job, stage: str, progress: float, now: str) -> dict[str, An
 
 def _split(job: Job, event: Event, status: str, now: str) -> Job:
     plan = event.plan or {}
-    windows = [{"first": int(first), "stop": int(stop), "attempt": None, "worker": None,
-                "attempts": 0, "progress": 0.0, "done": False}
+    fresh = {"attempt": None, "worker": None, "attempts": 0, "progress": 0.0, "done": False}
+    windows = [{"first": int(first), "stop": int(stop), **fresh}
                for first, stop in plan.get("windows", [])]
+    # the audio, encoded once for the join: a unit of work like a window, done beside them
+    windows.append({"first": 0, "stop": 0, "audio": True, **fresh})
     split = {"duration": plan.get("duration"), "loudest": plan.get("loudest"),
              "frames": plan.get("frames"), "planAttempts": job.attempts, "windows": windows}
     return replace(job, status=status, split=split, attempt_id=None, worker=None,
@@ -434,6 +467,24 @@ def _give_up(job: Job, event: Event, status: str, now: str) -> Job:
                    attempt_id=None, updated_at=now)
 
 
+def _new_stages(job: Job, event: Event) -> dict[str, float]:
+    """The stage offsets the event carries that the record lacks."""
+    return {stage: seconds for stage, seconds in (event.stages or {}).items()
+            if stage in STAGES and stage not in job.stage_at and math.isfinite(seconds)}
+
+
+def _stage_times(job: Job, event: Event, now: str) -> dict[str, str]:
+    """When the attempt reached the stages the event brings: its start plus the
+    worker's offsets, never past ``now`` (the worker's clock starts as it hears the
+    start answer, a moment after ``started_at``), so no clocks need agree."""
+    offsets = _new_stages(job, event)
+    if not offsets or not job.started_at or not now:
+        return {}
+    start, end = epoch_of(job.started_at), epoch_of(now)
+    return {stage: iso_at(min(start + max(seconds, 0.0), end))
+            for stage, seconds in offsets.items()}
+
+
 def _progressed(job: Job, event: Event, now: str) -> Job | None:
     """The record with the event's progress, or None if it moves nothing forward."""
     reported = event.progress
@@ -446,9 +497,10 @@ def _progressed(job: Job, event: Event, now: str) -> Job | None:
     if _stage_rank(stage) < _stage_rank(job.stage):
         return None  # a late report from an earlier stage
     seconds = job.audio_seconds if job.audio_seconds is not None else event.audio_seconds
-    if reported == job.progress and stage == job.stage and seconds == job.audio_seconds:
+    if (reported == job.progress and stage == job.stage and seconds == job.audio_seconds
+            and not _new_stages(job, event)):
         return None  # a duplicate: nothing to write
-    stage_at = job.stage_at
+    stage_at = {**job.stage_at, **_stage_times(job, event, now)}
     if stage != job.stage and stage is not None and stage not in stage_at:
         stage_at = {**stage_at, stage: now}
     return replace(job, progress=reported, stage=stage, audio_seconds=seconds,
@@ -508,13 +560,15 @@ WINDOW_END_ATTEMPT = Change("no current attempt of the window",
                                 job, e, now, attempt=None, worker=None), status=status))
 WINDOW_GIVE_UP = Change("error worker_lost (the window's)", _segment_give_up)
 GIVE_UP = Change("error worker_lost", _give_up)
-PROGRESS = Change("progress and stage", lambda job, e, status, now: _progressed(job, e, now))
+PROGRESS = Change("progress and stage (and the stage times it carries)",
+                  lambda job, e, status, now: _progressed(job, e, now))
 RESULT = Change("progress 1, stage done, the result", lambda job, e, status, now: replace(
     job, status=status, progress=1.0, stage=STAGE_DONE, result=e.result, updated_at=now))
 ERROR = Change("the error", lambda job, e, status, now: replace(
     job, status=status, error=e.error, updated_at=now))
-HAND_OFF = Change("the outcome to report, and when", lambda job, e, status, now: replace(
-    job, status=status, updated_at=now, handoff=(
+HAND_OFF = Change("the outcome to report, and when; the last progress it carries",
+                  lambda job, e, status, now: replace(
+    _progressed(job, e, now) or job, status=status, updated_at=now, handoff=(
         {"status": FAILED, "error": e.error, "at": now} if e.error is not None
         else {"status": COMPLETE, "result": e.result or {}, "at": now})))
 RESULT_HANDED_OFF = Change("progress 1, stage done, the handed-off result",
@@ -684,6 +738,7 @@ class JobStore:
         self.redis = client
         self.lease_seconds = lease_seconds
         self.handoff_seconds = handoff_seconds
+        self._claim_output = client.register_script(_CLAIM_OUTPUT)
 
     @classmethod
     def from_url(cls, url: str, lease_seconds: float = 60,
@@ -847,13 +902,19 @@ class JobStore:
             owner = self.redis.get(upload_redis_key(upload_id))
         return owner.decode() if owner is not None else None
 
-    def claim_output(self, output_key: str, tenant: str) -> bool:
-        """Whether ``tenant`` may write ``output_key``: first come, owner forever after."""
-        key = output_redis_key(output_key)
+    def claim_output(self, output_key: str, tenant: str) -> OutputClaim:
+        """Let ``tenant`` write ``output_key`` if no other tenant owns it and no claimed key
+        is a folder of it or lies in it; first come, owner for good after (the claim has
+        no expiry, as the object has none). One Lua script: two submissions racing for a
+        key, or for a file and a folder of one name, cannot both win."""
+        folders = folders_of(output_key)
         with unavailable_on_connection_error():
-            self.redis.set(key, tenant, nx=True, ex=RECORD_TTL_SECONDS)
-            owner = self.redis.get(key)
-        return owner is not None and owner.decode() == tenant
+            found = self._claim_output(
+                keys=[output_redis_key(output_key), OUTPUT_FOLDERS_REDIS_KEY,
+                      *(output_redis_key(folder) for folder in folders)],
+                args=[tenant, output_key, *folders],
+            )
+        return found.decode() if isinstance(found, bytes) else found
 
 
 @contextmanager

@@ -33,8 +33,8 @@ def parse_size(value: str) -> tuple[int, int]:
 #: Spec fields the CLI takes as files instead of storage keys, and its flag for each.
 ASSET_FLAGS = {"background_key": "background-image", "artwork_key": "artwork",
                "captions_key": "captions"}
-#: Spec fields only the service reads (there is no render cache without it).
-SERVICE_FIELDS = ("cache",)
+#: Spec fields only the service reads (no render cache, no fleet to split across here).
+SERVICE_FIELDS = ("cache", "split")
 
 
 def _flag(name: str) -> str:

@@ -2,7 +2,8 @@
 
 A long render is cut into windows of whole GOPs. The clip is analysed once, for the
 whole of it (``analyse``): its compact features (``Analysis.save``, about 10 MB an
-hour) and its audio, encoded once, are what every window and the join need. Each
+hour) are what every window draws from; its audio is encoded once (``encode_sound``),
+beside the windows, for the join. Each
 window (``render_window``) draws its frames from those features with the unsplit
 render's encoder settings, video only, starting on a keyframe; the join
 (``join``) concatenates the windows with ffmpeg's concat demuxer without
@@ -60,28 +61,32 @@ def analyse(
     audio: Path,
     spec: RenderSpec,
     features: Path,
-    sound: Path,
     *,
     assets: Assets | None = None,
     should_stop: Callable[[], bool] | None = None,
     limit_seconds: float | None = None,
     measured: Callable[[float], None] | None = None,
 ) -> RenderResult:
-    """Decode the clip once: its features to ``features`` (``.npz``) and its audio,
-    encoded as an unsplit render encodes it, to ``sound`` (``.m4a``). Bad input fails
-    here, as it would in ``render_video``, before any window is drawn."""
+    """Decode the clip once into its features, written to ``features`` (``.npz``). Bad
+    input fails here, as it would in ``render_video``, before any window is drawn."""
     scene = Scene(audio, spec, assets, None, should_stop, limit_seconds, measured)
     analysis = scene.analysis
     analysis.save(features)
-    command = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-        *audio_input(audio, spec.start, analysis.duration), "-map", "0:a:0", "-vn",
-        *AUDIO_ARGS, "-f", "mp4", "-y", ffmpeg_input(sound),
-    ]  # fmt: skip
-    _run(command, "Encoding the audio", path_aliases(audio, sound))
     return RenderResult(duration=analysis.duration, width=spec.width, height=spec.height,
                         fps=spec.fps, frames=analysis.frames,
                         loudest=analysis.loudest_frame / spec.fps)
+
+
+def encode_sound(audio: Path, spec: RenderSpec, duration: float, sound: Path) -> None:
+    """The clip's audio, encoded as an unsplit render encodes it (the same window of
+    the input, the same arguments), to ``sound`` (``.m4a``): one more unit of work,
+    done beside the windows, off the render's critical path."""
+    command = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
+        *audio_input(audio, spec.start, duration), "-map", "0:a:0", "-vn",
+        *AUDIO_ARGS, "-f", "mp4", "-y", ffmpeg_input(sound),
+    ]  # fmt: skip
+    _run(command, "Encoding the audio", path_aliases(audio, sound))
 
 
 def render_window(

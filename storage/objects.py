@@ -42,18 +42,28 @@ from config.settings import LocalStorage, S3Storage, Settings
 from storage.errors import InvalidKey, ObjectNotFound, StorageUnavailable
 from storage.keys import check_key
 
-#: Keys: relative, no empty / dot segments, printable ASCII without quoting traps.
 #: The API route that serves local-store links.
 LOCAL_FILES_PATH = "/files/"
+#: The only types a browser is let show in place: the media the service stores. Any
+#: other (captions, peaks JSON, anything unknown) is served as an attachment.
+INLINE_TYPES = ("audio/", "video/", "image/png", "image/jpeg", "image/webp")
 #: An S3 copy of an object past CopyObject's 5 GiB: in parts of 512 MiB (S3 allows
 #: up to 5 GiB a part and 10,000 parts).
 LARGE_COPY = TransferConfig(multipart_threshold=512 * 1024 * 1024,
                             multipart_chunksize=512 * 1024 * 1024)
 
 
+def disposition(content_type: str | None) -> str:
+    """``Content-Disposition`` for an object of this type: ``inline`` for the media the
+    service stores, else ``attachment``, so no stored file is ever opened as a page."""
+    return "inline" if content_type and content_type.startswith(INLINE_TYPES) else "attachment"
+
+
 class ObjectStore(Protocol):
     def put(self, key: str, data: BinaryIO, content_type: str | None = None) -> None:
-        """Store the stream under ``key``, replacing any object there."""
+        """Store the stream under ``key``, replacing any object there. A link to it
+        serves ``content_type`` (S3 keeps it; the local store's ``/files/`` route
+        goes by the key's name), as an attachment unless it is media (`disposition`)."""
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> None: ...
 
@@ -87,9 +97,27 @@ class LocalObjectStore:
         self.root = root
         self.base_url = base_url.rstrip("/")
         self._signing_key = signing_key
+        self._real_root = root.resolve()
 
     def path(self, key: str) -> Path:
-        return self.root / check_key(key)
+        """Where ``key`` lives, if that is inside the root once every symlink on the way
+        is followed; `InvalidKey` otherwise: a link planted in the store never serves,
+        copies or overwrites a file outside it."""
+        path = self.root / check_key(key)
+        if not path.resolve().is_relative_to(self._real_root):
+            raise InvalidKey(key)
+        return path
+
+    def _existing(self, key: str) -> Path:
+        """The file stored under ``key``; `ObjectNotFound` if there is none (or only a
+        link out of the store)."""
+        try:
+            path = self.path(key)
+        except InvalidKey:
+            raise ObjectNotFound(key) from None
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        return path
 
     def put(self, key: str, data: BinaryIO, content_type: str | None = None) -> None:
         target = self.path(key)
@@ -108,18 +136,13 @@ class LocalObjectStore:
             self.put(key, data, content_type)
 
     def get_file(self, key: str, dest: Path) -> None:
-        source = self.path(key)
-        if not source.is_file():
-            raise ObjectNotFound(key)
-        shutil.copyfile(source, dest)
+        shutil.copyfile(self._existing(key), dest)
 
     def copy(self, source: str, dest: str) -> None:
         """A hard link where the file system allows (instant, no space), else a byte copy;
         either way through a temp name and a rename. A link is safe because no object is
         changed in place: `put` and `delete` replace or remove a name, never the file."""
-        origin, target = self.path(source), self.path(dest)
-        if not origin.is_file():
-            raise ObjectNotFound(source)
+        target, origin = self.path(dest), self._existing(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".incoming-{uuid.uuid4().hex}"
         try:
@@ -135,16 +158,19 @@ class LocalObjectStore:
             raise
 
     def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
+        try:
+            self._existing(key)
+        except ObjectNotFound:
+            return False
+        return True
 
     def size(self, key: str) -> int:
-        source = self.path(key)
-        if not source.is_file():
-            raise ObjectNotFound(key)
-        return source.stat().st_size
+        return self._existing(key).stat().st_size
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        path = self.root / check_key(key)
+        if path.parent.resolve().is_relative_to(self._real_root):
+            path.unlink(missing_ok=True)  # a link itself, never what it points at
 
     def presigned_url(self, key: str, expires_in: int) -> str:
         check_key(key)
@@ -165,10 +191,7 @@ class LocalObjectStore:
         good = hmac.compare_digest(self._sign(key, deadline).encode(), signature.encode())
         if not good or deadline < time.time():
             raise ObjectNotFound(key)
-        path = self.path(key)
-        if not path.is_file():
-            raise ObjectNotFound(key)
-        return path
+        return self._existing(key)
 
     def ping(self) -> None:
         try:
@@ -232,14 +255,14 @@ class S3ObjectStore:
         )
 
     def put(self, key: str, data: BinaryIO, content_type: str | None = None) -> None:
-        extra = {"ContentType": content_type} if content_type else None
         with _unavailable_on_s3_trouble():
-            self._client.upload_fileobj(data, self.bucket, check_key(key), ExtraArgs=extra)
+            self._client.upload_fileobj(data, self.bucket, check_key(key),
+                                        ExtraArgs=_served_as(content_type))
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
-        extra = {"ContentType": content_type} if content_type else None
         with _unavailable_on_s3_trouble():
-            self._client.upload_file(str(path), self.bucket, check_key(key), ExtraArgs=extra)
+            self._client.upload_file(str(path), self.bucket, check_key(key),
+                                     ExtraArgs=_served_as(content_type))
 
     def get_file(self, key: str, dest: Path) -> None:
         try:
@@ -301,6 +324,15 @@ class S3ObjectStore:
             self._client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
             raise StorageUnavailable(f"bucket {self.bucket} is not reachable: {exc}") from exc
+
+
+def _served_as(content_type: str | None) -> dict[str, str]:
+    """What a presigned GET of the object answers with: the type, and whether a browser
+    may show it in place (S3 keeps both with the object, and a copy keeps them)."""
+    extra = {"ContentDisposition": disposition(content_type)}
+    if content_type:
+        extra["ContentType"] = content_type
+    return extra
 
 
 def _error_code(exc: ClientError) -> str:

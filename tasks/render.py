@@ -158,7 +158,7 @@ def run_job(
             raise JobCanceled("The job was canceled.")
         report(PRODUCE_END, STAGE_UPLOADING)
         store_outputs(store, outputs, should_stop)
-        report(FINALIZE_AT, STAGE_FINALIZING)
+    # what comes next (`finalizing`: the hand-off and the result callback) is the task's
     return result
 
 
@@ -361,7 +361,7 @@ def register(app: SoundreelCelery) -> None:
                     allow_urls=app.settings.allow_private_urls,
                     measured=progress.measured,
                     cached=partial(cached_result, app.api, job_id, answer.attempt, kind, options),
-                    split_up=Planner(app, job_id, progress),
+                    split_up=Planner(app, job_id, progress, audio_key),
                 )
             except JobSplit:
                 log.info("job %s: split; its windows and join end it", job_id)
@@ -372,16 +372,14 @@ def register(app: SoundreelCelery) -> None:
                 log.info("job %s: stopped, the API said this attempt is over", job_id)
                 raise Ignore() from None
             log.info("job %s: %s stored at %s", job_id, kind, output_key)
-            # The last progress report (stage `finalizing`) reaches the API before the
-            # end: sent after it, a terminal job would ignore it and the stage would be
-            # missing from the record. The heartbeat goes on, holding the lease.
-            if not progress.flush():
-                log.warning("job %s: the last progress report is slow; reporting the end",
-                            job_id)
+            # The hand-off carries the last progress (stage `finalizing`) and every
+            # stage's time, so nothing waits for a PATCH in flight: one landing after
+            # the hand-off is ignored, and no stage goes missing from the record.
+            last = progress.settle(FINALIZE_AT, STAGE_FINALIZING)
             payload = {"jobId": job_id, "status": COMPLETE, "attempt": answer.attempt,
                        "result": result}
             # Handed off while the heartbeat still holds the lease: the API holds it on
             # for HANDOFF_SECONDS, and the result callback (`link`, on the callbacks
             # queue) reports the end with the payload this task returns.
-            app.api.hand_off(payload)
+            app.api.hand_off({**payload, **last})
         return payload

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from config import logs
-from jobs.constants import RUNNING
+from jobs.constants import RUNNING, STAGE_DOWNLOADING
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,14 @@ PROGRESS_TIMEOUT = 3.0
 #: The longest one PATCH takes: requests bounds the connect and each read separately.
 PATCH_SECONDS = 2 * PROGRESS_TIMEOUT
 WEBHOOK_TIMEOUT = 15.0
-#: At most one progress PATCH this often, seconds; stage changes go at once.
+#: Progress within a stage: at most one PATCH this often, seconds (a new stage goes at once).
 PROGRESS_INTERVAL = 0.5
 #: With no change, the last progress is sent again this often (the cancel check).
 HEARTBEAT_SECONDS = 2.0
+#: An attempt's first PATCH waits this long after its start, which wrote its stage and
+#: its lease: a job shorter than this (a prepare, a short preview) sends no PATCH at
+#: all, and its hand-off carries its stages and their times.
+QUIET_START_SECONDS = 0.5
 
 
 class WebhookRejected(Exception):
@@ -57,6 +61,11 @@ class Start:
         return self.status == RUNNING and self.attempt is not None
 
 
+#: What a hand-off adds to the result payload, and a PATCH to its progress: fields an
+#: API older than the worker does not know.
+HANDOFF_FIELDS = ("progress", "stage", "stages")
+PATCH_FIELDS = ("stages",)
+
 #: Pauses between tries of a hand-off (a few seconds in all: the lease is still held).
 HANDOFF_RETRIES = (0.5, 1.0, 2.0)
 #: A report that must arrive (a split's plan, a window's end) is asked again until it
@@ -71,13 +80,26 @@ def _job_path(job_id: str, segment: int | None) -> str:
     return base if segment is None else f"{base}/segments/{segment}"
 
 
+def own_session(base_url: str) -> requests.Session:
+    """A session to the API that takes the environment's proxy and CA settings for
+    ``base_url`` once: left to itself, requests reads them again on every call
+    (about half a millisecond of CPU each, a job's reports make several)."""
+    session = requests.Session()
+    found = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies.update(found["proxies"])
+    session.verify = found["verify"]
+    session.trust_env = False
+    return session
+
+
 class ApiClient:
     """The API's internal endpoints, authenticated with the shared worker token."""
 
     def __init__(self, base_url: str, token: str, session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
-        self._session = session or requests.Session()
+        self._session = session or own_session(self.base_url)
+        self._older_api = False  # it refused the newer fields: send reports without them
 
     def start_attempt(self, job_id: str, worker: str, attempt: str,
                       segment: int | None = None, phase: str | None = None) -> Start:
@@ -103,6 +125,7 @@ class ApiClient:
     def patch_progress(
         self, job_id: str, attempt: str, progress: float, stage: str,
         audio_seconds: float | None = None, segment: int | None = None,
+        stages: dict[str, float] | None = None,
     ) -> bool | None:
         """Report progress (and renew the lease). True: go on; False: stop (the job
         ended or another attempt took it over); None: the API could not be asked.
@@ -110,10 +133,12 @@ class ApiClient:
         body: dict[str, Any] = {"progress": round(progress, 4), "attempt": attempt}
         if segment is None:
             body["stage"] = stage
-        if audio_seconds is not None and segment is None:
-            body["audioSeconds"] = round(audio_seconds, 3)
+            if audio_seconds is not None:
+                body["audioSeconds"] = round(audio_seconds, 3)
+            if stages:
+                body["stages"] = stages
         try:
-            response = self._request("PATCH", _job_path(job_id, segment), body)
+            response = self._report("PATCH", _job_path(job_id, segment), body, PATCH_FIELDS)
             if response.status_code == 404:
                 return False
             if response.status_code >= 400:
@@ -132,8 +157,8 @@ class ApiClient:
         callback later than the lease could then see the job handed on)."""
         for wait in HANDOFF_RETRIES:
             try:
-                response = self._request("POST", f"/internal/jobs/{payload['jobId']}/handoff",
-                                         payload)
+                response = self._report("POST", f"/internal/jobs/{payload['jobId']}/handoff",
+                                        payload, HANDOFF_FIELDS)
             except ApiUnavailable as exc:
                 log.warning("job %s: hand-off not sent (%s)", payload.get("jobId"), exc)
             else:
@@ -231,6 +256,22 @@ class ApiClient:
             log.warning("cache check of job %s failed: %s", job_id, exc)
             return None
 
+    def _report(self, method: str, path: str, body: dict[str, Any],
+                newer: tuple[str, ...]) -> requests.Response:
+        """A report that may carry ``newer`` fields. An API older than this worker
+        (workers upgraded first) refuses them with 400: the report goes again without
+        them, and this client sends them no more, so leases are still renewed and
+        hand-offs taken (stage times are then the API's own, as before)."""
+        if self._older_api:
+            body = {k: v for k, v in body.items() if k not in newer}
+        response = self._request(method, path, body)
+        if response.status_code == 400 and any(k in body for k in newer):
+            log.warning("the API refused a report's stage times: it is older than this "
+                        "worker; reporting without them")
+            self._older_api = True
+            return self._report(method, path, body, newer)
+        return response
+
     def _headers_now(self) -> dict[str, str]:
         """The token, and the request id of the job being worked on (for the logs)."""
         if rid := logs.request_id.get():
@@ -267,14 +308,23 @@ class ApiClient:
 
 
 class ProgressReporter:
-    """Coalesces a render's many progress calls into a few PATCHes, off the hot path.
+    """Sends a job's progress to the API from a background thread; the task never waits.
 
-    `update` only records the latest value; a background thread sends it, so a
-    slow or unreachable API never slows the render down. Progress sent is
-    monotonic because callers' values are. The last value is sent again every
-    HEARTBEAT_SECONDS when nothing changes (long decodes): that heartbeat renews
-    the attempt's lease, and its answer tells the worker within seconds when to
-    stop (`stop` is set: canceled, timed out, or taken over by another attempt).
+    `update` records the latest value and returns at once: a slow or unreachable API
+    never slows the work down. A new stage is sent at once (or, if a PATCH is in
+    flight, as soon as it returns); progress within a stage coalesces to at most one
+    PATCH per ``interval``. Nothing is sent in the first ``quiet`` seconds after the
+    start (which wrote the stage and the lease), so a short job sends no PATCH. Every
+    report carries the seconds from the attempt's start to each stage reached so far,
+    so stage times stay true when several stages pass during one PATCH. Progress sent
+    is monotonic because callers' values are.
+
+    The last value sent is repeated every HEARTBEAT_SECONDS when nothing changes
+    (long decodes): that heartbeat renews the attempt's lease, and its answer tells
+    the worker within seconds when to stop (`stop` is set: canceled, timed out, or
+    taken over by another attempt). At the end the task calls `settle`: no value is
+    sent after that, and the hand-off carries the last one (the heartbeat goes on
+    until `close`, holding the lease while the hand-off is tried).
     """
 
     def __init__(
@@ -283,6 +333,7 @@ class ProgressReporter:
         job_id: str,
         interval: float = PROGRESS_INTERVAL,
         heartbeat: float = HEARTBEAT_SECONDS,
+        quiet: float = QUIET_START_SECONDS,
         segment: int | None = None,
     ):
         self._client = client
@@ -291,10 +342,17 @@ class ProgressReporter:
         self.segment = segment
         self._interval = interval
         self._heartbeat = heartbeat
+        self._quiet = quiet
+        self._quiet_until = 0.0  # no PATCH before this (set by the start)
         self._latest: tuple[float, str] | None = None
         self._sent: tuple[float, str] | None = None
+        #: Seconds from the attempt's start (``_origin``) to each stage reached.
+        self._stages: dict[str, float] = {}
+        self._origin = time.monotonic()
         self._wake = threading.Condition()
         self._closed = False
+        self._settled = False  # the hand-off carries what is left
+        self._flushing = False  # someone waits for the latest value to land: send it now
         self._sending = False  # a PATCH is in flight
         self.stop = threading.Event()
         self.attempt = ""
@@ -309,9 +367,21 @@ class ProgressReporter:
         """Ask the API, before any work, whether this delivery should work on the job
         as ``attempt``. A job canceled while queued, held by a live attempt, or given
         up after too many attempts is known before anything is downloaded."""
+        asked = time.monotonic()
         answer = self._client.start_attempt(self._job_id, worker, attempt, self.segment, phase)
+        answered = time.monotonic()
         if answer.go:
-            self.attempt = answer.attempt or ""
+            with self._wake:
+                self.attempt = answer.attempt or ""
+                # the API wrote the start somewhere in the round trip: its middle is the
+                # best guess of the record's ``startedAt`` on this clock
+                self._origin = (asked + answered) / 2
+                # the start put the job at `downloading` and renewed the lease: a report
+                # saying only that is not needed, and the heartbeat counts from here
+                self._sent = (0.0, STAGE_DOWNLOADING)
+                self._last_send = answered
+                self._quiet_until = self._origin + self._quiet
+                self._wake.notify_all()
         else:
             self.stop.set()
         return answer
@@ -321,32 +391,47 @@ class ProgressReporter:
         self._audio_seconds = audio_seconds
 
     def update(self, progress: float, stage: str) -> None:
+        """Record the latest value; it is sent from the thread (never waits)."""
         with self._wake:
-            if self._latest is not None and self._latest[1] != stage:
-                # A new stage: the last report of the one before goes first, so the
-                # API sees every stage (timings), not only the newest. Stages change
-                # a handful of times per job; this waits until the sender has taken
-                # that report, which is at most the PATCH it may have in flight.
-                self._wake.wait_for(lambda: self._latest == self._sent or self._closed,
-                                    timeout=PATCH_SECONDS + 1)
+            if stage not in self._stages:
+                self._stages[stage] = round(max(time.monotonic() - self._origin, 0.0), 3)
             self._latest = (progress, stage)
             self._wake.notify_all()
 
-    def flush(self) -> bool:
-        """Wait until the latest value has reached the API (or could not), without
-        stopping the heartbeat: what is reported next then comes after it. False if
-        the API took longer than a PATCH in flight and this one together."""
+    def settle(self, progress: float | None = None, stage: str | None = None) -> dict[str, Any]:
+        """The task is about to hand its outcome off: nothing more is sent, and this
+        is what the hand-off carries (the last progress, its stage, every stage's
+        time; ``progress`` and ``stage`` first, if given), so the task does not wait
+        for a PATCH to land first."""
         with self._wake:
+            self._settled = True
+            if progress is not None and stage is not None:
+                self.update(progress, stage)
+            last: dict[str, Any] = {"stages": dict(self._stages)}
+            if self._latest is not None:
+                last.update(progress=round(self._latest[0], 4), stage=self._latest[1])
+            return last
+
+    def flush(self) -> bool:
+        """Send the latest value now (whatever the interval and the quiet start) and
+        wait until it has reached the API (or could not), for a report that must come
+        after it (a split's plan, a window's end); the heartbeat goes on. False if the
+        API took longer than a PATCH in flight and this one together."""
+        with self._wake:
+            self._flushing = True
             self._wake.notify_all()
-            return self._wake.wait_for(
-                lambda: (self._latest == self._sent and not self._sending) or self._closed,
-                timeout=2 * PATCH_SECONDS + 1)
+            try:
+                return self._wake.wait_for(
+                    lambda: (self._latest == self._sent and not self._sending) or self._closed,
+                    timeout=2 * PATCH_SECONDS + 1)
+            finally:
+                self._flushing = False
 
     def close(self) -> None:
-        """Send the last value and stop the thread."""
+        """Send the last value (unless `settle` handed it over) and stop the thread."""
         with self._wake:
             self._closed = True
-            self._wake.notify()
+            self._wake.notify_all()
         self._thread.join(timeout=2 * PATCH_SECONDS + 1)
 
     def __enter__(self) -> ProgressReporter:
@@ -360,37 +445,41 @@ class ProgressReporter:
             with self._wake:
                 while True:
                     now = time.monotonic()
-                    pending = self._latest is not None and self._latest != self._sent
-                    if not pending and self._closed:
+                    latest, sent = self._latest, self._sent
+                    pending = latest is not None and latest != sent and not self._settled
+                    if self._closed and not pending:
                         return
                     if pending:
-                        assert self._latest is not None
-                        changed = self._sent is None or self._latest[1] != self._sent[1]
-                        due = self._last_send + self._interval
-                        if now >= due or changed or self._closed:
+                        assert latest is not None
+                        changed = sent is None or latest[1] != sent[1]
+                        due = max(now if changed else self._last_send + self._interval,
+                                  self._quiet_until)
+                        if self._closed or self._flushing or now >= due:
                             break
                         self._wake.wait(timeout=due - now)
-                    elif self._latest is not None:
+                    elif sent is not None:
                         beat = self._last_send + self._heartbeat
                         if now >= beat:
                             break
                         self._wake.wait(timeout=beat - now)
                     else:
                         self._wake.wait()
-                latest = self._sent = self._latest
+                value = latest if pending else sent
+                self._sent = value
                 self._sending = True
-                self._wake.notify_all()  # a stage change may be waiting for this one
-            assert latest is not None
+                stages = dict(self._stages)
+            assert value is not None
             try:
-                self._send(*latest)
+                self._send(*value, stages)
             finally:
                 with self._wake:
                     self._sending = False
                     self._wake.notify_all()  # a flush may be waiting for this one
 
-    def _send(self, progress: float, stage: str) -> None:
+    def _send(self, progress: float, stage: str, stages: dict[str, float]) -> None:
         answer = self._client.patch_progress(self._job_id, self.attempt, progress, stage,
-                                             self._audio_seconds, self.segment)
+                                             self._audio_seconds, segment=self.segment,
+                                             stages=stages or None)
         if answer is False:
             self.stop.set()
         self._last_send = time.monotonic()

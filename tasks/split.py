@@ -2,9 +2,10 @@
 
 The job's own task (tasks.render) downloads the inputs as usual; for a ``render``
 whose clip is at least SPLIT_MIN_SECONDS long (and ``options.split`` is not false)
-the `Planner` takes over: it analyses the clip once, stores its features and its
-audio (encoded once) under ``work/{jobId}/``, and hands the plan to the API, which
-records the windows and sends one ``render_segment`` task per window. Each window
+the `Planner` takes over: it analyses the clip once, stores its features under
+``work/{jobId}/``, and hands the plan to the API, which records the windows and
+sends one ``render_segment`` task per window, and one more that encodes the audio
+once for the join (beside the windows, off the critical path). Each window
 task draws its frames from the shared features, encodes them (video only) and
 stores them; it has its own attempt and lease, so a window whose worker dies is
 redelivered alone. When the last window is stored the API sends ``join_segments``:
@@ -34,13 +35,14 @@ from jobs.constants import (
     STAGE_FINALIZING,
     features_key,
     sound_key,
+    source_key,
     window_key,
     work_keys,
 )
 from jobs.store import JOIN
 from render import Assets, RenderCanceled, RenderError, RenderSpec
 from render.audio import header_duration
-from render.split import Window, analyse, join, plan_windows, render_window
+from render.split import Window, analyse, encode_sound, join, plan_windows, render_window
 from storage.objects import ObjectStore
 from tasks.callbacks import failure_payload
 from tasks.constants import JOIN_TASK, SEGMENT_TASK
@@ -75,25 +77,28 @@ def clip_seconds(audio: Path, spec: RenderSpec) -> float | None:
 class Planner:
     """The job task's part of a split render (``run_job``'s ``split_up``)."""
 
-    def __init__(self, app: SoundreelCelery, job_id: str, progress: ProgressReporter) -> None:
+    def __init__(self, app: SoundreelCelery, job_id: str, progress: ProgressReporter,
+                 audio_key: str) -> None:
         self.app, self.job_id, self.progress = app, job_id, progress
+        #: The input's upload ("" for an ``audioUrl``: the audio unit reads a copy then).
+        self.audio_key = audio_key
 
     def __call__(self, audio: Path, workdir: Path, spec: RenderSpec, assets: Assets) -> bool:
         settings = self.app.settings
         seconds = clip_seconds(audio, spec)
         if not spec.split or seconds is None or seconds < settings.split_min_seconds:
             return False
-        features, sound = workdir / "features.npz", workdir / "audio.m4a"
-        rendered = analyse(audio, spec, features, sound, assets=assets,
+        features = workdir / "features.npz"
+        rendered = analyse(audio, spec, features, assets=assets,
                            should_stop=self.progress.stop.is_set,
                            limit_seconds=settings.max_audio_seconds,
                            measured=self.progress.measured)
         windows = plan_windows(rendered.frames, spec.fps, settings.segment_seconds)
         self.progress.update(0.08, STAGE_ANALYZING)
-        store_outputs(self.app.object_store, [
-            Output(features_key(self.job_id), features, "application/octet-stream"),
-            Output(sound_key(self.job_id), sound, "audio/mp4"),
-        ], self.progress.stop.is_set)
+        outputs = [Output(features_key(self.job_id), features, "application/octet-stream")]
+        if not self.audio_key:  # fetched from the client's URL: kept for the audio unit
+            outputs.append(Output(source_key(self.job_id), audio, "application/octet-stream"))
+        store_outputs(self.app.object_store, outputs, self.progress.stop.is_set)
         self.progress.flush()
         taken = self.app.api.split(self.job_id, {
             "attempt": self.progress.attempt, "duration": round(rendered.duration, 6),
@@ -105,6 +110,24 @@ class Planner:
         if not taken:
             raise JobCanceled("The API did not take the split: the job went on without it.")
         return True
+
+
+def run_audio(
+    store: ObjectStore, *, job_id: str, source: str, spec: RenderSpec, duration: float,
+    should_stop: Callable[[], bool], max_bytes: int,
+) -> None:
+    """The audio unit: the clip's audio encoded once and stored for the join."""
+    with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as tmp:
+        workdir = Path(tmp)
+        audio, sound = workdir / "input", workdir / "audio.m4a"
+        _fetch(store, source, audio, max_bytes)
+        if should_stop():
+            raise JobCanceled("The job was canceled.")
+        try:
+            encode_sound(audio, spec, duration, sound)
+        except RenderError as exc:
+            raise JobFailed(exc.message, exc.code) from None
+        store_outputs(store, [Output(sound_key(job_id), sound, "audio/mp4")], should_stop)
 
 
 def run_segment(
@@ -173,7 +196,8 @@ def register(app: SoundreelCelery) -> None:
     @app.task(name=SEGMENT_TASK, shared=False, bind=True, Request=JobDelivery)
     def render_segment(
         self: Any, *, job_id: str, index: int, first: int, stop: int,
-        options: dict[str, Any], attempt: str | None = None,
+        options: dict[str, Any], attempt: str | None = None, audio: bool = False,
+        duration: float = 0.0, source: str = "",
     ) -> None:
         me = holder(self.request.hostname, os.getpid())
         with ProgressReporter(app.api, job_id, segment=index) as progress:
@@ -183,12 +207,18 @@ def register(app: SoundreelCelery) -> None:
                          index, answer.status)
                 raise Ignore()
             sweep_stale_workdirs()
+            spec = RenderSpec.model_validate(options)
             try:
-                run_segment(app.object_store, job_id=job_id, window=Window(index, first, stop),
-                            spec=RenderSpec.model_validate(options),
-                            report=lambda fraction: progress.update(fraction, "rendering"),
-                            should_stop=progress.stop.is_set,
-                            max_bytes=app.settings.max_upload_bytes)
+                if audio:
+                    run_audio(app.object_store, job_id=job_id, source=source, spec=spec,
+                              duration=duration, should_stop=progress.stop.is_set,
+                              max_bytes=app.settings.max_upload_bytes)
+                else:
+                    run_segment(app.object_store, job_id=job_id,
+                                window=Window(index, first, stop), spec=spec,
+                                report=lambda fraction: progress.update(fraction, "rendering"),
+                                should_stop=progress.stop.is_set,
+                                max_bytes=app.settings.max_upload_bytes)
             except JobCanceled:
                 log.info("job %s: window %d stopped, the API said it is over", job_id, index)
                 raise Ignore() from None

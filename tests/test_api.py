@@ -248,7 +248,7 @@ def test_late_and_duplicate_reports_are_accepted_and_ignored(local_stack):
                                        "attempt": attempt}, timeout=10)
     duplicate = worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10,
                             json={"jobId": job["jobId"], "status": "complete", "attempt": attempt,
-                                  "result": {"preparedKey": "prepared/other/x.wav"}})
+                                  "result": {**done["result"], "duration": 99.0}})
     late_failure = worker.post(local_stack.url("/internal/webhooks/worker"), timeout=10,
                                json={"jobId": job["jobId"], "status": "failed", "attempt": attempt,
                                      "error": {"code": "render_failed", "message": "late"}})

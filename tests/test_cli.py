@@ -237,10 +237,11 @@ def test_background_takes_a_colour_as_well_as_an_image(env, client):
 
 def test_no_cache_asks_for_a_fresh_render(env, client):
     result = soundreel("render", SAMPLE, "--no-wait", "--kind", "preview", *SMALL,
-                       "--no-cache", env=env)
+                       "--no-cache", "--no-split", env=env)
     assert result.returncode == 0, result.stderr
     job_id = result.stdout.strip()
     assert client.job(job_id)["options"]["cache"] is False
+    assert client.job(job_id)["options"]["split"] is False
     assert client.wait(job_id, timeout=180)["status"] == "complete"
 
 

@@ -44,12 +44,21 @@ def test_entry_points_are_the_documented_ones():
     commands = procfile()
     assert "'api:create_app()'" in commands["web"] and commands["web"].startswith("gunicorn")
     assert commands["worker"].startswith("celery -A tasks worker")
-    assert commands["flower"].startswith("celery -A tasks flower")
+    # never open: it refuses to start without FLOWER_BASIC_AUTH (tests/test_flower.py)
+    assert commands["flower"] == "python -m tasks.flower"
     assert commands["beat"].startswith("celery -A tasks beat")
     # renders and the short HTTP tasks (reports, webhooks, the reaper) never share a pool
     assert shlex.split(commands["worker"])[-1] == "render"
     assert "-Q callbacks" in commands["callbacks"]
     assert "-Q preview" in commands["previews"]
+
+
+def test_flower_is_published_on_the_hosts_loopback_only_and_needs_a_password():
+    flower = compose()["services"]["flower"]
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    # inside its container it listens on every interface, so the published port reaches it
+    assert flower["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"  # noqa: S104
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
 
 
 def test_redis_keeps_jobs_across_restarts_and_never_evicts():

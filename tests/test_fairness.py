@@ -358,8 +358,8 @@ def test_work_moved_into_flight_but_never_sent_is_sent_by_the_reaper(parts):
 
 
 def test_a_split_renders_windows_take_their_tenants_places_not_the_whole_queue(parts):
-    """A's render split in four windows holds two places (its limit), so B's render,
-    submitted once A's is split, starts before A's last windows."""
+    """A's render split in four windows (and its audio's unit) holds two places (its
+    limit), so B's render, submitted once A's is split, starts before A's last units."""
     stack, redis_url, tmp_path = parts
     running = start_api(stack, tmp_path, redis_url, TENANT_MAX_INFLIGHT="2",
                         SPLIT_MIN_SECONDS="10", SEGMENT_SECONDS="5")
@@ -383,9 +383,11 @@ def test_a_split_renders_windows_take_their_tenants_places_not_the_whole_queue(p
     wait_for(a_done, 120, "A's render")
     assert poll(running, a_job)[0]["status"] == "complete"
     assert ended_as(running, running.other_api_key, b_job)["status"] == "complete"
-    assert len(record(running, a_job).split["windows"]) == 4
+    units = record(running, a_job).split["windows"]  # four windows, then the audio's unit
+    assert len(units) == 5 and units[-1].get("audio")
     assert most <= 2
     log = (tmp_path / "w1.log").read_text()
     received = {task_id: log.index(f"[{task_id}] received")
-                for task_id in [b_job, *(segment_task_id(a_job, i) for i in range(4))]}
+                for task_id in [b_job, *(segment_task_id(a_job, i) for i in range(5))]}
     assert received[b_job] < received[segment_task_id(a_job, 3)], received
+    assert received[b_job] < received[segment_task_id(a_job, 4)], received

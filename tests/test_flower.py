@@ -1,27 +1,68 @@
-"""`celery -A tasks flower` shows operators the workers and the render tasks."""
+"""`python -m tasks.flower` (the Procfile's and compose file's ``flower``) shows
+operators the workers and the render tasks, behind a password, on loopback."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import pytest
 import requests
 
-from devstack import BIN, free_port, process, wait_until
+from devstack import ROOT, free_port, process, wait_until
 from tests.helpers.e2e import poll, submit, upload
 from tests.helpers.samples import SAMPLE
 
 AUTH = ("ops", "flower-test-password")
+FLOWER = [sys.executable, "-m", "tasks.flower"]
+#: /proc/net/tcp's LISTEN state, and 127.0.0.1 as it writes it.
+LISTEN, LOOPBACK = "0A", "0100007F"
+
+
+def flower_env(stack, port: int, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in stack.env.items() if not key.startswith("FLOWER_")}
+    return {**env, "FLOWER_PORT": str(port), **extra}
+
+
+def listening_on(port: int) -> set[str]:
+    """The local addresses (as /proc/net/tcp{,6} write them) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            host, _, hex_port = fields[1].partition(":")
+            if fields[3] == LISTEN and int(hex_port, 16) == port:
+                found.add(host)
+    return found
+
+
+@pytest.mark.parametrize("auth", [None, "", "ops", "ops:", ":secret", "ops:pw,nobody"])
+def test_flower_does_not_start_without_a_password(local_stack, auth):
+    port = free_port()
+    extra = {"FLOWER_BASIC_AUTH": auth} if auth is not None else {}
+    ended = subprocess.run(FLOWER, env=flower_env(local_stack, port, **extra), cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert ended.returncode == 2
+    assert "FLOWER_BASIC_AUTH" in ended.stderr
+    assert listening_on(port) == set()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
 
 
 def test_flower_lists_the_worker_and_the_render_task(local_stack):
     port = free_port()
     log = local_stack.workdir / "flower.log"
-    env = {**local_stack.env, "FLOWER_BASIC_AUTH": ":".join(AUTH)}
-    cmd = [str(BIN / "celery"), "-A", "tasks", "flower", "--address=127.0.0.1", f"--port={port}"]
+    env = flower_env(local_stack, port, FLOWER_BASIC_AUTH=":".join(AUTH))
     base = f"http://127.0.0.1:{port}"
-    with process(cmd, log, env):
+    with process(FLOWER, log, env):
         wait_until(lambda: requests.get(f"{base}/healthcheck", timeout=1).ok, 30, "Flower", log)
+        # on loopback only, unless FLOWER_ADDRESS says otherwise
+        assert listening_on(port) == {LOOPBACK}
         assert requests.get(f"{base}/api/workers", timeout=10).status_code == 401
+        assert requests.get(f"{base}/", timeout=10).status_code == 401
         # as the README says: Flower serves its Prometheus metrics without the password
         metrics = requests.get(f"{base}/metrics", timeout=10)
         assert metrics.status_code == 200 and "flower_" in metrics.text

@@ -126,7 +126,7 @@ def test_peak_memory_of_an_hour_stays_close_to_that_of_a_minute(
     )
 
 
-#: Splits: argv[1] "analyse" AUDIO FEATURES SOUND, or "window" FEATURES OUT FIRST STOP;
+#: Splits: argv[1] "analyse" AUDIO FEATURES, or "window" FEATURES OUT FIRST STOP;
 #: the spec JSON last. Prints the process's peak memory as JSON.
 SPLIT = textwrap.dedent(
     """
@@ -137,7 +137,7 @@ SPLIT = textwrap.dedent(
 
     spec = RenderSpec.model_validate_json(sys.argv[-1])
     if sys.argv[1] == "analyse":
-        analyse(Path(sys.argv[2]), spec, Path(sys.argv[3]), Path(sys.argv[4]))
+        analyse(Path(sys.argv[2]), spec, Path(sys.argv[3]))
     else:
         render_window(Path(sys.argv[2]), spec,
                       Window(0, int(sys.argv[4]), int(sys.argv[5])), Path(sys.argv[3]))
@@ -158,8 +158,8 @@ def split_step(*args: str) -> dict[str, Any]:
 def test_a_window_of_a_split_hour_peaks_as_one_render_flat_in_its_length(
     hour: tuple[Path, dict[str, Any]], minute: tuple[Path, dict[str, Any]], media: Path,
 ) -> None:
-    features, sound = media / "hour.npz", media / "hour.m4a"
-    split_step("analyse", str(media / "hour.mp3"), str(features), str(sound))
+    features = media / "hour.npz"
+    split_step("analyse", str(media / "hour.mp3"), str(features))
     fps = SPEC.fps
     short = split_step("window", str(features), str(media / "w1.mp4"), str(30 * MINUTE * fps),
                        str(31 * MINUTE * fps))["peak_rss_kib"]

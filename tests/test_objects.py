@@ -100,6 +100,21 @@ def test_copy_replaces_the_destination_and_keeps_the_content_type(store):
     assert response.headers["Content-Type"] == "video/mp4"
 
 
+@pytest.mark.parametrize(("key", "content_type", "disposition"), [
+    ("renders/k/output.mp4", "video/mp4", "inline"),
+    ("renders/k/thumbnail.jpg", "image/jpeg", "inline"),
+    ("prepared/k/audio.wav", "audio/wav", "inline"),
+    ("prepared/k/peaks.json", "application/json", "attachment"),
+    ("uploads/k/subs.vtt", "text/vtt", "attachment"),
+])
+def test_links_serve_media_in_place_and_anything_else_as_an_attachment(
+        store, key, content_type, disposition):
+    store.put(key, io.BytesIO(b"bytes"), content_type)
+    response = requests.get(store.presigned_url(key, 60), timeout=10)
+    assert response.headers["Content-Type"].split(";")[0] in (content_type, "audio/x-wav")
+    assert response.headers["Content-Disposition"] == disposition
+
+
 def test_copy_of_a_missing_object_is_not_found_and_writes_nothing(store):
     with pytest.raises(ObjectNotFound):
         store.copy("renders/none/output.mp4", "renders/g/output.mp4")
@@ -129,6 +144,30 @@ def test_presigned_url_states_its_lifetime(store):
         assert query["X-Amz-Expires"] == ["3600"]
     else:
         assert abs(int(query["expires"][0]) - (time.time() + 3600)) < 5
+
+
+def test_the_local_store_keeps_inside_its_directory_through_symlinks(tmp_path):
+    root, outside = tmp_path / "objects", tmp_path / "outside"
+    (root / "renders" / "a").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "output.mp4").write_bytes(b"not the store's")
+    (root / "renders" / "a" / "output.mp4").symlink_to(outside / "output.mp4")
+    (root / "renders" / "b").symlink_to(outside)
+    store = object_store(settings_for({"STORAGE_DIR": str(root)}))
+    for key in ("renders/a/output.mp4", "renders/b/output.mp4"):
+        assert not store.exists(key)
+        with pytest.raises(ObjectNotFound):
+            store.size(key)
+        with pytest.raises(ObjectNotFound):
+            store.get_file(key, tmp_path / "copy")
+        with pytest.raises(ObjectNotFound):
+            store.copy(key, "renders/c/output.mp4")
+        with pytest.raises(InvalidKey):
+            store.put(key, io.BytesIO(b"written through the link"))
+        store.delete(key)  # removes a link itself, never what it points at
+    assert (outside / "output.mp4").read_bytes() == b"not the store's"
+    assert not (root / "renders" / "a" / "output.mp4").is_symlink()
+    assert not store.exists("renders/c/output.mp4")
 
 
 def test_local_links_expire_and_refuse_tampering(tmp_path):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import statistics
 import subprocess
+import threading
 from contextlib import ExitStack
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,12 +29,43 @@ OPTIONS = {"width": 640, "height": 360, "fps": 30, "title": "Episode 12",
            "subtitle": "Split across the fleet"}
 
 
+class Served:
+    """The sample over HTTP (a client's ``audioUrl``), counting the GETs."""
+
+    def __init__(self) -> None:
+        audio, served = SAMPLE.read_bytes(), self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                served.gets += 1
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(audio)))
+                self.end_headers()
+                self.wfile.write(audio)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.gets = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/episode.mp3"
+
+
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory):
+def served() -> Served:
+    files = Served()
+    yield files
+    files.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, served: Served):
     tmp_path = tmp_path_factory.mktemp("split")
     with ExitStack() as stack:
         redis_url = stack.enter_context(st.redis_server(tmp_path))
-        running = start_api(stack, tmp_path, redis_url, **SPLIT)
+        running = start_api(stack, tmp_path, redis_url, **SPLIT,
+                            ALLOW_PRIVATE_URLS=served.url.split("/")[2])
         running.procs["beat"] = stack.enter_context(st.beat(running.env, tmp_path))
         running.procs["w1"] = stack.enter_context(
             st.worker(running.env, tmp_path / "w1.log", name="w1"))
@@ -65,12 +98,13 @@ def test_a_long_render_is_split_joined_and_looks_like_an_unsplit_one(fleet, tmp_
     whole_job, _ = poll(fleet, whole_id)
     assert split_job["status"] == whole_job["status"] == "complete", split_job["error"]
     assert seen == sorted(seen) and seen[-1] == 1.0
-    assert split_job["segments"] == {"total": 4, "done": 4, "running": 0}
+    assert split_job["segments"] == {"total": 5, "done": 5, "running": 0}
     assert whole_job["segments"] is None
 
     kept = record(fleet, split_id)
-    assert [(w["first"], w["stop"]) for w in kept.split["windows"]] == [
-        (0, 150), (150, 300), (300, 450), (450, 600)]
+    assert [(w["first"], w["stop"], w.get("audio", False)) for w in kept.split["windows"]] == [
+        (0, 150, False), (150, 300, False), (300, 450, False), (450, 600, False),
+        (0, 0, True)]  # 4 windows, and the audio encoded once beside them
     assert all(w["done"] and w["attempts"] == 1 for w in kept.split["windows"])
     assert record(fleet, whole_id).split is None
     assert split_job["result"]["videoKey"] == f"renders/{split_id}/output.mp4"
@@ -96,3 +130,16 @@ def test_a_long_render_is_split_joined_and_looks_like_an_unsplit_one(fleet, tmp_
     # the windows' intermediate objects are gone once the job has ended
     assert not (fleet.workdir / "storage" / "work" / split_id).exists() or not any(
         (fleet.workdir / "storage" / "work" / split_id).iterdir())
+
+
+def test_a_split_render_from_an_audio_url_fetches_it_once(fleet, served):
+    before = served.gets
+    job_id = submit(fleet, {"kind": "render", "audioUrl": served.url,
+                            "options": {"width": 320, "height": 180}})["jobId"]
+    done, _ = poll(fleet, job_id)
+    assert done["status"] == "complete", done["error"]
+    assert done["segments"]["total"] == 5 and abs(done["result"]["duration"] - 20.0) < 0.1
+    # the job's task fetched it; the audio unit read the copy under work/, gone now
+    assert served.gets - before == 1
+    assert not (fleet.workdir / "storage" / "work" / job_id).exists() or not any(
+        (fleet.workdir / "storage" / "work" / job_id).iterdir())

@@ -358,3 +358,44 @@ def test_a_handed_off_job_is_held_for_its_callback_and_never_run_again():
     assert apply(failed, Event.requeued(3)).error["code"] == "render_failed"
     # a stale attempt cannot hand off
     assert apply(running, Event.handed_off("other", result={})) is None
+
+
+def test_a_report_records_each_stage_at_the_time_its_worker_reached_it():
+    started = "2026-11-25T12:00:00.000Z"
+    running = make_job(status=RUNNING, progress=0.0, stage="downloading", started_at=started,
+                       stage_at={"downloading": started})
+    # one PATCH after three stages passed: each gets its own time, not the report's
+    report = Event.progressed(0.95, "uploading", A1, stages={
+        "downloading": 0.001, "analyzing": 0.012, "uploading": 0.041})
+    moved = apply(running, report, now="2026-11-25T12:00:00.050Z")
+    assert moved.stage == "uploading" and moved.stage_at == {
+        "downloading": started,  # the start's own time stays
+        "analyzing": "2026-11-25T12:00:00.012Z", "uploading": "2026-11-25T12:00:00.041Z"}
+    # never later than the report itself (the worker's clock may run ahead)
+    late = Event.progressed(0.95, "uploading", A1, stages={"uploading": 9.0})
+    assert apply(running, late, now="2026-11-25T12:00:00.050Z").stage_at["uploading"] == (
+        "2026-11-25T12:00:00.050Z")
+    # a stage time the record lacks is news even when progress and stage are not
+    again = Event.progressed(0.95, "uploading", A1, stages={"finalizing": 0.045})
+    assert apply(replace(moved, stage_at={"downloading": started}), again,
+                 now="2026-11-25T12:00:00.060Z") is not None
+    assert apply(moved, Event.progressed(0.95, "uploading", A1, stages={
+        "analyzing": 0.02}), now="2026-11-25T12:00:00.060Z") is None  # a duplicate
+
+
+def test_the_hand_off_carries_the_last_progress_and_stage_times():
+    started = "2026-11-25T12:00:00.000Z"
+    running = make_job(status=RUNNING, progress=0.05, stage="analyzing", started_at=started,
+                       stage_at={"downloading": started, "analyzing": started})
+    event = Event.handed_off(A1, result={"videoKey": "renders/x/output.mp4"}, progress=0.99,
+                             stage="finalizing", stages={"uploading": 0.03, "finalizing": 0.04})
+    held = apply(running, event, now="2026-11-25T12:00:00.050Z")
+    assert held.status == RUNNING and held.handoff["status"] == COMPLETE
+    assert held.progress == 0.99 and held.stage == "finalizing"
+    assert held.stage_at["uploading"] == "2026-11-25T12:00:00.030Z"
+    assert held.stage_at["finalizing"] == "2026-11-25T12:00:00.040Z"
+    # a PATCH still in flight when the task handed off lands after it: ignored
+    assert apply(held, Event.progressed(0.95, "uploading", A1)) is None
+    # without a progress (a failure's hand-off) the record keeps its own
+    failed = apply(running, Event.handed_off(A1, error={"code": "x", "message": "y"}))
+    assert failed.progress == 0.05 and failed.stage == "analyzing"

@@ -3,6 +3,7 @@ order of a render's last reports."""
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 
@@ -10,7 +11,12 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 import tasks.render
-from jobs.constants import STAGE_DOWNLOADING, STAGE_FINALIZING
+from jobs.constants import (
+    STAGE_ANALYZING,
+    STAGE_DOWNLOADING,
+    STAGE_FINALIZING,
+    STAGE_UPLOADING,
+)
 from tasks.callbacks import failure_payload
 from tasks.celeryapp import create_celery
 from tasks.constants import (
@@ -53,11 +59,14 @@ def test_every_hard_limit_is_under_the_visibility_timeout():
 
 
 class OrderedApi:
-    """The internal API as the render task sees it: records every call in order; each
-    progress PATCH takes a moment, like a real one."""
+    """The internal API as the render task sees it: records every call in order. A
+    progress PATCH stays in flight until the hand-off comes (a slow API)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str | None]] = []
+        self.handed_off = threading.Event()
+        self.in_flight: list[str] = []
+        self.payloads: list[dict] = []
 
     def start_attempt(self, job_id: str, worker: str, attempt: str,
                       segment: int | None = None, phase: str | None = None) -> Start:
@@ -65,31 +74,36 @@ class OrderedApi:
         return Start("running", attempt)
 
     def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
-                       audio_seconds: float | None = None, segment: int | None = None) -> bool:
-        time.sleep(0.2)
+                       audio_seconds: float | None = None, segment: int | None = None,
+                       stages: dict[str, float] | None = None) -> bool:
+        self.in_flight.append(stage)
+        self.handed_off.wait(timeout=30)
         self.calls.append(("progress", stage))
         return True
 
     def hand_off(self, payload: dict) -> bool:
         self.calls.append(("hand_off", payload["status"]))
+        self.payloads.append(payload)
+        self.handed_off.set()
         return True
 
     def post_webhook(self, payload: dict) -> None:
         self.calls.append((payload["status"], None))
 
 
-def test_the_task_hands_off_after_its_last_stage_and_the_callback_reports_the_end(
+def test_the_task_hands_off_its_last_stage_without_waiting_for_a_patch_and_the_callback_ends_it(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    # Sent after the hand-off, the `finalizing` report would be ignored (the lease is
-    # held for the callback), and the stage would be missing from the record.
     api = OrderedApi()
     app = create_celery(settings_for({"REDIS_URL": "redis://127.0.0.1:1/0"}))
     app.__dict__["api"] = api
 
     def run_job(store, *, report, **_):  # noqa: ANN001, ANN003, ANN202
         report(0.0, STAGE_DOWNLOADING)
-        report(0.99, STAGE_FINALIZING)
+        report(0.05, STAGE_ANALYZING)
+        while not api.in_flight:  # that report is on its way (and stays there)
+            time.sleep(0.001)
+        report(0.95, STAGE_UPLOADING)
         return {"videoKey": "renders/j1/output.mp4"}
 
     monkeypatch.setattr(tasks.render, "run_job", run_job)
@@ -97,10 +111,20 @@ def test_the_task_hands_off_after_its_last_stage_and_the_callback_reports_the_en
     payload = app.tasks[RENDER_TASK].apply(kwargs={
         "job_id": "j1", "kind": "render", "audio_key": "uploads/a.mp3",
         "output_key": "renders/j1/output.mp4", "options": {}}).get()
-    assert api.calls[-2:] == [("progress", STAGE_FINALIZING), ("hand_off", "complete")]
+    # handed off while a PATCH was still in flight: nothing waited for it
+    assert api.calls[1] == ("hand_off", "complete") and api.in_flight == [STAGE_ANALYZING]
+    # the hand-off carries the last stage, and when each stage began
+    handed = api.payloads[0]
+    assert handed["progress"] == 0.99 and handed["stage"] == STAGE_FINALIZING
+    assert list(handed["stages"]) == [STAGE_DOWNLOADING, STAGE_ANALYZING, STAGE_UPLOADING,
+                                      STAGE_FINALIZING]
+    assert ("progress", STAGE_FINALIZING) not in api.calls
     assert ("complete", None) not in api.calls  # the task itself reports no end
-    # the task's return value is what the result callback (its `link`) posts
-    assert payload["status"] == "complete" and payload["result"]["videoKey"]
+    # the task's return value is what the result callback (its `link`) posts: the
+    # outcome alone, as an API of any version takes it
+    assert payload == {k: v for k, v in handed.items() if k not in ("progress", "stage",
+                                                                     "stages")}
+    assert payload["result"]["videoKey"]
     app.tasks[REPORT_RESULT_TASK].apply(args=[payload]).get()
     assert api.calls[-1] == ("complete", None)
 
