@@ -9,6 +9,7 @@
     ├── PayloadTooLarge         413 payload_too_large
     ├── Unprocessable           422 (e.g. idempotency_key_reused)
     ├── UnsupportedMediaType    415 unsupported_media_type, content_mismatch
+    ├── RateLimited             429 rate_limited (with Retry-After and RateLimit headers)
     └── ServiceUnavailable      503 service_unavailable
 
 Storage errors, Werkzeug's HTTP errors and anything unexpected are turned into
@@ -36,10 +37,13 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None):
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
+        #: Response headers the answer carries (e.g. Retry-After).
+        self.headers = headers or {}
         if code:
             self.code = code
 
@@ -78,6 +82,10 @@ class UnsupportedMediaType(ApiError):
     status, code = 415, "unsupported_media_type"
 
 
+class RateLimited(ApiError):
+    status, code = 429, "rate_limited"
+
+
 class ServiceUnavailable(ApiError):
     status, code = 503, "service_unavailable"
 
@@ -107,7 +115,7 @@ def _respond(error: ApiError, headers: dict[str, str] | None = None) -> Any:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Any:
-        return _respond(error)
+        return _respond(error, error.headers)
 
     @app.errorhandler(JobNotFound)
     def job_not_found(error: JobNotFound) -> Any:

@@ -137,13 +137,33 @@ ERRORS: dict[int, str] = {
          "says (`content_mismatch`)",
     422: "Bad Idempotency-Key (`invalid_idempotency_key`), or reused for a different "
          "request (`idempotency_key_reused`)",
+    429: "Past one of your account's limits (`rate_limited`): submissions a minute, or "
+         "jobs queued at once; retry after Retry-After seconds (RateLimit and "
+         "RateLimit-Policy say where you stand)",
     503: "Redis (job store or broker) unreachable (`service_unavailable`); retry after "
          "Retry-After seconds",
 }
 
+#: The fields of the IETF draft "RateLimit header fields for HTTP" on submissions.
+_RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "RateLimit-Policy": {
+        "schema": {"type": "string"},
+        "description": 'your limits: `"submissions";q=<per minute>;w=60` (a token bucket) '
+                       'and `"queued";q=<jobs>;qu="concurrent-requests"` (jobs waiting to '
+                       "start); a limit that is not set is left out",
+    },
+    "RateLimit": {
+        "schema": {"type": "string"},
+        "description": 'where you stand: `"submissions";r=<left>;t=<seconds until full>`, '
+                       '`"queued";r=<places left>`',
+    },
+}
 _ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string"},
                                "description": 'Bearer realm="soundreel"'}},
+    429: {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                          "description": "seconds"},
+          **_RATE_LIMIT_HEADERS},
     503: {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"},
                           "description": "seconds"}},
 }
@@ -292,6 +312,7 @@ def operations(schemas: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]
                                      "schema": {"type": "string",
                                                 "pattern": "^/v1/jobs/[0-9a-f]{32}$"}},
                         **_REPLAYED_HEADER,
+                        **_RATE_LIMIT_HEADERS,
                     }), "links": JOB_LINKS},
                     **_errors(e400="a bad or unknown field (`invalid_request`, `field` names "
                                    "it), a body that is not a JSON object (`invalid_json`), "
@@ -306,7 +327,8 @@ def operations(schemas: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]
                                    "outputKey), `output_key_conflict` (a folder of an "
                                    "outputKey in use, or inside one), or "
                                    "`idempotency_in_progress`",
-                              e413="a JSON body over 256 KiB", e422="", e503=""),
+                              e413="a JSON body over 256 KiB", e422="", e429="",
+                              e503=""),
                 },
         },
         ("v1.list_jobs", "get"): {

@@ -17,6 +17,7 @@ from api import metrics
 from api.cache import RenderCache
 from api.deliveries import Deliveries
 from api.errors import BadRequest
+from api.fairshare import FairShare
 from api.schemas import (
     RESULT_MODELS,
     ProgressReport,
@@ -45,21 +46,28 @@ WORKER_SEEN_EVERY = 10.0
 
 
 class Reports:
-    def __init__(self, stores: Stores, deliveries: Deliveries, cache: RenderCache) -> None:
+    def __init__(self, stores: Stores, deliveries: Deliveries, cache: RenderCache,
+                 fair: FairShare) -> None:
         self.stores = stores
         self.deliveries = deliveries
         self.cache = cache
+        self.fair = fair
         self._worker_marked = -math.inf  # when this process last wrote WORKER_SEEN_REDIS_KEY
 
     def apply(self, job_id: str, event: Event) -> Report:
-        """Apply ``event``; a job it ends is counted, and its webhook sent at once; one
-        that completes after missing the render cache fills it."""
+        """Apply ``event``; a job it ends frees its places in the queue for its tenant's
+        next work (fair share), is counted, and its webhook sent at once; one that
+        completes after missing the render cache fills it."""
         report = self.stores.jobs.apply(job_id, event)
         if report.applied and report.job.terminal and report.job.webhook_url:
             self.deliveries.dispatch(job_id)
         if report.applied and report.job.terminal:
             self._count_end(report.job)
             self.cache.remember(report.job)
+            try:
+                self.fair.ended(report.job)
+            except Exception:  # noqa: BLE001 - the end stands; the reaper frees the places
+                log.exception("job %s: its places in the queue not freed yet", job_id)
         return report
 
     def seen_worker(self) -> None:

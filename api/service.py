@@ -1,8 +1,10 @@
 """What the API does, behind thin handlers, as a few cohesive units over one set of
-stores: uploads (``api.uploads``), submissions and cancels (``api.submission``), the
-job as clients see it (``api.views``), worker reports (``api.reports``), client
-webhook deliveries (``api.deliveries``), the render cache (``api.cache``), split
-renders' windows (``api.splits``) and the reaper (``api.reaper``).
+stores: uploads (``api.uploads``), submissions and cancels (``api.submission``) within
+the tenant's limits (``api.limits``), when work goes to the broker (fair share,
+``api.fairshare``, over the task sends of ``api.dispatch``), the job as clients see
+it (``api.views``), worker reports (``api.reports``), client webhook deliveries
+(``api.deliveries``), the render cache (``api.cache``), split renders' windows
+(``api.splits``) and the reaper (``api.reaper``).
 
 One `Service` per app, kept in ``app.extensions["soundreel"]``: it builds the stores
 once and wires the units together; a handler calls one unit's method.
@@ -17,6 +19,9 @@ from flask import current_app
 
 from api.cache import RenderCache
 from api.deliveries import Deliveries
+from api.dispatch import Dispatch
+from api.fairshare import FairShare
+from api.limits import Limits
 from api.reaper import Reaper
 from api.reports import Reports
 from api.speed import SpeedStore
@@ -54,14 +59,17 @@ class Service:
         self.settings, self.jobs, self.objects = settings, jobs, objects
         self.idempotency = IdempotencyStore(jobs.redis)
         self.uploads = Uploads(stores)
-        self.views = JobViews(stores)
+        self.dispatch = Dispatch(stores)
+        self.fair = FairShare(stores, self.dispatch)
+        self.limits = Limits(stores)
+        self.views = JobViews(stores, self.fair)
         self.deliveries = Deliveries(stores, self.views)
         self.cache = RenderCache(stores)
-        self.reports = Reports(stores, self.deliveries, self.cache)
-        self.submissions = Submissions(stores, self.views, self.reports, self.cache)
-        self.splits = Splits(stores, self.reports)
-        self.reaper = Reaper(stores, self.reports, self.submissions, self.splits,
-                             self.deliveries)
+        self.reports = Reports(stores, self.deliveries, self.cache, self.fair)
+        self.submissions = Submissions(stores, self.views, self.reports, self.cache,
+                                       self.fair, self.limits)
+        self.splits = Splits(stores, self.reports, self.fair)
+        self.reaper = Reaper(stores, self.reports, self.fair, self.dispatch, self.deliveries)
 
 
 def service() -> Service:

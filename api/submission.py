@@ -1,6 +1,7 @@
 """POST /v1/jobs and DELETE /v1/jobs/<id>: a job accepted (its uploads the tenant's
-and of the right kind, its URLs past the SSRF guard), recorded and sent to its
-queue, or completed at once from the render cache; or canceled."""
+and of the right kind, its URLs past the SSRF guard, the tenant within its limits),
+recorded and put in its tenant's line for its queue (fair share), or completed at
+once from the render cache; or canceled."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import TYPE_CHECKING
 from api import metrics
 from api.cache import RenderCache
 from api.errors import BadRequest, Conflict
+from api.fairshare import FairShare
 from api.filetypes import ROLE_FORMATS, ROLE_USE
+from api.limits import Limits
 from api.reports import Reports
 from api.schemas import JobRequest
 from api.views import JobViews
-from config import logs
 from jobs.constants import (
     DEFAULT_TIMEOUTS,
     FIELD_ROLES,
@@ -27,13 +29,6 @@ from jobs.constants import (
 )
 from jobs.store import Event, Job, iso_at
 from security.urlguard import ForbiddenUrl, check_url
-from tasks.constants import (
-    QUEUE_BY_KIND,
-    RENDER_TASK,
-    REPORT_FAILURE_TASK,
-    REPORT_RESULT_TASK,
-    TIME_LIMITS,
-)
 
 if TYPE_CHECKING:
     from api.service import Stores
@@ -43,13 +38,16 @@ log = logging.getLogger(__name__)
 
 class Submissions:
     def __init__(self, stores: Stores, views: JobViews, reports: Reports,
-                 cache: RenderCache) -> None:
+                 cache: RenderCache, fair: FairShare, limits: Limits) -> None:
         self.stores = stores
         self.views = views
         self.reports = reports
         self.cache = cache
+        self.fair = fair
+        self.limits = limits
 
-    def submit(self, tenant: str, request: JobRequest) -> Job:
+    def submit(self, tenant: str, request: JobRequest) -> tuple[Job, dict[str, str]]:
+        """The job accepted, and the RateLimit headers of the answer (429 past a limit)."""
         for field, key in request.upload_keys().items():
             upload_id = upload_id_of(key)
             if upload_id is None or self.stores.jobs.upload_owner(upload_id) != tenant:
@@ -72,10 +70,18 @@ class Submissions:
         for field, url in (("audioUrl", request.audio_url), ("webhookUrl", request.webhook_url)):
             if url is not None:
                 self._check_url(field, url)
-        if request.output_key:
-            # last of the checks: a request refused for anything else claims nothing
-            self._claim_output(tenant, request.output_key)
         job_id = uuid.uuid4().hex
+        headers = self.limits.take(tenant, job_id)  # 429 past the tenant's limits
+        try:
+            if request.output_key:
+                # last of the checks: a request refused for anything else claims nothing
+                self._claim_output(tenant, request.output_key)
+            return self._accept(tenant, request, job_id), headers
+        except BaseException:
+            self.limits.give_back(tenant, job_id)
+            raise
+
+    def _accept(self, tenant: str, request: JobRequest, job_id: str) -> Job:
         timeout = request.timeout_seconds or DEFAULT_TIMEOUTS[request.kind]
         job = Job(
             job_id=job_id,
@@ -106,9 +112,10 @@ class Submissions:
         if digest:
             self.cache.expect(job_id, job.kind, job.output_key, digest)
         try:
-            self.enqueue(job)
+            self.fair.admit(job)
         except BaseException:
             # No record without a task: undo, then let the handler answer 503.
+            self.fair.withdraw(job)
             self.stores.jobs.delete(job)
             raise
         metrics.JOBS_SUBMITTED.labels(kind=job.kind).inc()
@@ -139,32 +146,6 @@ class Submissions:
             raise Conflict(f"outputKey: a folder of {key!r} is an outputKey already in use "
                            "(a file); choose another.", code="output_key_conflict",
                            field="outputKey")
-
-    def enqueue(self, job: Job) -> None:
-        """Send the job's task (task id = job id, so Flower shows it under that id)."""
-        self.stores.celery.send_task(
-            RENDER_TASK,
-            kwargs={
-                "job_id": job.job_id,
-                "kind": job.kind,
-                "audio_key": job.audio_key,
-                "audio_url": job.audio_url,
-                "output_key": job.output_key,
-                "options": job.options,
-            },
-            task_id=job.job_id,
-            queue=QUEUE_BY_KIND[job.kind],
-            # what worker logs, events and Flower show of the arguments: a client's
-            # audioUrl may be signed, so only the job's id and kind
-            argsrepr="()",
-            kwargsrepr=repr({"job_id": job.job_id, "kind": job.kind}),
-            soft_time_limit=TIME_LIMITS[job.kind][0],
-            time_limit=TIME_LIMITS[job.kind][1],
-            link=self.stores.celery.signature(REPORT_RESULT_TASK),
-            link_error=self.stores.celery.signature(REPORT_FAILURE_TASK),
-            # the request id follows the job into the worker's logs and reports
-            headers={"request_id": logs.request_id.get()},
-        )
 
     def cancel(self, tenant: str, job_id: str) -> Job:
         """Cancel a queued or running job; 409 once it has ended.

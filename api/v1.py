@@ -60,11 +60,16 @@ def submit_job() -> Any:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(f"job\0{canonical}".encode()).hexdigest()
 
+    limits: dict[str, str] = {}
+
     def produce() -> tuple[dict[str, Any], int, dict[str, str]]:
-        job = service().submissions.submit(g.tenant, parse(JobRequest, body))
+        job, rate_limit = service().submissions.submit(g.tenant, parse(JobRequest, body))
+        limits.update(rate_limit)
         return service().views.view(job).body(), 202, {"Location": f"/v1/jobs/{job.job_id}"}
 
-    return idempotent(service().idempotency, fingerprint, produce)
+    # the RateLimit fields say where the tenant stands now: never part of a replay
+    answer, status, headers = idempotent(service().idempotency, fingerprint, produce)
+    return answer, status, {**headers, **limits}
 
 
 @bp.get("/jobs")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from api import answers
+from api.fairshare import FairShare
 from api.speed import work_scale
 from jobs.constants import OTHER_URL_TTL, QUEUED, RESULT_KEY_FIELDS, RUNNING, VIDEO_URL_TTL
 from jobs.errors import JobNotFound
@@ -24,8 +25,9 @@ EXTRA_LINKS = {"thumbnailKey": "thumbnailUrl", "peaksKey": "peaksUrl"}
 
 
 class JobViews:
-    def __init__(self, stores: Stores) -> None:
+    def __init__(self, stores: Stores, fair: FairShare) -> None:
         self.stores = stores
+        self.fair = fair
 
     def job_for(self, tenant: str, job_id: str) -> Job:
         """The job, if it is this tenant's; another tenant's job is 'not found'."""
@@ -81,7 +83,7 @@ class JobViews:
 
     def _standing(self, job: Job) -> dict[str, Any]:
         """The job's fields, where it stands in the queue and when it should end."""
-        position = self.stores.jobs.queue_position(job) if job.status == QUEUED else None
+        position = self.fair.position(job) if job.status == QUEUED else None
         return {**_document(job), "queuePosition": position, "eta": self.eta(job, position)}
 
     def eta(self, job: Job, position: int | None) -> float | None:

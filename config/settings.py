@@ -38,6 +38,11 @@ DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_REAP_INTERVAL = 15.0
 DEFAULT_SPLIT_MIN_SECONDS = 120.0
 DEFAULT_SEGMENT_SECONDS = 30.0
+#: Fair share and limits (docs/scaling.md): units of a tenant in flight per queue,
+#: submissions per minute (a token bucket) and queued jobs per tenant.
+DEFAULT_TENANT_MAX_INFLIGHT = 8
+DEFAULT_SUBMISSIONS_PER_MINUTE = 600
+DEFAULT_MAX_QUEUED_JOBS = 1000
 R2_ENDPOINT = "https://{account}.r2.cloudflarestorage.com"
 
 _S3_VARS = ("S3_ENDPOINT_URL", "S3_BUCKET")
@@ -46,6 +51,16 @@ _R2_VARS = ("R2_ACCOUNT_ID", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUC
 
 class SettingsError(ValueError):
     """A variable is missing, malformed or contradicts another; the message names it."""
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    """A tenant's submission limits; 0 means none."""
+
+    #: Submissions a minute (a token bucket of this size, refilled at this rate).
+    per_minute: int
+    #: Jobs queued (not yet started) at most.
+    max_queued: int
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,16 @@ class Settings(BaseSettings):
     split_min_seconds: float = Field(DEFAULT_SPLIT_MIN_SECONDS, gt=0)
     #: About how long each window of a split render is (rounded to whole GOPs).
     segment_seconds: float = Field(DEFAULT_SEGMENT_SECONDS, ge=5)
+    #: Fair share: a tenant's units of work (jobs, split windows) sent to a queue and
+    #: not ended, at most; the rest wait in the tenant's own line, so another tenant's
+    #: job waits behind at most this many of each tenant's. Very large: off (FIFO).
+    tenant_max_inflight: int = Field(DEFAULT_TENANT_MAX_INFLIGHT, ge=1)
+    #: Per tenant, unless TENANT_LIMITS says otherwise: submissions a minute (token
+    #: bucket) and queued jobs at most; past either, 429 rate_limited. 0: no limit.
+    submissions_per_minute: int = Field(DEFAULT_SUBMISSIONS_PER_MINUTE, ge=0)
+    max_queued_jobs: int = Field(DEFAULT_MAX_QUEUED_JOBS, ge=0)
+    #: tenant -> its own limits, from ``TENANT_LIMITS`` = ``tenant:perMinute:maxQueued,...``
+    tenant_limits: Annotated[Mapping[str, TenantLimits], NoDecode] = Field(default_factory=dict)
     #: Seconds before an unacked broker message is delivered again; keep it above the
     #: longest hard time limit (1 h). Lower only in tests of that very redelivery.
     visibility_timeout: float = Field(
@@ -234,6 +259,11 @@ class Settings(BaseSettings):
     @classmethod
     def _api_keys(cls, value: object) -> object:
         return _parse_api_keys(value) if isinstance(value, str) else value
+
+    @field_validator("tenant_limits", mode="before")
+    @classmethod
+    def _tenant_limits(cls, value: object) -> object:
+        return _parse_tenant_limits(value) if isinstance(value, str) else value
 
     @field_validator("worker_token")
     @classmethod
@@ -348,6 +378,11 @@ class Settings(BaseSettings):
             return LocalStorage(Path(local).resolve())
         return None
 
+    def limits_of(self, tenant: str) -> TenantLimits:
+        """The tenant's submission limits: its own (TENANT_LIMITS), or the defaults."""
+        return self.tenant_limits.get(tenant) or TenantLimits(self.submissions_per_minute,
+                                                              self.max_queued_jobs)
+
     def require_api_keys(self) -> None:
         """The API refuses to start without at least one client key."""
         if not self.api_keys:
@@ -397,3 +432,16 @@ def _parse_api_keys(raw: str) -> dict[str, str]:
     return keys
 
 
+def _parse_tenant_limits(raw: str) -> dict[str, TenantLimits]:
+    limits: dict[str, TenantLimits] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        parts = [part.strip() for part in item.split(":")]
+        if len(parts) != 3 or not parts[0] or not all(p.isdigit() for p in parts[1:]):
+            raise ValueError(
+                "TENANT_LIMITS entries must look like tenant:perMinute:maxQueued (whole "
+                "numbers, 0 for no limit), separated by commas"
+            )
+        if parts[0] in limits:
+            raise ValueError(f"TENANT_LIMITS: tenant {parts[0]!r} is given twice")
+        limits[parts[0]] = TenantLimits(int(parts[1]), int(parts[2]))
+    return limits

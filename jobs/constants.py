@@ -103,6 +103,27 @@ HANDOFF_SECONDS: Final = 300
 SPLIT_PLANNED_AT: Final = 0.10
 SPLIT_JOINED_AT: Final = 0.95
 
+# --- task ids of a split job's windows and join (units of fair share) ------------
+
+
+def segment_task_id(job_id: str, index: int) -> str:
+    """Fixed per window: the reaper finds a window's message in the broker by it."""
+    return f"{job_id}.{index}"
+
+
+def join_task_id(job_id: str) -> str:
+    return f"{job_id}.join"
+
+
+def unit_parts(unit: str) -> tuple[str, int | None, bool]:
+    """A fair-share unit's job id, window index (None if not a window) and whether it
+    is the join: the inverse of the two task ids above (a job id has no dot)."""
+    job_id, _, rest = unit.partition(".")
+    if rest == "join":
+        return job_id, None, True
+    return job_id, int(rest) if rest.isdigit() else None, False
+
+
 # --- Redis keys ----------------------------------------------------------------
 
 REDIS_PREFIX: Final = "soundreel:"
@@ -140,9 +161,43 @@ DUE_DELIVERIES_REDIS_KEY: Final = f"{REDIS_PREFIX}deliveries:due"
 DELIVERY_CLAIMS_REDIS_KEY: Final = f"{REDIS_PREFIX}deliveries:claims"
 
 def queued_redis_key(queue: str) -> str:
-    """Jobs waiting in a broker queue, scored by when they were sent: a job's rank is
-    its ``queuePosition``."""
+    """Jobs waiting in a broker queue (released by fair share, not started), scored by
+    when they were sent: a released job's rank is its ``queuePosition``."""
     return f"{REDIS_PREFIX}queued:{queue}"
+
+
+def tenant_queued_redis_key(tenant: str) -> str:
+    """A tenant's jobs not yet started (``queued``), scored by creation time: what the
+    queued-jobs limit counts (``api.limits``)."""
+    return f"{REDIS_PREFIX}tenant:{tenant}:queued"
+
+
+def rate_bucket_redis_key(tenant: str) -> str:
+    """A tenant's submission token bucket (hash: ``tokens``, ``at``), ``jobs.limits``."""
+    return f"{REDIS_PREFIX}tenant:{tenant}:bucket"
+
+
+# Fair share (``jobs.fairshare``): per queue, each tenant's work waits in its own list
+# and is moved into the broker a unit at a time, at most TENANT_MAX_INFLIGHT units of a
+# tenant in flight (sent and not ended). A unit is a task id: the job's own (its job
+# id), a split window's (``{jobId}.{index}``) or a join's (``{jobId}.join``).
+
+
+def fair_pending_redis_key(queue: str, tenant: str) -> str:
+    """A tenant's units waiting for a turn in ``queue`` (a list, oldest first)."""
+    return f"{REDIS_PREFIX}fair:{queue}:pending:{tenant}"
+
+
+def fair_inflight_redis_key(queue: str, tenant: str) -> str:
+    """A tenant's units sent to ``queue`` and not ended (hash: unit -> when it was
+    released, epoch seconds): its in-flight count, and what the reaper checks is
+    still in the broker."""
+    return f"{REDIS_PREFIX}fair:{queue}:inflight:{tenant}"
+
+
+def fair_tenants_redis_key(queue: str) -> str:
+    """Tenants with units pending or in flight in ``queue`` (a set)."""
+    return f"{REDIS_PREFIX}fair:{queue}:tenants"
 
 
 def tenant_jobs_redis_key(tenant: str) -> str:

@@ -6,7 +6,8 @@ over replicas would multiply them) but by this one small process, an entry of
 its own in the Procfile and the compose file. It reads Redis at scrape time and
 holds no state.
 
-    soundreel_queue_depth{queue}             jobs waiting in each queue
+    soundreel_queue_depth{queue}             work waiting in each queue: jobs sent and not
+                                             started, and every tenant's pending units
     soundreel_worker_last_seen_seconds       seconds since a worker last called the API
     soundreel_workers_seen                   1 if a worker called within WORKERS_SEEN_WITHIN
 """
@@ -24,7 +25,8 @@ from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from jobs.constants import PREVIEW_QUEUE, RENDER_QUEUE, WORKER_SEEN_REDIS_KEY, queued_redis_key
+from jobs.constants import PREVIEW_QUEUE, RENDER_QUEUE, WORKER_SEEN_REDIS_KEY
+from jobs.fairshare import FairShareStore
 
 #: The exporter's port: 9808 is free in Prometheus' default port allocations list.
 DEFAULT_PORT = 9808
@@ -43,14 +45,11 @@ class FleetCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily("soundreel_queue_depth", "Jobs waiting, per queue",
                                   labels=("queue",))
-        pipe = self.redis.pipeline(transaction=False)
+        fair = FairShareStore(self.redis)
         for queue in self.queues:
-            pipe.zcard(queued_redis_key(queue))
-        pipe.get(WORKER_SEEN_REDIS_KEY)
-        *counts, seen = pipe.execute()
-        for queue, count in zip(self.queues, counts, strict=True):
-            depth.add_metric([queue], count)
+            depth.add_metric([queue], fair.depth(queue))
         yield depth
+        seen = self.redis.get(WORKER_SEEN_REDIS_KEY)
         age = time.time() - float(seen) if seen else float("inf")
         yield GaugeMetricFamily("soundreel_worker_last_seen_seconds",
                                 "Seconds since a worker last called the API", value=age)

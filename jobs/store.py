@@ -69,6 +69,7 @@ from jobs.constants import (
     queued_redis_key,
     segment_lease_redis_key,
     tenant_jobs_redis_key,
+    tenant_queued_redis_key,
     upload_redis_key,
 )
 from jobs.deliveries import Delivery, DeliveryStore
@@ -752,7 +753,10 @@ class JobStore:
             pipe = self.redis.pipeline(transaction=True)
             pipe.set(job_redis_key(job.job_id), job.to_json(), nx=True, ex=RECORD_TTL_SECONDS)
             pipe.zadd(ACTIVE_JOBS_REDIS_KEY, {job.job_id: deadline})
-            pipe.zadd(queued_redis_key(QUEUE_BY_KIND[job.kind]), {job.job_id: created_at})
+            # the queue's waiting set takes it when fair share sends it (jobs.fairshare)
+            tenant_queued = tenant_queued_redis_key(job.tenant)
+            pipe.zadd(tenant_queued, {job.job_id: created_at})
+            pipe.zremrangebyscore(tenant_queued, "-inf", created_at - RECORD_TTL_SECONDS)
             tenant_jobs = tenant_jobs_redis_key(job.tenant)
             pipe.zadd(tenant_jobs, {job.job_id: created_at})
             pipe.zremrangebyscore(tenant_jobs, "-inf", created_at - RECORD_TTL_SECONDS)
@@ -767,13 +771,9 @@ class JobStore:
             pipe.delete(job_redis_key(job.job_id))
             pipe.zrem(ACTIVE_JOBS_REDIS_KEY, job.job_id)
             pipe.zrem(queued_redis_key(QUEUE_BY_KIND[job.kind]), job.job_id)
+            pipe.zrem(tenant_queued_redis_key(job.tenant), job.job_id)
             pipe.zrem(tenant_jobs_redis_key(job.tenant), job.job_id)
             pipe.execute()
-
-    def queue_position(self, job: Job) -> int | None:
-        """How many jobs are ahead of a queued one in its queue."""
-        with unavailable_on_connection_error():
-            return self.redis.zrank(queued_redis_key(QUEUE_BY_KIND[job.kind]), job.job_id)
 
     def tenant_jobs(
         self, tenant: str, after: tuple[float, str] | None, count: int
@@ -824,10 +824,14 @@ class JobStore:
             if changed is not None:
                 pipe.set(key, changed.to_json(), ex=RECORD_TTL_SECONDS)
                 waiting = queued_redis_key(QUEUE_BY_KIND[job.kind])
+                tenant_queued = tenant_queued_redis_key(job.tenant)
                 if job.status == QUEUED and changed.status != QUEUED:
                     pipe.zrem(waiting, job_id)
+                    pipe.zrem(tenant_queued, job_id)
                 elif changed.status == QUEUED and job.status != QUEUED:
-                    pipe.zadd(waiting, {job_id: time.time()})  # re-sent: at the back
+                    # re-sent (still in flight for fair share): at the back
+                    pipe.zadd(waiting, {job_id: time.time()})
+                    pipe.zadd(tenant_queued, {job_id: time.time()})
                 if changed.split is not None and job.split is None:
                     # the reaper removes work/{jobId}/ once the job has ended
                     pipe.hset(WORK_REDIS_KEY, job_id, len(changed.split["windows"]))

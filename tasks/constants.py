@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import Final
 
-from jobs.constants import PREPARE, PREVIEW, PREVIEW_QUEUE, QUEUE_BY_KIND, RENDER, RENDER_QUEUE
+from jobs.constants import (
+    PREPARE,
+    PREVIEW,
+    PREVIEW_QUEUE,
+    QUEUE_BY_KIND,
+    RENDER,
+    RENDER_QUEUE,
+    join_task_id,
+    segment_task_id,
+)
 
-__all__ = ["PREVIEW_QUEUE", "QUEUE_BY_KIND", "RENDER_QUEUE"]  # and the names below
+# the task ids of windows and joins are defined with the fair-share units they name
+__all__ = ["PREVIEW_QUEUE", "QUEUE_BY_KIND", "RENDER_QUEUE", "join_task_id",
+           "segment_task_id"]  # and the names below
 
 #: Result callbacks: short HTTP calls that must not wait behind renders.
 CALLBACK_QUEUE: Final = "callbacks"
@@ -26,15 +37,6 @@ REPORT_FAILURE_TASK: Final = "soundreel.report_failure"
 DELIVER_WEBHOOK_TASK: Final = "soundreel.deliver_webhook"
 #: Celery beat's periodic reaper: lost leases and deadlines (see api.reaper.Reaper.run).
 REAP_TASK: Final = "soundreel.reap"
-
-def segment_task_id(job_id: str, index: int) -> str:
-    """Fixed per window: the reaper finds a window's message in the broker by it."""
-    return f"{job_id}.{index}"
-
-
-def join_task_id(job_id: str) -> str:
-    return f"{job_id}.join"
-
 
 #: Hard and soft time limits for one job, seconds.
 JOB_SOFT_TIME_LIMIT: Final = 55 * 60
