@@ -23,7 +23,6 @@ import statistics
 import sys
 import tempfile
 import time
-import wave
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -36,26 +35,13 @@ from jobs.constants import COMPLETE, TERMINAL_STATES, job_redis_key  # noqa: E40
 from jobs.store import Job, epoch_of  # noqa: E402
 
 
-def one_second_wav(path: Path) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(44100)
-        out.writeframes(b"\x00\x10" * 44100)
-    return path
-
-
 def start(processes: ExitStack, workdir: Path) -> st.Stack:
     """Redis, the API and the two kinds of worker, as the Procfile runs them."""
     redis_url = processes.enter_context(st.redis_server(workdir))
     port = st.free_port()
     base = f"http://127.0.0.1:{port}"
     env = st.base_env(redis_url, base, workdir, {"STORAGE_DIR": str(workdir / "storage")})
-    keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
-    running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=workdir,
-                       api_key=next(k for k, t in keys.items() if t == st.TENANT),
-                       other_api_key=next(k for k, t in keys.items() if t == st.OTHER_TENANT),
-                       worker_token=env["WORKER_TOKEN"])
+    running = st.Stack.of(base, redis_url, env, workdir)
     processes.enter_context(st.api_server(env, port, workdir / "api.log"))
     processes.enter_context(st.worker(env, workdir / "worker.log", "w1", "render,preview"))
     processes.enter_context(st.worker(env, workdir / "callbacks.log", "cb", "callbacks"))
@@ -74,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as processes:
         running = start(processes, Path(tmp))
         client = running.client()
-        with open(one_second_wav(Path(tmp) / "one.wav"), "rb") as audio:
+        with open(st.one_second_wav(Path(tmp) / "one.wav"), "rb") as audio:
             key = client.post(running.url("/v1/uploads"), files={"file": ("one.wav", audio)},
                               timeout=30).json()["audioKey"]
         store = redis.Redis.from_url(running.redis_url)

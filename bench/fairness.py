@@ -28,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-import wave
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -44,15 +43,6 @@ from jobs.store import Job, epoch_of  # noqa: E402
 SETTINGS = (("off (FIFO)", 1_000_000), ("on, default", 8), ("on, = slots", 2))
 
 
-def one_second_wav(path: Path) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(44100)
-        out.writeframes(b"\x00\x10" * 44100)
-    return path
-
-
 def start(processes: ExitStack, workdir: Path, workers: bool, **extra: str) -> st.Stack:
     """Redis, the API and (``workers``) the two kinds of worker, as the Procfile runs them."""
     redis_url = processes.enter_context(st.redis_server(workdir))
@@ -60,11 +50,7 @@ def start(processes: ExitStack, workdir: Path, workers: bool, **extra: str) -> s
     base = f"http://127.0.0.1:{port}"
     env = {**st.base_env(redis_url, base, workdir, {"STORAGE_DIR": str(workdir / "storage")}),
            "RENDER_CACHE": "false", **extra}
-    keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
-    running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=workdir,
-                       api_key=next(k for k, t in keys.items() if t == st.TENANT),
-                       other_api_key=next(k for k, t in keys.items() if t == st.OTHER_TENANT),
-                       worker_token=env["WORKER_TOKEN"])
+    running = st.Stack.of(base, redis_url, env, workdir)
     processes.enter_context(st.api_server(env, port, workdir / "api.log"))
     if workers:
         processes.enter_context(st.worker(env, workdir / "worker.log", "w1", "render,preview",
@@ -84,7 +70,7 @@ def waits(workdir: Path, jobs: int, inflight: int) -> dict[str, float]:
     with ExitStack() as processes:
         running = start(processes, workdir, True, TENANT_MAX_INFLIGHT=str(inflight),
                         MAX_QUEUED_JOBS="0", SUBMISSIONS_PER_MINUTE="0")
-        wav = one_second_wav(workdir / "one.wav")
+        wav = st.one_second_wav(workdir / "one.wav")
         a_audio = upload(running, running.api_key, wav)
         b_audio = upload(running, running.other_api_key, wav)
         a_client, b_client = running.client(), running.client(running.other_api_key)
@@ -125,7 +111,7 @@ def limiter(workdir: Path, posts: int) -> tuple[list[float], list[float]]:
         env_on = {**running.env, "SUBMISSIONS_PER_MINUTE": "1000000000",
                   "MAX_QUEUED_JOBS": "1000000000"}
         processes.enter_context(st.api_server(env_on, port, workdir / "api-on.log"))
-        audio = upload(running, running.api_key, one_second_wav(workdir / "one.wav"))
+        audio = upload(running, running.api_key, st.one_second_wav(workdir / "one.wav"))
         client = running.client()
         urls = {"off": running.url("/v1/jobs"), "on": f"http://127.0.0.1:{port}/v1/jobs"}
         body = {"kind": "prepare", "audioKey": audio}

@@ -35,7 +35,6 @@ import sys
 import tempfile
 import time
 import uuid
-import wave
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -77,15 +76,6 @@ def percentile(values: list[float], q: float) -> float:
 
 def mark(ok: bool) -> str:
     return "pass" if ok else "FAIL"
-
-
-def one_second_wav(path: Path) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(44100)
-        out.writeframes(b"\x00\x10" * 44100)
-    return path
 
 
 @dataclass(frozen=True)
@@ -160,14 +150,9 @@ def stack(workdir: Path) -> Iterator[Bench]:
         # this checkout's code in every process, whatever an editable install points at
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH"))
                                             if p)
-        keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
-        running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=workdir,
-                           api_key=next(k for k, t in keys.items() if t == st.TENANT),
-                           other_api_key=next(k for k, t in keys.items()
-                                              if t == st.OTHER_TENANT),
-                           worker_token=env["WORKER_TOKEN"])
+        running = st.Stack.of(base, redis_url, env, workdir)
         api = processes.enter_context(st.api_server(env, port, workdir / "api.log"))
-        with open(one_second_wav(workdir / "one.wav"), "rb") as audio:
+        with open(st.one_second_wav(workdir / "one.wav"), "rb") as audio:
             key = running.client().post(running.url("/v1/uploads"), timeout=30,
                                         files={"file": ("one.wav", audio)}).json()["audioKey"]
         sessions = {"api": api.pid, "redis": redis_pid(redis_url)}

@@ -82,11 +82,7 @@ def stack_for(processes: ExitStack, workdir: Path, env_extra: dict[str, str]) ->
     env.update(env_extra)
     # this checkout's code in every process, whatever an editable install points at
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
-    running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=workdir,
-                       api_key=next(k for k, t in keys.items() if t == st.TENANT),
-                       other_api_key=next(k for k, t in keys.items() if t == st.OTHER_TENANT),
-                       worker_token=env["WORKER_TOKEN"])
+    running = st.Stack.of(base, redis_url, env, workdir)
     processes.enter_context(st.api_server(env, port, workdir / "api.log"))
     processes.enter_context(st.worker(env, workdir / "callbacks.log", "cb", "callbacks",
                                       concurrency=1))

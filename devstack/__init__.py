@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import wave
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,16 @@ ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
 class StackError(RuntimeError):
     """A process did not come up; the message says which and shows its log."""
+
+
+def one_second_wav(path: Path) -> Path:
+    """The audio of the shortest job (a second of a quiet tone), for benchmarks and tests."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(44100)
+        out.writeframes(b"\x00\x10" * 44100)
+    return path
 
 
 def free_port() -> int:
@@ -155,6 +166,15 @@ class Stack:
     worker_token: str
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, base_url: str, redis_url: str, env: dict[str, str], workdir: Path) -> Stack:
+        """The stack ``env`` (from `base_env`) describes, with its tenants' keys."""
+        keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
+        return cls(base_url=base_url, redis_url=redis_url, env=env, workdir=workdir,
+                   api_key=next(k for k, t in keys.items() if t == TENANT),
+                   other_api_key=next(k for k, t in keys.items() if t == OTHER_TENANT),
+                   worker_token=env["WORKER_TOKEN"])
+
     def client(self, key: str | None = None) -> requests.Session:
         """A session with a tenant's API key (the first tenant's by default)."""
         session = requests.Session()
@@ -245,16 +265,7 @@ def stack(workdir: Path, storage: str = "local") -> Iterator[Stack]:
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         env = base_env(redis_url, base_url, workdir, storage_env)
-        keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
-        running = Stack(
-            base_url=base_url,
-            redis_url=redis_url,
-            env=env,
-            workdir=workdir,
-            api_key=next(k for k, t in keys.items() if t == TENANT),
-            other_api_key=next(k for k, t in keys.items() if t == OTHER_TENANT),
-            worker_token=env["WORKER_TOKEN"],
-        )
+        running = Stack.of(base_url, redis_url, env, workdir)
         running.procs["api"] = stack_.enter_context(api_server(env, port, workdir / "api.log"))
         running.procs["worker"] = stack_.enter_context(worker(env, workdir / "worker.log"))
         running.procs["beat"] = stack_.enter_context(beat(env, workdir))

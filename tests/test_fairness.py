@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import threading
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -36,15 +35,6 @@ from tests.helpers.samples import SAMPLE
 from tests.helpers.stacks import settings_for, start_api
 
 A, B = st.TENANT, st.OTHER_TENANT
-
-
-def one_second_wav(path: Path) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(44100)
-        out.writeframes(b"\x00\x10" * 44100)
-    return path
 
 
 # --- the fair-share store ---------------------------------------------------------
@@ -198,7 +188,7 @@ def test_one_job_of_a_tenant_starts_before_another_tenants_backlog(parts):
     at most TENANT_MAX_INFLIGHT of A's jobs, while most of A's still wait."""
     stack, redis_url, tmp_path = parts
     running = start_api(stack, tmp_path, redis_url, TENANT_MAX_INFLIGHT="2")
-    wav = one_second_wav(tmp_path / "one.wav")
+    wav = st.one_second_wav(tmp_path / "one.wav")
     a_audio, b_audio = upload_as(running, running.api_key, wav), upload_as(
         running, running.other_api_key, wav)
     backlog = [submit_as(running, running.api_key, {"kind": "prepare", "audioKey": a_audio})
@@ -229,7 +219,7 @@ def test_two_tenants_backlogs_take_turns(parts):
     submitted first: B's three jobs all start before A's fourth."""
     stack, redis_url, tmp_path = parts
     running = start_api(stack, tmp_path, redis_url, TENANT_MAX_INFLIGHT="1")
-    wav = one_second_wav(tmp_path / "one.wav")
+    wav = st.one_second_wav(tmp_path / "one.wav")
     a_audio, b_audio = upload_as(running, running.api_key, wav), upload_as(
         running, running.other_api_key, wav)
     a = [submit_as(running, running.api_key, {"kind": "prepare", "audioKey": a_audio})["jobId"]
@@ -254,7 +244,7 @@ def test_renders_and_previews_have_their_own_fair_share(parts):
     """A tenant at its limit of renders still has its previews sent at once."""
     stack, redis_url, tmp_path = parts
     running = start_api(stack, tmp_path, redis_url, TENANT_MAX_INFLIGHT="1")
-    wav = one_second_wav(tmp_path / "one.wav")
+    wav = st.one_second_wav(tmp_path / "one.wav")
     audio = upload_as(running, running.api_key, wav)
     renders = [submit_as(running, running.api_key, {"kind": "render", "audioKey": audio})
                for _ in range(3)]
@@ -280,7 +270,7 @@ def test_limits_answer_429_with_ratelimit_fields_across_two_replicas(parts):
     port = st.free_port()
     stack.enter_context(st.api_server(running.env, port, tmp_path / "api2.log"))
     replicas = [running.base_url, f"http://127.0.0.1:{port}"]
-    audio = upload_as(running, running.api_key, one_second_wav(tmp_path / "one.wav"))
+    audio = upload_as(running, running.api_key, st.one_second_wav(tmp_path / "one.wav"))
     body = {"kind": "prepare", "audioKey": audio}
     first = running.client().post(running.url("/v1/jobs"), json=body, timeout=30,
                                   headers={"Idempotency-Key": "first"})
@@ -305,7 +295,7 @@ def test_limits_answer_429_with_ratelimit_fields_across_two_replicas(parts):
     assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["jobId"] == first.json()["jobId"]
     # the other tenant: no rate, two queued at most; a place comes back when one ends
-    other = upload_as(running, running.other_api_key, one_second_wav(tmp_path / "two.wav"))
+    other = upload_as(running, running.other_api_key, st.one_second_wav(tmp_path / "two.wav"))
     theirs = [running.client(running.other_api_key).post(
         running.url("/v1/jobs"), json={"kind": "prepare", "audioKey": other}, timeout=30)
         for _ in range(3)]
@@ -331,7 +321,7 @@ def test_work_moved_into_flight_but_never_sent_is_sent_by_the_reaper(parts):
     stack.enter_context(st.beat(running.env, tmp_path))
     stack.enter_context(st.worker(running.env, tmp_path / "cb.log", name="cb",
                                   queues="callbacks"))
-    audio = upload_as(running, running.api_key, one_second_wav(tmp_path / "one.wav"))
+    audio = upload_as(running, running.api_key, st.one_second_wav(tmp_path / "one.wav"))
     ids = [submit_as(running, running.api_key, {"kind": "prepare", "audioKey": audio})["jobId"]
            for _ in range(3)]
     broker = redis.Redis.from_url(redis_url)

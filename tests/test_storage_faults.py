@@ -62,13 +62,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory, s3_env: dict[str, str]) -> 
         base_url = f"http://127.0.0.1:{port}"
         storage = {**s3_env, "S3_ENDPOINT_URL": proxy.url, **FAULT_ENV}
         env = st.base_env(redis_url, base_url, workdir, storage)
-        keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
-        running = st.Stack(
-            base_url=base_url, redis_url=redis_url, env=env, workdir=workdir,
-            api_key=next(k for k, t in keys.items() if t == st.TENANT),
-            other_api_key=next(k for k, t in keys.items() if t == st.OTHER_TENANT),
-            worker_token=env["WORKER_TOKEN"],
-        )
+        running = st.Stack.of(base_url, redis_url, env, workdir)
         running.procs["api"] = stack.enter_context(st.api_server(env, port, workdir / "api.log"))
         running.procs["worker"] = stack.enter_context(st.worker(env, workdir / "worker.log"))
         yield running, proxy

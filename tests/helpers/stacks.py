@@ -28,11 +28,7 @@ def start_api(stack: ExitStack, tmp_path: Path, redis_url: str,
     env = st.base_env(redis_url, base, tmp_path,
                       storage or {"STORAGE_DIR": str(tmp_path / "storage")})
     env.update(extra)
-    keys = dict(item.split(":", 1)[::-1] for item in env["API_KEYS"].split(","))
-    running = st.Stack(base_url=base, redis_url=redis_url, env=env, workdir=tmp_path,
-                       api_key=next(k for k, t in keys.items() if t == st.TENANT),
-                       other_api_key=next(k for k, t in keys.items() if t == st.OTHER_TENANT),
-                       worker_token=env["WORKER_TOKEN"])
+    running = st.Stack.of(base, redis_url, env, tmp_path)
     running.procs["api"] = stack.enter_context(st.api_server(env, port, tmp_path / "api.log"))
     return running
 
