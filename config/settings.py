@@ -265,18 +265,12 @@ class Settings(BaseSettings):
     def _tenant_limits(cls, value: object) -> object:
         return _parse_tenant_limits(value) if isinstance(value, str) else value
 
-    @field_validator("worker_token")
+    @field_validator("worker_token", "metrics_token")
     @classmethod
-    def _worker_token(cls, value: str) -> str:
+    def _token(cls, value: str, info: Any) -> str:
         if value and len(value) < 16:
-            raise ValueError("WORKER_TOKEN is too short: use at least 16 random characters")
-        return value
-
-    @field_validator("metrics_token")
-    @classmethod
-    def _metrics_token(cls, value: str) -> str:
-        if value and len(value) < 16:
-            raise ValueError("METRICS_TOKEN is too short: use at least 16 random characters")
+            raise ValueError(f"{info.field_name.upper()} is too short: use at least 16 random "
+                             "characters")
         return value
 
     @field_validator("flower_basic_auth")

@@ -24,7 +24,7 @@ from config.settings import Settings
 from jobs.constants import SPEED_REDIS_KEY, render_cache_redis_key, upload_sha256_redis_key
 from render.spec import RenderSpec
 from storage.objects import object_store
-from tests.helpers.e2e import poll, record, submit, upload, wait_for
+from tests.helpers.e2e import AudioServer, poll, record, submit, upload, wait_for
 from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 from tests.helpers.stacks import start_api
 
@@ -131,29 +131,10 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
-def audio_server() -> ThreadingHTTPServer:
-    """Serves the sample's bytes, as a client's audioUrl."""
-    audio = SAMPLE.read_bytes()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(audio)))
-            self.end_headers()
-            self.wfile.write(audio)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 @pytest.fixture(scope="module")
 def cached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp_path: Path = tmp_path_factory.mktemp("cache")
-    receiver, files = Receiver(), audio_server()
+    receiver, files = Receiver(), AudioServer()
     allow = f"127.0.0.1:{receiver.server.server_address[1]},127.0.0.1:{files.server_address[1]}"
     with ExitStack() as stack:
         redis_url = stack.enter_context(st.redis_server(tmp_path))

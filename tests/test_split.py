@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import statistics
 import subprocess
-import threading
 from contextlib import ExitStack
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import devstack as st
 from render.audio import ffmpeg_exe
-from tests.helpers.e2e import download, poll, record, submit, upload
+from tests.helpers.e2e import AudioServer, download, poll, record, submit, upload
 from tests.helpers.media import probe
 from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 from tests.helpers.stacks import start_api
@@ -29,38 +27,15 @@ OPTIONS = {"width": 640, "height": 360, "fps": 30, "title": "Episode 12",
            "subtitle": "Split across the fleet"}
 
 
-class Served:
-    """The sample over HTTP (a client's ``audioUrl``), counting the GETs."""
-
-    def __init__(self) -> None:
-        audio, served = SAMPLE.read_bytes(), self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                served.gets += 1
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(audio)))
-                self.end_headers()
-                self.wfile.write(audio)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.gets = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/episode.mp3"
-
-
 @pytest.fixture(scope="module")
-def served() -> Served:
-    files = Served()
+def served() -> AudioServer:
+    files = AudioServer()
     yield files
-    files.server.shutdown()
+    files.shutdown()
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory, served: Served):
+def fleet(tmp_path_factory: pytest.TempPathFactory, served: AudioServer):
     tmp_path = tmp_path_factory.mktemp("split")
     with ExitStack() as stack:
         redis_url = stack.enter_context(st.redis_server(tmp_path))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import requests
 from devstack import Stack
 from jobs.constants import TERMINAL_STATES, job_redis_key
 from jobs.store import Job
+from tests.helpers.samples import SAMPLE
 
 TERMINAL = TERMINAL_STATES
 
@@ -91,3 +94,30 @@ def record(stack: Stack, job_id: str) -> Job:
 
 def attempt_of(stack: Stack, job_id: str) -> str | None:
     return record(stack, job_id).attempt_id
+
+
+class AudioServer:
+    """The sample's bytes over HTTP (a client's ``audioUrl``), counting the GETs."""
+
+    def __init__(self) -> None:
+        audio, served = SAMPLE.read_bytes(), self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                served.gets += 1
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(audio)))
+                self.end_headers()
+                self.wfile.write(audio)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.gets = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server_address = self.server.server_address
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/episode.mp3"
+
+    def shutdown(self) -> None:
+        self.server.shutdown()
