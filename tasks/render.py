@@ -49,7 +49,7 @@ from tasks.callbacks import time_limit_error
 from tasks.constants import RENDER_TASK
 from tasks.download import download, fetch_client_url
 from tasks.errors import JobCanceled, JobFailed, JobSplit, UploadFailed
-from tasks.reports import ApiUnavailable, ProgressReporter
+from tasks.reports import ApiUnavailable, ProgressReporter, Start
 
 if TYPE_CHECKING:
     from tasks.celeryapp import SoundreelCelery
@@ -309,6 +309,29 @@ START_RETRY_SECONDS = 5
 START_RETRY_MAX_SECONDS = 120
 
 
+#: The task arguments logs, events and Flower may show (a client's audioUrl may be signed).
+SAFE_ARGUMENTS = ("job_id", "kind", "index")
+
+
+def start_or_wait(task: Any, progress: ProgressReporter, me: str, attempt: str,
+                  phase: str | None = None) -> Start:
+    """Ask the API whether this delivery may work (`ProgressReporter.start`); when the
+    API cannot be asked, retry the task later with the same attempt id: work nobody
+    can record is work lost, and a message acked unasked would be lost with it."""
+    try:
+        return progress.start(me, attempt, phase)
+    except ApiUnavailable as exc:
+        kwargs = task.request.kwargs
+        countdown = min(START_RETRY_SECONDS * 2 ** task.request.retries,
+                        START_RETRY_MAX_SECONDS)
+        log.warning("job %s: the API cannot be asked (%s); again in %d s",
+                    kwargs.get("job_id"), exc, countdown)
+        # the retried message gets the same safe reprs as the first
+        raise task.retry(countdown=countdown, kwargs={**kwargs, "attempt": attempt},
+                         argsrepr="()", kwargsrepr=repr(
+                             {k: kwargs[k] for k in SAFE_ARGUMENTS if k in kwargs})) from None
+
+
 def register(app: SoundreelCelery) -> None:
     from tasks.split import Planner  # here: tasks.split builds on this module
 
@@ -322,20 +345,7 @@ def register(app: SoundreelCelery) -> None:
         # but its answer was lost, asking again with the same id is not a new attempt.
         attempt = attempt or uuid.uuid4().hex
         with ProgressReporter(app.api, job_id) as progress:
-            try:
-                answer = progress.start(me, attempt)
-            except ApiUnavailable as exc:
-                # Work nobody can record is work lost: wait for the API instead.
-                countdown = min(START_RETRY_SECONDS * 2 ** self.request.retries,
-                                START_RETRY_MAX_SECONDS)
-                log.warning("job %s: the API cannot be asked (%s); again in %d s", job_id,
-                            exc, countdown)
-                # the retried message gets the same safe reprs as the first (a client's
-                # audioUrl may be signed: never in logs, events or Flower)
-                raise self.retry(countdown=countdown,
-                                 kwargs={**self.request.kwargs, "attempt": attempt},
-                                 argsrepr="()",
-                                 kwargsrepr=repr({"job_id": job_id, "kind": kind})) from None
+            answer = start_or_wait(self, progress, me, attempt)
             if not answer.go:
                 # canceled, given up, ended, or held by a live attempt elsewhere
                 log.warning("job %s is %s: this delivery does nothing", job_id, answer.status)

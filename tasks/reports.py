@@ -422,7 +422,9 @@ class ProgressReporter:
             self._wake.notify_all()
             try:
                 return self._wake.wait_for(
-                    lambda: (self._latest == self._sent and not self._sending) or self._closed,
+                    # nothing reported since the start: nothing to wait for
+                    lambda: self._latest is None or self._closed or (
+                        self._latest == self._sent and not self._sending),
                     timeout=2 * PATCH_SECONDS + 1)
             finally:
                 self._flushing = False

@@ -10,9 +10,9 @@ task draws its frames from the shared features, encodes them (video only) and
 stores them; it has its own attempt and lease, so a window whose worker dies is
 redelivered alone. When the last window is stored the API sends ``join_segments``:
 it concatenates the windows without re-encoding, muxes the audio, stores the video
-and its thumbnail, removes ``work/{jobId}/`` and ends the job as an unsplit render
-task does (hand-off, then the result callback). The reaper removes what a job that
-ended another way left under ``work/``.
+and its thumbnail and ends the job as an unsplit render task does (hand-off, then
+the result callback). The reaper removes ``work/{jobId}/`` a lease after the job has
+ended, whatever the outcome (a join sent again must find it until then).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from jobs.constants import (
     sound_key,
     source_key,
     window_key,
-    work_keys,
 )
 from jobs.store import JOIN
 from render import Assets, RenderCanceled, RenderError, RenderSpec
@@ -53,6 +52,7 @@ from tasks.render import (
     JobDelivery,
     Output,
     holder,
+    start_or_wait,
     store_outputs,
     sweep_stale_workdirs,
     video_outputs,
@@ -158,8 +158,8 @@ def run_join(
     duration: float, loudest: float, report: Callable[[float, str], None],
     should_stop: Callable[[], bool],
 ) -> dict[str, Any]:
-    """Join the stored windows and the audio, store the video and its thumbnail, and
-    remove ``work/{jobId}/``; return the job's result. Plain function."""
+    """Join the stored windows and the audio, store the video and its thumbnail; return
+    the job's result. Plain function."""
     with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as tmp:
         workdir = Path(tmp)
         report(SPLIT_JOINED_AT, STAGE_FINALIZING)
@@ -182,8 +182,8 @@ def run_join(
             raise JobFailed(exc.message, exc.code) from None
         report(0.97, STAGE_FINALIZING)
         store_outputs(store, outputs, should_stop)
-    for key in work_keys(job_id, windows):
-        store.delete(key)
+    # work/{jobId}/ stays until the job has ended (the reaper deletes it then): a join
+    # sent again (its worker died before the end was recorded) reads it again
     return result
 
 
@@ -193,7 +193,7 @@ def _fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:
 
 
 def register(app: SoundreelCelery) -> None:
-    @app.task(name=SEGMENT_TASK, shared=False, bind=True, Request=JobDelivery)
+    @app.task(name=SEGMENT_TASK, shared=False, bind=True, Request=JobDelivery, max_retries=None)
     def render_segment(
         self: Any, *, job_id: str, index: int, first: int, stop: int,
         options: dict[str, Any], attempt: str | None = None, audio: bool = False,
@@ -201,7 +201,7 @@ def register(app: SoundreelCelery) -> None:
     ) -> None:
         me = holder(self.request.hostname, os.getpid())
         with ProgressReporter(app.api, job_id, segment=index) as progress:
-            answer = progress.start(me, attempt or uuid.uuid4().hex)
+            answer = start_or_wait(self, progress, me, attempt or uuid.uuid4().hex)
             if not answer.go:
                 log.info("job %s: window %d is %s; this delivery does nothing", job_id,
                          index, answer.status)
@@ -231,14 +231,14 @@ def register(app: SoundreelCelery) -> None:
             app.api.end_segment(job_id, index, answer.attempt or "")
             log.info("job %s: window %d stored", job_id, index)
 
-    @app.task(name=JOIN_TASK, shared=False, bind=True, Request=JobDelivery)
+    @app.task(name=JOIN_TASK, shared=False, bind=True, Request=JobDelivery, max_retries=None)
     def join_segments(
         self: Any, *, job_id: str, kind: str, output_key: str, windows: int,
         duration: float, loudest: float, attempt: str | None = None,
     ) -> dict[str, Any]:
         me = holder(self.request.hostname, os.getpid())
         with ProgressReporter(app.api, job_id) as progress:
-            answer = progress.start(me, attempt or uuid.uuid4().hex, phase=JOIN)
+            answer = start_or_wait(self, progress, me, attempt or uuid.uuid4().hex, JOIN)
             if not answer.go:
                 log.info("job %s: not to be joined now (%s); this delivery does nothing",
                          job_id, answer.status)

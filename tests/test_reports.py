@@ -121,6 +121,15 @@ def test_start_learns_at_once_that_a_queued_job_was_canceled_or_is_held():
             assert reporter.stop.is_set() and client.started == "w1@host/1"
 
 
+def test_a_flush_with_nothing_reported_since_the_start_has_nothing_to_wait_for():
+    """A split render's audio unit reports no progress before its end: its flush must
+    not wait out its timeout (the end, and the join after it, would wait with it)."""
+    client = AnsweringClient(current=True)
+    with ProgressReporter(client, "job", segment=3) as reporter:  # type: ignore[arg-type]
+        assert reporter.start("w1@host/1", "abc").go
+        assert reporter.flush() is True
+
+
 def test_reports_carry_the_attempt_the_start_gave():
     client = AnsweringClient(current=True)
     with ProgressReporter(client, "job") as reporter:  # type: ignore[arg-type]
