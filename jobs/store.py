@@ -808,9 +808,7 @@ class JobStore:
     def apply(self, job_id: str, event: Event) -> Report:
         """Apply ``event`` (as ``RULES`` says) with its effect on the lease and on the
         set of active jobs, in one transaction."""
-        key = job_redis_key(job_id)
-        lease = (lease_redis_key(job_id) if event.segment is None
-                 else segment_lease_redis_key(job_id, event.segment))
+        key, lease = job_redis_key(job_id), _lease_key(job_id, event.segment)
         outcome: list[Report] = []
 
         def update(pipe: redis.client.Pipeline) -> None:
@@ -866,10 +864,8 @@ class JobStore:
 
     def lease_alive(self, job_id: str, segment: int | None = None) -> bool:
         """Whether the job's lease lives (or window ``segment``'s, of a split job)."""
-        key = lease_redis_key(job_id) if segment is None else segment_lease_redis_key(
-            job_id, segment)
         with unavailable_on_connection_error():
-            return self.redis.exists(key) > 0
+            return self.redis.exists(_lease_key(job_id, segment)) > 0
 
     def active(self, batch: int = 500) -> Iterator[tuple[str, float]]:
         """Every job not yet ended, with its deadline (epoch seconds)."""
@@ -915,6 +911,12 @@ class JobStore:
                 args=[tenant, output_key, *folders],
             )
         return found.decode() if isinstance(found, bytes) else found
+
+
+def _lease_key(job_id: str, segment: int | None) -> str:
+    """The lease a report is about: the job's, or window ``segment``'s of a split job."""
+    return lease_redis_key(job_id) if segment is None else segment_lease_redis_key(
+        job_id, segment)
 
 
 @contextmanager

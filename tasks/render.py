@@ -123,12 +123,7 @@ def run_job(
                 return reused
         else:
             download(store.presigned_url(audio_key, AUDIO_URL_TTL), source, max_bytes=max_bytes)
-        assets = Assets(
-            **{
-                role: _fetch(store, key, workdir / f"asset-{role}", max_bytes)
-                for role, key in spec.asset_keys.items()
-            }
-        )
+        assets = fetch_assets(store, spec, workdir, max_bytes)
         if should_stop():
             raise JobCanceled("The job was canceled.")
         report(DOWNLOAD_END, STAGE_ANALYZING)
@@ -221,9 +216,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:
+def fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:
+    """An object of the store, through its signed link, to ``dest``."""
     download(store.presigned_url(key, AUDIO_URL_TTL), dest, max_bytes=max_bytes)
     return dest
+
+
+def fetch_assets(store: ObjectStore, spec: RenderSpec, workdir: Path, max_bytes: int) -> Assets:
+    """Local copies of the images and captions ``spec`` names."""
+    return Assets(**{role: fetch(store, key, workdir / f"asset-{role}", max_bytes)
+                     for role, key in spec.asset_keys.items()})
 
 
 def _produce(

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from celery.exceptions import Ignore
 
 from jobs.constants import (
-    AUDIO_URL_TTL,
     COMPLETE,
     SPLIT_JOINED_AT,
     STAGE_ANALYZING,
@@ -45,12 +44,13 @@ from render.split import Window, analyse, encode_sound, join, plan_windows, rend
 from storage.objects import ObjectStore
 from tasks.callbacks import failure_payload
 from tasks.constants import JOIN_TASK, SEGMENT_TASK
-from tasks.download import download
 from tasks.errors import JobCanceled, JobFailed
 from tasks.render import (
     WORKDIR_PREFIX,
     JobDelivery,
     Output,
+    fetch,
+    fetch_assets,
     holder,
     start_or_wait,
     store_outputs,
@@ -120,7 +120,7 @@ def run_audio(
     with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as tmp:
         workdir = Path(tmp)
         audio, sound = workdir / "input", workdir / "audio.m4a"
-        _fetch(store, source, audio, max_bytes)
+        fetch(store, source, audio, max_bytes)
         if should_stop():
             raise JobCanceled("The job was canceled.")
         try:
@@ -139,8 +139,7 @@ def run_segment(
         workdir = Path(tmp)
         features = workdir / "features.npz"
         store.get_file(features_key(job_id), features)
-        assets = Assets(**{role: _fetch(store, key, workdir / f"asset-{role}", max_bytes)
-                           for role, key in spec.asset_keys.items()})
+        assets = fetch_assets(store, spec, workdir, max_bytes)
         out = workdir / "window.mp4"
         try:
             render_window(features, spec, window, out, assets=assets, progress=report,
@@ -185,11 +184,6 @@ def run_join(
     # work/{jobId}/ stays until the job has ended (the reaper deletes it then): a join
     # sent again (its worker died before the end was recorded) reads it again
     return result
-
-
-def _fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:
-    download(store.presigned_url(key, AUDIO_URL_TTL), dest, max_bytes=max_bytes)
-    return dest
 
 
 def register(app: SoundreelCelery) -> None:
