@@ -4,7 +4,8 @@ Background (colour, gradient or a cover-fitted image, blurred and darkened),
 artwork, title and subtitle never change during a video: they are drawn once in
 RGB with Pillow, together with a style's static parts, and converted to YUV once.
 Captions change once per cue: each cue's text block is drawn and converted when
-it first shows, then blended into the frames it covers.
+it first shows, then blended into the frames it covers. Word-timed captions change
+once per word too: each page is drawn once per word highlighted on it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from render.errors import InvalidImage
 from render.layout import Layout
 from render.spec import Assets, RenderSpec
 from render.styles import Rect, StyleDrawer
-from render.text import composite, render_text_block
+from render.text import Highlight, composite, render_text_block
 
 #: Largest image we open: 50 megapixels (a decompression bomb is refused, not rendered).
 MAX_IMAGE_PIXELS = 50_000_000
@@ -115,11 +116,18 @@ def compose_static(
     return Planes.from_rgb(rgb)
 
 
+#: Drawn caption layers kept at once: a render moves forward through its pages, so a
+#: few are plenty (a page of word-timed captions has a layer per word).
+CAPTION_LAYERS_KEPT = 32
+
+
 class Captions:
-    """Burned-in captions: the page showing at each frame, each page drawn once.
+    """Burned-in captions: the page showing at each frame, each page drawn once (once
+    per highlighted word for word-timed captions).
 
     Cues are laid out by ``render.caption_layout``: every word is shown, a long
-    cue as timed pages. ``pages`` is that layout, what the frames show.
+    cue as timed pages. ``pages`` is that layout, what the frames show. The word
+    being said is drawn in ``captions_highlight``, the rest in ``text_color``.
     """
 
     def __init__(
@@ -136,26 +144,35 @@ class Captions:
             fps=spec.fps,
             total_frames=total_frames,
         )
-        self._layers: dict[int, tuple[YuvaLayer, int, int]] = {}
+        self._layers: dict[tuple[int, int | None], tuple[YuvaLayer, int, int]] = {}
 
     def draw(self, planes: Planes, frame: int) -> None:
         page = page_at(self.pages, frame)
         if page is None:
             return
-        key = page.first
+        word = page.word_at(frame)
+        key = (page.first, word)
         if key not in self._layers:
-            if len(self._layers) > 8:
+            if len(self._layers) >= CAPTION_LAYERS_KEPT:
                 self._layers.clear()
-            block = render_text_block(
-                page.lines,
-                font_size=page.font_size,
-                color=self.spec.text_rgb,
-                max_width=self.box.w,
-                align="center",
-                box=CAPTION_BOX,
-            )
+            block = self.block(page, word)
             x = self.box.x + (self.box.w - block.shape[1]) // 2
             y = self.box.y + self.box.h - block.shape[0]
             self._layers[key] = (YuvaLayer.from_rgba(block), x, y)
         layer, x, y = self._layers[key]
         layer.blend(planes, x, y)
+
+    def block(self, page: Page, word: int | None = None) -> np.ndarray:
+        """``page`` drawn as an RGBA block, its ``word``-th word highlighted (if not None)."""
+        highlight = None
+        if word is not None:
+            highlight = Highlight(page.words[word].spans, self.spec.captions_highlight_rgb)
+        return render_text_block(
+            page.lines,
+            font_size=page.font_size,
+            color=self.spec.text_rgb,
+            max_width=self.box.w,
+            align="center",
+            box=CAPTION_BOX,
+            highlight=highlight,
+        )

@@ -69,22 +69,63 @@ def wrap(
         raise ValueError(f"max_lines must be at least 1, got {max_lines}")
     lines: list[str] = []
     for paragraph in text.split("\n"):
-        line = ""
+        breaker = LineBreaker(font, max_width)
         for word in paragraph.split():
-            candidate = f"{line} {word}" if line else word
-            if font.getlength(candidate) <= max_width:
-                line = candidate
-                continue
-            if line:
-                lines.append(line)
-            pieces = _break_word(word, font, max_width)
-            lines.extend(pieces[:-1])
-            line = pieces[-1]
-        lines.append(line)
+            breaker.add(word)
+        lines.extend(breaker.lines)
     if max_lines is not None and len(lines) > max_lines:
         lines = lines[:max_lines]
         lines[-1] = _with_ellipsis(lines[-1], font, max_width)
     return lines
+
+
+class LineBreaker:
+    """``wrap``'s greedy line filling for one paragraph, a word at a time, kept open so a
+    caller can see how many lines each longer run of words takes (word-timed caption
+    pages try many) and get exactly the lines ``wrap`` would make of it."""
+
+    def __init__(self, font: ImageFont.FreeTypeFont, max_width: int) -> None:
+        self.font, self.max_width = font, max_width
+        self._done: list[str] = []
+        self._line = ""
+        #: Pixels of text so far: every line's width, summed (broken pieces count as full).
+        self.filled = 0.0
+        self._line_width = 0.0
+
+    def add(self, word: str) -> None:
+        """Put ``word`` after the words so far: on the last line if it fits, else on a new
+        line (a word wider than a line broken across lines)."""
+        candidate = f"{self._line} {word}" if self._line else word
+        width = self.font.getlength(candidate)
+        if width <= self.max_width:
+            self.filled += width - self._line_width
+            self._line, self._line_width = candidate, width
+            return
+        if self._line:
+            self._done.append(self._line)
+        pieces = _break_word(word, self.font, self.max_width)
+        self._done.extend(pieces[:-1])
+        self._line = pieces[-1]
+        self._line_width = self.font.getlength(self._line)
+        self.filled += self.max_width * (len(pieces) - 1) + self._line_width
+
+    @property
+    def lines(self) -> list[str]:
+        return [*self._done, self._line]
+
+    @property
+    def count(self) -> int:
+        return len(self._done) + 1
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """Words of a block drawn in another colour: ``spans`` are (line, first character,
+    end character) in the block's lines, as wrapped. Only the glyphs change colour:
+    the block's size, lines and every glyph's place stay those of the plain block."""
+
+    spans: tuple[tuple[int, int, int], ...]
+    color: RGB
 
 
 @dataclass(frozen=True)
@@ -165,6 +206,7 @@ def render_text_block(
     box: RGBA | None = None,
     padding: int | tuple[int, int] | None = None,
     max_lines: int | None = None,
+    highlight: Highlight | None = None,
 ) -> np.ndarray:
     """A block of wrapped text as an HxWx4 uint8 RGBA array (straight alpha), W <= max_width.
 
@@ -175,6 +217,7 @@ def render_text_block(
     shadow 1-2 px down and right so light text stays legible on light pixels.
     Text that is empty or only spaces gives a block with nothing but the box.
     Its size is ``block_geometry(...)``'s ``width`` by ``height`` of the lines drawn.
+    ``highlight`` draws some words' glyphs in its colour instead of ``color``.
     """
     if align not in ("left", "center", "right"):
         raise ValueError(f"align must be 'left', 'center' or 'right', got {align!r}")
@@ -193,6 +236,7 @@ def render_text_block(
 
     mask = Image.new("L", size, 0)
     draw = ImageDraw.Draw(mask)
+    starts = []
     for i, (line, width) in enumerate(zip(lines, widths, strict=True)):
         if align == "left":
             x = margin_x
@@ -200,6 +244,7 @@ def render_text_block(
             x = margin_x + text_w - width
         else:
             x = margin_x + (text_w - width) / 2
+        starts.append(x)
         draw.text((x, margin_y + ascent + i * geo.step), line, font=face, fill=255, anchor="ls")
 
     block = Image.new("RGBA", size, (0, 0, 0, 0))
@@ -212,9 +257,44 @@ def render_text_block(
         layer.putalpha(dark)
         block.alpha_composite(layer)
     glyphs = Image.new("RGBA", size, (*color, 0))
+    if highlight is not None:
+        paint = ImageDraw.Draw(glyphs)
+        bands = _line_bands(lines, face, geo, size[1])
+        for line, first, end in highlight.spans:
+            left, right = _span_edges(lines[line], first, end, face, starts[line], size[0])
+            paint.rectangle((left, bands[line][0], right - 1, bands[line][1] - 1),
+                            fill=(*highlight.color, 0))
     glyphs.putalpha(mask)
     block.alpha_composite(glyphs)
     return np.asarray(block, dtype=np.uint8).copy()
+
+
+def _line_bands(
+    lines: Sequence[str], face: ImageFont.FreeTypeFont, geo: BlockGeometry, height: int
+) -> list[tuple[int, int]]:
+    """The rows each line's glyphs own, top to bottom: neighbouring lines part halfway
+    between one's lowest ink (descenders) and the next one's highest (accents)."""
+    ink = []
+    for i, line in enumerate(lines):
+        baseline = geo.margin_y + geo.ascent + i * geo.step
+        _, top, _, bottom = face.getbbox(line, anchor="ls") if line.strip() else (0, 0, 0, 0)
+        ink.append((baseline + top, baseline + bottom))
+    edges = [0] + [round((ink[i][1] + ink[i + 1][0]) / 2) for i in range(len(ink) - 1)]
+    return list(zip(edges, [*edges[1:], height], strict=True))
+
+
+def _span_edges(
+    line: str, first: int, end: int, face: ImageFont.FreeTypeFont, x: float, width: int
+) -> tuple[int, int]:
+    """The columns of characters ``first:end`` of a line drawn from ``x``: out to the
+    middle of the spaces around them (a glyph's ink can reach past its advance), or to
+    the block's edge at either end of the line."""
+    def column(index: int) -> float:
+        return x + face.getlength(line[:index])
+
+    left = 0.0 if first == 0 else (column(first - 1) + column(first)) / 2
+    right = float(width) if end >= len(line) else (column(end) + column(end + 1)) / 2
+    return round(left), round(right)
 
 
 @dataclass(eq=False)
