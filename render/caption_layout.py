@@ -32,10 +32,8 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PIL import ImageFont
-
 from render.captions import Cue, Word, spread_words
-from render.text import BlockGeometry, LineBreaker, block_geometry, font, wrap
+from render.text import BlockGeometry, block_geometry, font, wrap
 
 #: Lines a caption page holds: two is what subtitle guidelines (BBC, Netflix) allow.
 MAX_LINES = 2
@@ -238,10 +236,9 @@ def paginate_words(
         if len(words) > begin:
             chunks.append((begin, len(words)))
     frames = _word_frames(words, fps)
-    geometry = caption_geometry(font_size, box_width)
-    face = font(font_size)
+    measure = _Widths(font_size, caption_geometry(font_size, box_width).inner)
     ranges = [page for a, b in chunks
-              for page in _phrase_pages([w.text for w in words[a:b]], a, face, geometry.inner)]
+              for page in _phrase_pages([w.text for w in words[a:b]], a, measure)]
     pages: list[Page] = []
     for index, (a, b) in enumerate(ranges):
         first = frames[a]
@@ -255,7 +252,7 @@ def paginate_words(
         if total_frames is not None:
             stop = min(stop, total_frames)
         texts = [word.text for word in words[a:b]]
-        size, lines = _page_lines(texts, font_size, box_width)
+        size, lines = _page_lines(texts, measure, box_width)
         spans = _spans(texts, lines)
         page_words = []
         for k in range(a, b):
@@ -263,6 +260,32 @@ def paginate_words(
             page_words.append(PageWord(min(frames[k], stop), min(until, stop), spans[k - a]))
         pages.append(Page(first, stop, tuple(lines), size, tuple(page_words)))
     return pages
+
+
+class _Widths:
+    """Widths of words at the caption size, each word measured once: a run of words is
+    as wide as its words and the spaces between them (Inter kerns nothing across a
+    space), so trying many pages costs additions, not measurements. A page's lines are
+    still measured whole before they are used."""
+
+    def __init__(self, font_size: int, inner: int) -> None:
+        self.font_size, self.inner = font_size, inner
+        self.face = font(font_size)
+        self.space = self.face.getlength(" ")
+        self._known: dict[str, float] = {}
+
+    def __call__(self, word: str) -> float:
+        if word not in self._known:
+            self._known[word] = self.face.getlength(word)
+        return self._known[word]
+
+    def run(self, words: Sequence[str]) -> float:
+        return sum(self(word) for word in words) + self.space * max(len(words) - 1, 0)
+
+    def fits(self, words: Sequence[str]) -> bool:
+        """Whether ``words`` fit one line, measured whole (as drawing will)."""
+        return self.run(words) <= self.inner and \
+            self.face.getlength(" ".join(words)) <= self.inner
 
 
 def _ends_phrase(before: Word, after: Word) -> bool:
@@ -281,20 +304,30 @@ def _word_frames(words: Sequence[Word], fps: int) -> list[int]:
 
 
 def _phrase_pages(
-    texts: Sequence[str], offset: int, face: ImageFont.FreeTypeFont, inner: int
+    texts: Sequence[str], offset: int, measure: _Widths
 ) -> list[tuple[int, int]]:
     """Where one phrase's words are cut into pages of at most ``MAX_LINES`` lines, as
-    ``(first, end)`` word indices (plus ``offset``): the cuts of least ``_cost``."""
-    count = len(texts)
+    ``(first, end)`` word indices (plus ``offset``): the cuts of least ``_cost``, lines
+    filled as ``wrap`` fills them."""
+    count, inner = len(texts), measure.inner
     best = [math.inf] * count + [0.0]
     cut = [count] * (count + 1)
     for start in range(count - 1, -1, -1):
-        breaker = LineBreaker(face, inner)
+        lines, line, filled = 1, 0.0, 0.0
         for end in range(start + 1, count + 1):
-            breaker.add(texts[end - 1])
-            if breaker.count > MAX_LINES and end > start + 1:
+            width = measure(texts[end - 1])
+            if line and line + measure.space + width <= inner:
+                line += measure.space + width
+            elif not line and width <= inner:
+                line = width
+            else:  # a new line; a word wider than a line takes more than one
+                pieces = max(math.ceil(width / inner), 1)
+                lines += pieces - (0 if line else 1)
+                line = width - (pieces - 1) * inner
+            filled += width
+            if lines > MAX_LINES and end > start + 1:
                 break  # a word wider than two lines still gets a page of its own
-            cost = _cost(texts[end - 1], end == count, breaker.filled / (MAX_LINES * inner))
+            cost = _cost(texts[end - 1], end == count, filled / (MAX_LINES * inner))
             if cost + best[end] < best[start]:
                 best[start], cut[start] = cost + best[end], end
     pages, start = [], 0
@@ -316,38 +349,44 @@ def _cost(last: str, phrase_end: bool, fill: float) -> float:
     return _PAGE_COST + cut + _EMPTY_COST * (1.0 - min(fill, 1.0)) ** 2
 
 
-def _page_lines(texts: Sequence[str], font_size: int, box_width: int) -> tuple[int, list[str]]:
-    """A page's size and lines: the caption size, or smaller (down to ``MIN_FONT_SIZE``)
-    for a lone word too wide for ``MAX_LINES`` lines; two lines are cut where they
-    balance best, rather where a clause ends (``_line_cut``)."""
-    size = font_size
+def _page_lines(
+    texts: Sequence[str], measure: _Widths, box_width: int
+) -> tuple[int, list[str]]:
+    """A page's size and lines: one line when it fits, else two cut where they balance
+    best, rather where a clause ends (``_line_cut``); a lone word too wide for two lines
+    is broken across lines as ``wrap`` breaks it, set smaller (down to ``MIN_FONT_SIZE``)
+    until it takes at most ``MAX_LINES``."""
+    if measure.fits(texts):
+        return measure.font_size, [" ".join(texts)]
+    cut = _line_cut(texts, measure)
+    if cut is not None:
+        return measure.font_size, [" ".join(texts[:cut]), " ".join(texts[cut:])]
+    size = measure.font_size
     while True:
         lines = wrap_caption(" ".join(texts), size, box_width)
         if len(lines) <= MAX_LINES or size <= MIN_FONT_SIZE:
-            break
-        size = max(MIN_FONT_SIZE, math.floor(size * 0.9))
-    if len(lines) != 2 or len(texts) < 2 or len(lines[0].split()) + len(lines[1].split()) != len(
-        texts
-    ):
-        return size, lines  # one line, or a word broken across lines: as wrapped
-    face, inner = font(size), caption_geometry(size, box_width).inner
-    cut = _line_cut(texts, face, inner)
-    return size, [" ".join(texts[:cut]), " ".join(texts[cut:])]
+            return size, lines
+        # text is about as wide as it is large: go straight to about the size that fits
+        fitting = measure.font_size * MAX_LINES * measure.inner / max(measure.run(texts), 1.0)
+        size = max(MIN_FONT_SIZE, min(math.floor(size * 0.9), math.floor(fitting)))
 
 
-def _line_cut(texts: Sequence[str], face: ImageFont.FreeTypeFont, inner: int) -> int:
-    """Where two lines part: of the cuts that fit both lines in ``inner`` pixels, the one
-    whose lines are closest in width, a quarter line's difference forgiven at a clause's end."""
-    best, chosen = math.inf, 1
+def _line_cut(texts: Sequence[str], measure: _Widths) -> int | None:
+    """Where two lines part: of the cuts that fit both lines, the one whose lines are
+    closest in width, a quarter line's difference forgiven at a clause's end; None
+    when no cut fits (a word wider than a line)."""
+    ranked = []
     for cut in range(1, len(texts)):
-        top, bottom = (face.getlength(" ".join(part)) for part in (texts[:cut], texts[cut:]))
-        if top > inner or bottom > inner:
+        top, bottom = measure.run(texts[:cut]), measure.run(texts[cut:])
+        if top > measure.inner or bottom > measure.inner:
             continue
         ends = _CLAUSE_END.search(texts[cut - 1]) or _SENTENCE_END.search(texts[cut - 1])
-        cost = abs(top - bottom) / inner + (0.0 if ends else _LINE_CLAUSE_BONUS)
-        if cost < best:
-            best, chosen = cost, cut
-    return chosen
+        ranked.append((abs(top - bottom) / measure.inner + (0.0 if ends else _LINE_CLAUSE_BONUS),
+                       cut))
+    for _, cut in sorted(ranked):
+        if measure.fits(texts[:cut]) and measure.fits(texts[cut:]):
+            return cut
+    return None
 
 
 def _spans(texts: Sequence[str], lines: Sequence[str]) -> list[tuple[tuple[int, int, int], ...]]:

@@ -11,7 +11,8 @@ word being spoken can be highlighted: WebVTT cues with inline timestamps
 (``<00:00:01.250>``) and the JSON that Whisper-family tools write (openai-whisper
 with word timestamps, whisperX, faster-whisper dumps, OpenAI's ``verbose_json``).
 Those are read by content, not by name (the worker's copy has none): a file whose
-first character is ``{`` or ``[`` is JSON. A word without times (whisperX leaves
+first character is ``{`` or ``[`` is JSON (decoded as leniently as the others; the
+API takes ``.json`` uploads in UTF-8 only, as JSON is). A word without times (whisperX leaves
 numbers unaligned) gets them from its neighbours; it is never dropped. A JSON
 error names the place in the document (``segments[3].words[2]``).
 
@@ -100,9 +101,9 @@ _BINARY = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")
 def parse_captions(data: bytes | str, *, name: str = "captions") -> list[Cue]:
     """The cues of an SRT, WebVTT or Whisper JSON file, sorted by start; ``name`` leads
     every error message. Cues with word times carry their ``words``."""
-    if _looks_like_json(data):
-        return parse_transcript(data, name=name)
     text = _decode(data, name)
+    if text.lstrip()[:1] in ("{", "["):
+        return parse_transcript(text, name=name)
     blocks = _blocks(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
     vtt = bool(blocks) and _VTT_HEADER.fullmatch(blocks[0][0][1]) is not None
     example = "00:00:01.000 --> 00:00:04.000" if vtt else "00:00:01,000 --> 00:00:04,000"
@@ -388,13 +389,6 @@ def _clock(seconds: float) -> str:
 # --- Whisper-family JSON ---------------------------------------------------------------------
 
 
-def _looks_like_json(data: bytes | str) -> bool:
-    """Whether a captions file is JSON: its first character (after a BOM and spaces)."""
-    head = data[:64].lstrip("\ufeff \t\r\n") if isinstance(data, str) else \
-        data[:64].removeprefix(codecs.BOM_UTF8).lstrip(b" \t\r\n")
-    return head[:1] in ("{", "[", b"{", b"[")
-
-
 def parse_transcript(data: bytes | str, *, name: str = "captions") -> list[Cue]:
     """The cues of a Whisper-family JSON transcript, sorted by start, with their words.
 
@@ -403,15 +397,6 @@ def parse_transcript(data: bytes | str, *, name: str = "captions") -> list[Cue]:
     file has a top-level ``"words"`` list, as OpenAI's ``verbose_json`` does, whose
     words are then the cue). A word without times is placed between its neighbours.
     """
-    if isinstance(data, bytes):
-        if len(data) > MAX_CAPTION_BYTES:
-            _decode(data, name)  # raises the size error every format gives
-        try:
-            data = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise InvalidCaptions(
-                f"{name}: a JSON transcript must be UTF-8 text (byte {exc.start} is not)"
-            ) from None
     text = _decode(data, name)
     try:
         document = json.loads(text)

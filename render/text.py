@@ -69,53 +69,22 @@ def wrap(
         raise ValueError(f"max_lines must be at least 1, got {max_lines}")
     lines: list[str] = []
     for paragraph in text.split("\n"):
-        breaker = LineBreaker(font, max_width)
+        line = ""
         for word in paragraph.split():
-            breaker.add(word)
-        lines.extend(breaker.lines)
+            candidate = f"{line} {word}" if line else word
+            if font.getlength(candidate) <= max_width:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            pieces = _break_word(word, font, max_width)
+            lines.extend(pieces[:-1])
+            line = pieces[-1]
+        lines.append(line)
     if max_lines is not None and len(lines) > max_lines:
         lines = lines[:max_lines]
         lines[-1] = _with_ellipsis(lines[-1], font, max_width)
     return lines
-
-
-class LineBreaker:
-    """``wrap``'s greedy line filling for one paragraph, a word at a time, kept open so a
-    caller can see how many lines each longer run of words takes (word-timed caption
-    pages try many) and get exactly the lines ``wrap`` would make of it."""
-
-    def __init__(self, font: ImageFont.FreeTypeFont, max_width: int) -> None:
-        self.font, self.max_width = font, max_width
-        self._done: list[str] = []
-        self._line = ""
-        #: Pixels of text so far: every line's width, summed (broken pieces count as full).
-        self.filled = 0.0
-        self._line_width = 0.0
-
-    def add(self, word: str) -> None:
-        """Put ``word`` after the words so far: on the last line if it fits, else on a new
-        line (a word wider than a line broken across lines)."""
-        candidate = f"{self._line} {word}" if self._line else word
-        width = self.font.getlength(candidate)
-        if width <= self.max_width:
-            self.filled += width - self._line_width
-            self._line, self._line_width = candidate, width
-            return
-        if self._line:
-            self._done.append(self._line)
-        pieces = _break_word(word, self.font, self.max_width)
-        self._done.extend(pieces[:-1])
-        self._line = pieces[-1]
-        self._line_width = self.font.getlength(self._line)
-        self.filled += self.max_width * (len(pieces) - 1) + self._line_width
-
-    @property
-    def lines(self) -> list[str]:
-        return [*self._done, self._line]
-
-    @property
-    def count(self) -> int:
-        return len(self._done) + 1
 
 
 @dataclass(frozen=True)
@@ -219,6 +188,72 @@ def render_text_block(
     Its size is ``block_geometry(...)``'s ``width`` by ``height`` of the lines drawn.
     ``highlight`` draws some words' glyphs in its colour instead of ``color``.
     """
+    block = draw_text_block(
+        text, font_size=font_size, max_width=max_width, align=align,
+        line_spacing=line_spacing, bold=bold, shadow=shadow, box=box, padding=padding,
+        max_lines=max_lines,
+    )  # fmt: skip
+    return block.rgba(color, highlight)
+
+
+@dataclass(eq=False)
+class TextBlock:
+    """A block of text drawn once, before it is coloured: what lies under the glyphs (the
+    box and the shadow, RGBA) and the glyphs' coverage (L). ``rgba`` colours it, some
+    words highlighted or none, without laying out or drawing anything again, so a
+    caption page is drawn once however many of its words take turns being highlighted."""
+
+    lines: list[str]
+    under: Image.Image
+    mask: Image.Image
+    starts: list[float]  # where each line's text begins, in pixels from the block's left
+    face: ImageFont.FreeTypeFont
+    geometry: BlockGeometry
+
+    def rgba(self, color: RGB, highlight: Highlight | None = None) -> np.ndarray:
+        """The block as an HxWx4 uint8 RGBA array: glyphs in ``color``, the highlight's
+        in its colour."""
+        glyphs = Image.new("RGBA", self.under.size, (*color, 0))
+        if highlight is not None:
+            paint = ImageDraw.Draw(glyphs)
+            for left, top, right, bottom in self.span_boxes(highlight.spans):
+                paint.rectangle((left, top, right - 1, bottom - 1), fill=(*highlight.color, 0))
+        glyphs.putalpha(self.mask)
+        block = self.under.copy()
+        block.alpha_composite(glyphs)
+        return np.asarray(block, dtype=np.uint8).copy()
+
+    def span_boxes(
+        self, spans: Sequence[tuple[int, int, int]]
+    ) -> list[tuple[int, int, int, int]]:
+        """``(left, top, right, bottom)`` pixels owned by each span's glyphs (and nothing
+        else's): its line's rows, its characters' columns out to the middle of the spaces
+        around them. Colouring these colours exactly those glyphs."""
+        width, height = self.under.size
+        bands = _line_bands(self.lines, self.face, self.geometry, height)
+        boxes = []
+        for line, first, end in spans:
+            left, right = _span_edges(
+                self.lines[line], first, end, self.face, self.starts[line], width
+            )
+            boxes.append((left, bands[line][0], right, bands[line][1]))
+        return boxes
+
+
+def draw_text_block(
+    text: str | Sequence[str],
+    *,
+    font_size: int,
+    max_width: int,
+    align: Align = "center",
+    line_spacing: float = 1.2,
+    bold: bool = False,
+    shadow: bool = True,
+    box: RGBA | None = None,
+    padding: int | tuple[int, int] | None = None,
+    max_lines: int | None = None,
+) -> TextBlock:
+    """``render_text_block``'s block, wrapped and drawn but not yet coloured."""
     if align not in ("left", "center", "right"):
         raise ValueError(f"align must be 'left', 'center' or 'right', got {align!r}")
     if not isinstance(text, str):
@@ -247,26 +282,16 @@ def render_text_block(
         starts.append(x)
         draw.text((x, margin_y + ascent + i * geo.step), line, font=face, fill=255, anchor="ls")
 
-    block = Image.new("RGBA", size, (0, 0, 0, 0))
+    under = Image.new("RGBA", size, (0, 0, 0, 0))
     if box is not None:
-        block.alpha_composite(_rounded_box(size, box, radius=round(font_size * 0.4)))
+        under.alpha_composite(_rounded_box(size, box, radius=round(font_size * 0.4)))
     if shadow:
         dark = _shifted(mask, geo.shadow_offset).filter(ImageFilter.GaussianBlur(geo.shadow_blur))
         dark = dark.point(lambda v: round(v * SHADOW_OPACITY))
         layer = Image.new("RGBA", size, (0, 0, 0, 0))
         layer.putalpha(dark)
-        block.alpha_composite(layer)
-    glyphs = Image.new("RGBA", size, (*color, 0))
-    if highlight is not None:
-        paint = ImageDraw.Draw(glyphs)
-        bands = _line_bands(lines, face, geo, size[1])
-        for line, first, end in highlight.spans:
-            left, right = _span_edges(lines[line], first, end, face, starts[line], size[0])
-            paint.rectangle((left, bands[line][0], right - 1, bands[line][1] - 1),
-                            fill=(*highlight.color, 0))
-    glyphs.putalpha(mask)
-    block.alpha_composite(glyphs)
-    return np.asarray(block, dtype=np.uint8).copy()
+        under.alpha_composite(layer)
+    return TextBlock(lines, under, mask, starts, face, geo)
 
 
 def _line_bands(
