@@ -182,7 +182,9 @@ def _json_mismatch(head: bytes, *, whole: bool) -> str | None:
     found = identify(head)
     start = head.removeprefix(codecs.BOM_UTF8).lstrip(b" \t\r\n")[:1]
     if not is_text(head, whole=whole, utf8=True):
-        shown = found.name if found else "not UTF-8 text"
+        # (text first: a UTF-16 BOM also looks like an MPEG frame)
+        shown = "text, but not UTF-8" if is_text(head, whole=whole) else \
+            found.name if found else "not text"
     elif start != b"{" and (start or whole):  # spaces only so far: the rest may be one
         shown = "not a JSON object"
     else:

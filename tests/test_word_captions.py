@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from api.filetypes import PEEK_BYTES, mismatch, stored_type
 from devstack import Stack
+from jobs.constants import ROLE_CAPTIONS
 from render import Assets, RenderSpec
 from render.canvas import Planes, YuvaLayer
 from render.caption_layout import (
@@ -501,6 +503,23 @@ def test_without_speech_no_word_is_lit_and_no_caption_is_drawn(scene: Scene) -> 
 
 
 # --- through the API -----------------------------------------------------------------------------
+
+
+def test_a_json_upload_must_start_as_a_utf8_json_object() -> None:
+    good = json.dumps(WHISPER).encode()
+    assert mismatch(ROLE_CAPTIONS, ".json", good, whole=True) is None
+    assert mismatch(ROLE_CAPTIONS, ".json", b"\xef\xbb\xbf \n" + good, whole=True) is None
+    assert mismatch(ROLE_CAPTIONS, ".json", b" " * PEEK_BYTES, whole=False) is None  # so far
+    assert stored_type(ROLE_CAPTIONS, ".json", good) == "application/json"
+    for data, shown in ((json.dumps(WHISPER).encode("utf-16"), "text, but not UTF-8"),
+                        ('{"word": "Café"}'.encode("cp1252"), "text, but not UTF-8"),
+                        (b"[1, 2]", "not a JSON object"), (b"WEBVTT\n", "not a JSON object"),
+                        (b" " * 10, "not a JSON object"),
+                        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image")):
+        message = mismatch(ROLE_CAPTIONS, ".json", data, whole=True)
+        assert message == (f"The file is named *.json, but its first bytes are {shown}. Upload a "
+                           "Whisper-style JSON transcript in UTF-8 under a name ending .json.")
+
 
 
 def test_a_json_transcript_is_uploaded_rendered_and_a_wrong_one_refused(
