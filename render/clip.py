@@ -11,7 +11,8 @@ compact features (render.analysis) and each frame moviepy asks for is drawn on
 demand by the same ``Scene`` ``render_video`` draws with, in YUV, then turned into
 RGB for moviepy. Nothing holds more than one frame, so an hour iterates in the
 memory of a minute. A frame asked out of order is still the video's frame: the
-styles replay their smoothing (render.styles.Levels).
+styles step their smoothing forward through skipped frames, and replay it from the
+start for an earlier one (render.styles.Levels).
 
 Its audio is the clip window the engine muxes (the same ffmpeg input arguments,
 render.encoder.audio_input), decoded once by our ffmpeg to a temporary WAV that
@@ -47,8 +48,9 @@ from render.errors import InvalidAudio, RenderFailed, StderrTail, StrPath, blame
 from render.spec import Assets, RenderSpec
 
 #: A time that should fall on a frame's start can arrive a hair early: ``k / fps * fps``
-#: is below ``k`` for one frame in ten at 25 fps, and a timeline subtracts the clip's
-#: start. Within this fraction of a frame, a time counts as that frame's.
+#: is below ``k`` for about one frame in twenty at 25 fps (moviepy's own frame times),
+#: and a timeline subtracts the clip's start. Within this fraction of a frame, a time
+#: counts as that frame's.
 FRAME_TOLERANCE = 1e-6
 #: The temporary WAV: what moviepy reads (44.1 kHz 16-bit, mono or stereo as the input).
 WAV_FILTER = f"aformat=sample_fmts=s16:sample_rates={PREPARED_RATE}:channel_layouts=mono|stereo"

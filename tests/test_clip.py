@@ -64,8 +64,8 @@ def decoded_audio(path: Path, *args: str) -> np.ndarray:
 
 
 def test_every_frame_is_the_engines_in_order_and_out_of_order():
-    # 25 fps: k / 25 * 25 falls below k for one frame in ten (k = 29 is the first), so
-    # int(t * fps) would show frame 28 twice and never 29
+    # 25 fps: k / 25 * 25 falls below k for about one frame in twenty (k = 29 is the
+    # first), so int(t * fps) would show frame 28 twice and never 29
     spec = RenderSpec(width=320, height=180, fps=25, title="Episode 12", start=2, end=5)
     clip = audiogram_clip(SAMPLE, spec, captions=CAPTIONS)
     assert (clip.size, clip.fps, clip.duration) == ((320, 180), 25, 3.0)
@@ -253,3 +253,20 @@ def test_importing_render_does_not_import_moviepy():
     subprocess.run([sys.executable, "-c", probe_code], cwd=ROOT, check=True, timeout=60)
     with audiogram_clip(SAMPLE, width=160, height=90, end=0.5) as clip:
         assert isinstance(clip, AudiogramClip)
+
+
+def test_the_readme_example_runs(tmp_path: Path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Use the audiogram in your own moviepy edit"):]
+    code = section[section.index("```python\n") + 10 : section.index("\n```\n")]
+    # the same code on a small canvas and a short window, its files found from anywhere
+    small = code.replace("size=(1280, 720)", "size=(320, 180)").replace("end=15", "end=2")
+    for folder in ("samples/", "render/fonts/"):
+        small = small.replace(f'"{folder}', f'"{ROOT / folder}/')
+    assert small.count(str(ROOT)) == 4 and "size=(320, 180)" in small and "end=2" in small
+    subprocess.run([sys.executable, "-c", small], cwd=tmp_path, env={"PYTHONPATH": str(ROOT)},
+                   capture_output=True, check=True, timeout=120)
+    info = probe(tmp_path / "episode-edit.mp4")
+    assert float(stream(info, "video")["duration"]) == pytest.approx(4.0, abs=0.05)
+    assert float(stream(info, "audio")["duration"]) == pytest.approx(4.0, abs=0.05)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["episode-edit.mp4"]
