@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from moviepy import ColorClip, CompositeVideoClip, concatenate_videoclips
+from moviepy import ColorClip, CompositeVideoClip, concatenate_videoclips, vfx
 from pydantic import ValidationError
 
 from render import Assets, InvalidAudio, InvalidImage, RenderSpec, render_frames, render_video
@@ -124,6 +124,11 @@ def test_the_clip_composes_and_moviepy_writes_it_with_its_audio(tmp_path: Path):
         picture = framed.get_frame(k / 30)
         assert np.array_equal(picture[10:190, 20:340], frames[k])
         assert (picture[:10] == (0, 90, 200)).all() and (picture[190:] == (0, 90, 200)).all()
+
+    faded = clip.with_effects([vfx.FadeIn(0.5)])
+    assert faded.get_frame(0).max() == 0 and np.array_equal(faded.get_frame(1), frames[30])
+    later = clip.subclipped(1, 2)
+    assert np.array_equal(later.get_frame(0.5), frames[45])
 
     card = ColorClip(clip.size, color=(200, 30, 30), duration=0.5)
     edit = concatenate_videoclips([card, clip])
