@@ -87,6 +87,12 @@ def main(argv: list[str]) -> int:
         # Replace this process, so Ctrl-C (or a `kill` of this pid, or a closed
         # terminal) reaches the demo or pytest directly and they stop the services
         # they started.
+        if command == "test" and not any(arg == "-n" or arg.startswith(("-n", "--numprocesses"))
+                                         for arg in rest):
+            # Two pytest processes, a test file each at a time: most of the suite waits on
+            # real services (leases expiring, workers restarting), so two files overlap well
+            # even on two cores. `python3 dev.py test -n 0` runs it in one process.
+            rest = ["-n", "2", "--dist", "loadfile", *rest]
         os.chdir(ROOT)
         os.execv(PYTHON, [str(PYTHON), "-m", module, *rest])  # noqa: S606
     print(__doc__)

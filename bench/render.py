@@ -389,6 +389,82 @@ def table_row(render: Render, floor: Encode, waves: Encode) -> dict[str, Any]:
     }
 
 
+# --- the moviepy clip against the raw pipe ---------------------------------------------------
+
+#: What the moviepy clip (render.clip) is measured at: one size, one style.
+CLIP_SIZE = "1280x720"
+CLIP_STYLE = "bars"
+
+
+def clip_child(kind: str, audio: str, out: str) -> dict[str, float]:
+    """In a fresh process: the engine's ``render_video`` (``kind`` "engine"), or the moviepy
+    clip written by moviepy's ``write_videofile`` with the engine's codec settings
+    (``render.clip.write_options``: x264 preset, CRF and keyframes, AAC). Wall and CPU
+    time (its own and its ffmpeg children's) after the imports; peak RSS of the process
+    plus its largest ffmpeg child's."""
+    spec = make_spec(CLIP_STYLE, CLIP_SIZE)
+    if kind == "engine":
+        from render import render_video
+    else:
+        from render.clip import audiogram_clip, write_options
+
+    def cpu() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    started, cpu_before = time.perf_counter(), cpu()
+    if kind == "engine":
+        duration = render_video(Path(audio), Path(out), spec).duration
+    else:
+        with audiogram_clip(audio, spec) as clip:
+            clip.write_videofile(out, logger=None, temp_audiofile_path=str(Path(out).parent),
+                                 **write_options(spec))
+            duration = clip.duration
+    wall, cpu_seconds = time.perf_counter() - started, cpu() - cpu_before
+    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return {"audio_seconds": duration, "wall_seconds": wall, "cpu_seconds": cpu_seconds,
+            "peak_mib": peak}
+
+
+def moviepy_section(audio: Path, out_dir: Path) -> dict[str, Any]:
+    """The moviepy clip written by moviepy against the engine's raw pipe, same audio and
+    spec, each in a fresh process (spawned: nothing inherited), printed with the ratio.
+    No target: it shows what the convenience of a moviepy clip costs."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    runs: dict[str, dict[str, float]] = {}
+    for kind in ("engine", "moviepy"):
+        note(f"{kind} {CLIP_STYLE} {CLIP_SIZE}")
+        out = out_dir / f"clip-{kind}-{CLIP_STYLE}-{CLIP_SIZE}.mp4"
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            runs[kind] = pool.submit(clip_child, kind, str(audio), str(out)).result()
+    engine, moviepy = runs["engine"], runs["moviepy"]
+    seconds = engine["audio_seconds"]
+    emit()
+    emit(f"The moviepy clip against the raw pipe ({CLIP_SIZE}, {CLIP_STYLE}, "
+         f"{duration_label(seconds)}, {FPS} fps)")
+    line = "{:<44} {:>7} {:>6} {:>6} {:>9}"
+    emit(line.format("path", "wall s", "x rt", "cpu s", "peak MiB"))
+    emit("-" * len(line.format(*[""] * 5)))
+    for label, run in (("render_video: YUV frames through a raw pipe", engine),
+                       ("audiogram_clip + moviepy's write_videofile", moviepy)):
+        emit(line.format(label, f"{run['wall_seconds']:.1f}",
+                         f"{seconds / run['wall_seconds']:.2f}", f"{run['cpu_seconds']:.1f}",
+                         f"{run['peak_mib']:.0f}"))
+    ratio = moviepy["wall_seconds"] / engine["wall_seconds"]
+    cpu_ratio = moviepy["cpu_seconds"] / engine["cpu_seconds"]
+    emit(f"moviepy / raw pipe: {ratio:.2f}x the wall time, {cpu_ratio:.2f}x the CPU time "
+         "(no target: the price of the convenience)")
+    footnote("Both encode with the engine's x264 settings; moviepy hands ffmpeg RGB frames "
+             "and writes the audio to a file of its own first. cpu s: the process's and its "
+             "ffmpeg children's, steadier than wall time on a busy machine. peak MiB: the "
+             "process's peak RSS plus its largest ffmpeg child's.")
+    return {"engine": engine, "moviepy": moviepy, "ratio": ratio, "cpu_ratio": cpu_ratio}
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -550,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_pass": ratio_mark == "pass",
             "long_pass": limit_mark == "pass",
         }
+
+    moviepy_section(short_audio, out_dir)
 
     finished = [f"{x:.2f}" for x in os.getloadavg()]
     emit()

@@ -6,7 +6,8 @@ callback, so the hot path can be tested and benchmarked on its own. The CLI is
 ``python -m render``.
 
 The names below are imported on first use (PEP 562), so ``render.spec`` (the
-options' pydantic model) loads without numpy or Pillow.
+options' pydantic model) loads without numpy or Pillow, and nothing loads moviepy
+until ``audiogram_clip`` (render.clip) is asked for.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ _EXPORTS = {
     "render_frames": "render.engine",
     "render_video": "render.engine",
     "write_peaks": "render.peaks",
+    "AudiogramClip": "render.clip",
+    "audiogram_clip": "render.clip",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -73,10 +73,12 @@ def make_style(spec: RenderSpec, analysis: Analysis, rect: Rect) -> StyleDrawer:
 class Levels:
     """Per-frame band levels in 0..1, resampled to ``count`` bars and smoothed.
 
-    Frames are normally asked for in order; asking out of order replays the
-    smoothing from the clip's first frame, so any frame (a test, a thumbnail, the
-    first frame of one window of a split render) is exactly the one the video shows.
-    A replay is a few vector operations a frame: about half a second for an hour.
+    Frames are normally asked for in order; a frame further on steps the smoothing
+    through the frames skipped, and an earlier one replays it from the clip's first
+    frame, so any frame (a test, a thumbnail, the first frame of one window of a split
+    render, a moviepy timeline at another frame rate) is exactly the one the video
+    shows. A step is a few vector operations: a replay of an hour takes about half a
+    second.
     """
 
     def __init__(self, analysis: Analysis, count: int) -> None:
@@ -101,11 +103,11 @@ class Levels:
         return np.clip((db - self._quiet) / self._span, 0.0, 1.0)
 
     def at(self, frame: int) -> np.ndarray:
-        if frame != self._last + 1:
+        if frame <= self._last:
             self._state[:] = 0.0
             self._last = -1
-            while self._last < frame - 1:
-                self._step(self._last + 1)
+        while self._last < frame - 1:
+            self._step(self._last + 1)
         self._step(frame)
         return self._state
 

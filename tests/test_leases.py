@@ -104,7 +104,7 @@ def test_a_job_past_its_deadline_ends_timed_out_queued_or_running(parts):
     done, _ = poll(running, slow, timeout=60)
     assert done["status"] == "timed_out" and done["result"] is None
     wait_for_line(log, f"job {slow}: stopped, the API said this attempt is over", 15)
-    wait_for(lambda: not ffmpeg_encoders(), 10, "its ffmpeg to be gone")
+    wait_for(lambda: not ffmpeg_encoders(under=tmp_path), 10, "its ffmpeg to be gone")
     assert not (tmp_path / "storage" / f"renders/{slow}").exists()
     assert list((tmp_path / "tmp").glob("soundreel-*")) == []
     assert worker.poll() is None

@@ -33,14 +33,17 @@ def start_api(stack: ExitStack, tmp_path: Path, redis_url: str,
     return running
 
 
-def ffmpeg_encoders() -> list[tuple[int, int]]:
-    """(pid, parent pid) of every ffmpeg encoding from a pipe (a render in progress)."""
+def ffmpeg_encoders(under: Path | None = None) -> list[tuple[int, int]]:
+    """(pid, parent pid) of every ffmpeg encoding from a pipe (a render in progress);
+    ``under``: only those writing below that folder (one stack's, as the suite runs
+    several stacks side by side)."""
     out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True,
                          check=True).stdout
     rows = []
     for line in out.splitlines():
         pid, ppid, args = line.split(None, 2)
-        if "ffmpeg" in args and "pipe:0" in args and "soundreel-" in args:
+        if "ffmpeg" in args and "pipe:0" in args and "soundreel-" in args \
+                and (under is None or str(under) in args):
             rows.append((int(pid), int(ppid)))
     return rows
 
