@@ -26,7 +26,7 @@ PEEK_BYTES = 4096
 ROLE_FORMATS = {
     ROLE_AUDIO: "WAV, MP3, M4A/MP4, AAC, Ogg/Opus, FLAC, AIFF, WebM or WMA",
     ROLE_IMAGE: "PNG, JPEG or WebP",
-    ROLE_CAPTIONS: "SRT or WebVTT text",
+    ROLE_CAPTIONS: "SRT, WebVTT or Whisper JSON text",
 }
 
 #: How each role is used in a job, for the advice in messages.
@@ -72,7 +72,11 @@ WEBP = Format("a WebP image", ROLE_IMAGE, "image/webp")
 
 #: Captions are text, not media: the stores serve them as attachments (a browser saves
 #: them rather than opens them; `storage.objects.disposition`).
-CAPTION_TYPES = {".srt": "application/x-subrip", ".vtt": "text/vtt"}
+CAPTION_TYPES = {".srt": "application/x-subrip", ".vtt": "text/vtt", ".json": "application/json"}
+#: Caption endings whose files must be UTF-8 and start as a JSON object, as a transcript
+#: does (JSON is UTF-8 by its standard, RFC 8259), and what to upload instead.
+JSON_CAPTIONS = ".json"
+JSON_FORMAT = "a Whisper-style JSON transcript in UTF-8"
 
 
 def identify(head: bytes) -> Format | None:
@@ -131,11 +135,14 @@ def _frame_sync(head: bytes) -> Format | None:
     return MPEG_AUDIO
 
 
-def is_text(head: bytes, *, whole: bool) -> bool:
+def is_text(head: bytes, *, whole: bool, utf8: bool = False) -> bool:
     """Whether ``head`` reads as captions text the way render/captions.py reads it:
-    UTF-16 with a BOM, else UTF-8 (BOM or not), else cp1252; no binary control bytes.
-    ``whole``: ``head`` is the entire file (else a character may be cut at its end)."""
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    UTF-16 with a BOM, else UTF-8 (BOM or not), else cp1252 (``utf8``: UTF-8 only, as
+    JSON); no binary control bytes. ``whole``: ``head`` is the entire file (else a
+    character may be cut at its end)."""
+    if utf8:
+        encodings = ["utf-8-sig"]
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encodings = ["utf-16"]
     else:
         encodings = ["utf-8-sig", "cp1252"]
@@ -151,6 +158,8 @@ def is_text(head: bytes, *, whole: bool) -> bool:
 def mismatch(role: str, extension: str, head: bytes, *, whole: bool) -> str | None:
     """Why the first bytes of a file named ``*{extension}`` (of ``role``) are not what
     the name says, as a message that says what to do; None when they agree."""
+    if role == ROLE_CAPTIONS and extension == JSON_CAPTIONS:
+        return _json_mismatch(head, whole=whole)
     if role == ROLE_CAPTIONS and is_text(head, whole=whole):
         return None  # (before identify: a UTF-16 BOM also looks like an MPEG frame)
     found = identify(head)
@@ -166,6 +175,22 @@ def mismatch(role: str, extension: str, head: bytes, *, whole: bool) -> str | No
                    f"that says so")
     return f"The file is named *{extension}, but its first bytes are {shown}. {advice}."
 
+
+def _json_mismatch(head: bytes, *, whole: bool) -> str | None:
+    """Why a captions file named ``*.json`` is not a JSON transcript by its first bytes:
+    not UTF-8 text, or not a JSON object (a transcript is one); None when it may be."""
+    found = identify(head)
+    start = head.removeprefix(codecs.BOM_UTF8).lstrip(b" \t\r\n")[:1]
+    if not is_text(head, whole=whole, utf8=True):
+        # (text first: a UTF-16 BOM also looks like an MPEG frame)
+        shown = "text, but not UTF-8" if is_text(head, whole=whole) else \
+            found.name if found else "not text"
+    elif start != b"{" and (start or whole):  # spaces only so far: the rest may be one
+        shown = "not a JSON object"
+    else:
+        return None
+    return (f"The file is named *{JSON_CAPTIONS}, but its first bytes are {shown}. "
+            f"Upload {JSON_FORMAT} under a name ending {JSON_CAPTIONS}.")
 
 
 def stored_type(role: str, extension: str, head: bytes) -> str:

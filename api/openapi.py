@@ -231,7 +231,7 @@ LIST_QUERY_DESCRIPTIONS = {
 #: File name endings POST /v1/uploads takes (its first bytes must agree with the name; the
 #: worker decodes the rest).
 UPLOAD_TYPES = "audio (wav, mp3, m4a, aac, ogg, opus, flac, aiff, webm…), images (png, jpg, " \
-               "webp) or captions (srt, vtt)"
+               "webp) or captions (srt, vtt, json)"
 
 
 def query_parameters(model: type[BaseModel], schemas: dict[str, Any]) -> list[dict[str, Any]]:

@@ -105,6 +105,7 @@ OPTION_FLAGS = {
     "backgroundBlur": "--background-blur", "backgroundDarken": "--background-darken",
     "artworkKey": "--artwork", "title": "--title", "subtitle": "--subtitle",
     "textColor": "--text-color", "layout": "--layout", "captionsKey": "--captions",
+    "captionsHighlight": "--captions-highlight",
     "start": "--start", "end": "--end", "cache": "--cache", "split": "--split",
 }
 #: Options not read straight from their flag: the size, and the files uploaded first.
@@ -617,7 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="standard: artwork and titles above the animation; minimal: a "
                            "small title, a large animation (default standard)")
     look.add_argument("--captions", type=Path, metavar="FILE",
-                      help="SRT or WebVTT captions to upload and burn in")
+                      help="SRT, WebVTT or Whisper JSON captions to upload and burn in")
+    look.add_argument("--captions-highlight", metavar="HEX",
+                      help="word-timed captions: the word being said (default #ffd23f)")
 
     clip = render.add_argument_group("clip")
     clip.add_argument("--start", type=float, metavar="SECONDS", help="clip from here")

@@ -277,7 +277,7 @@ UPLOAD_ROLES: Final = {
     **dict.fromkeys((".wav", ".mp3", ".m4a", ".aac", ".mp4", ".ogg", ".oga", ".opus", ".flac",
                      ".aif", ".aiff", ".webm", ".wma"), ROLE_AUDIO),
     **dict.fromkeys((".png", ".jpg", ".jpeg", ".webp"), ROLE_IMAGE),
-    **dict.fromkeys((".srt", ".vtt"), ROLE_CAPTIONS),
+    **dict.fromkeys((".srt", ".vtt", ".json"), ROLE_CAPTIONS),
 }
 UPLOAD_EXTENSIONS: Final = frozenset(UPLOAD_ROLES)
 

@@ -4,7 +4,8 @@ Background (colour, gradient or a cover-fitted image, blurred and darkened),
 artwork, title and subtitle never change during a video: they are drawn once in
 RGB with Pillow, together with a style's static parts, and converted to YUV once.
 Captions change once per cue: each cue's text block is drawn and converted when
-it first shows, then blended into the frames it covers.
+it first shows, then blended into the frames it covers. Word-timed captions change
+once per word too: each page is drawn once per word highlighted on it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from render.errors import InvalidImage
 from render.layout import Layout
 from render.spec import Assets, RenderSpec
 from render.styles import Rect, StyleDrawer
-from render.text import composite, render_text_block
+from render.text import Highlight, TextBlock, composite, draw_text_block, render_text_block
 
 #: Largest image we open: 50 megapixels (a decompression bomb is refused, not rendered).
 MAX_IMAGE_PIXELS = 50_000_000
@@ -115,11 +116,20 @@ def compose_static(
     return Planes.from_rgb(rgb)
 
 
+#: Drawn caption layers kept at once: a render moves forward through its pages, so a
+#: few are plenty (a page of word-timed captions has a layer per word, each made from
+#: the page's own, and the page is drawn once).
+CAPTION_LAYERS_KEPT = 8
+
+
 class Captions:
     """Burned-in captions: the page showing at each frame, each page drawn once.
 
     Cues are laid out by ``render.caption_layout``: every word is shown, a long
-    cue as timed pages. ``pages`` is that layout, what the frames show.
+    cue as timed pages. ``pages`` is that layout, what the frames show. On a page
+    of word-timed captions the word being said is drawn in ``captions_highlight``,
+    the rest in ``text_color``: the page is drawn and converted to YUV once, and for
+    each word only the rectangle its glyphs own is coloured and converted again.
     """
 
     def __init__(
@@ -136,26 +146,72 @@ class Captions:
             fps=spec.fps,
             total_frames=total_frames,
         )
-        self._layers: dict[int, tuple[YuvaLayer, int, int]] = {}
+        self._pages: dict[int, tuple[TextBlock, YuvaLayer]] = {}
+        self._layers: dict[tuple[int, int | None], tuple[YuvaLayer, int, int]] = {}
 
     def draw(self, planes: Planes, frame: int) -> None:
         page = page_at(self.pages, frame)
         if page is None:
             return
-        key = page.first
+        word = page.word_at(frame)
+        key = (page.first, word)
         if key not in self._layers:
-            if len(self._layers) > 8:
+            if len(self._layers) >= CAPTION_LAYERS_KEPT:
                 self._layers.clear()
-            block = render_text_block(
+            block, plain = self._page(page)
+            width, height = block.under.size
+            x = self.box.x + (self.box.w - width) // 2
+            y = self.box.y + self.box.h - height
+            layer = plain if word is None else self._highlighted(page, word, block, plain)
+            self._layers[key] = (layer, x, y)
+        layer, x, y = self._layers[key]
+        layer.blend(planes, x, y)
+
+    def block(self, page: Page, word: int | None = None) -> np.ndarray:
+        """``page`` as an RGBA block, its ``word``-th word highlighted (if not None)."""
+        block, _ = self._page(page)
+        return block.rgba(self.spec.text_rgb, self._highlight(page, word))
+
+    def _page(self, page: Page) -> tuple[TextBlock, YuvaLayer]:
+        """The page drawn, and as a YUV layer without a highlight: once per page."""
+        if page.first not in self._pages:
+            self._pages.clear()  # pages show one after another
+            block = draw_text_block(
                 page.lines,
                 font_size=page.font_size,
-                color=self.spec.text_rgb,
                 max_width=self.box.w,
                 align="center",
                 box=CAPTION_BOX,
             )
-            x = self.box.x + (self.box.w - block.shape[1]) // 2
-            y = self.box.y + self.box.h - block.shape[0]
-            self._layers[key] = (YuvaLayer.from_rgba(block), x, y)
-        layer, x, y = self._layers[key]
-        layer.blend(planes, x, y)
+            plain = YuvaLayer.from_rgba(block.rgba(self.spec.text_rgb))
+            self._pages[page.first] = (block, plain)
+        return self._pages[page.first]
+
+    def _highlight(self, page: Page, word: int | None) -> Highlight | None:
+        if word is None:
+            return None
+        return Highlight(page.words[word].spans, self.spec.captions_highlight_rgb)
+
+    def _highlighted(
+        self, page: Page, word: int, block: TextBlock, plain: YuvaLayer
+    ) -> YuvaLayer:
+        """The page's layer with ``word`` highlighted: the plain layer, with the rectangle
+        the word's glyphs own converted again (on even pixels, as 4:2:0 chroma pairs
+        them, so the result is exactly the whole block's conversion)."""
+        highlight = self._highlight(page, word)
+        assert highlight is not None
+        rgba = block.rgba(self.spec.text_rgb, highlight)
+        boxes = block.span_boxes(highlight.spans)
+        height, width = plain.y.shape
+        x0 = min(box[0] for box in boxes) // 2 * 2
+        y0 = min(box[1] for box in boxes) // 2 * 2
+        x1 = min(-(-max(box[2] for box in boxes) // 2) * 2, width)
+        y1 = min(-(-max(box[3] for box in boxes) // 2) * 2, height)
+        patch = YuvaLayer.from_rgba(rgba[y0:y1, x0:x1])
+        layer = YuvaLayer(*(array.copy() for array in (
+            plain.y, plain.u, plain.v, plain.alpha, plain.alpha_half)))  # fmt: skip
+        layer.y[y0:y1, x0:x1], layer.alpha[y0:y1, x0:x1] = patch.y, patch.alpha
+        half = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
+        layer.u[half], layer.v[half], layer.alpha_half[half] = (
+            patch.u, patch.v, patch.alpha_half)
+        return layer

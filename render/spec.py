@@ -106,6 +106,10 @@ class RenderSpec(BaseModel):
 
     # captions and clip window
     captions_key: str | None = Field(None, alias="captionsKey", max_length=512)
+    captions_highlight: str = Field(
+        "#ffd23f", alias="captionsHighlight",
+        description="word-timed captions: the colour of the word being said",
+    )
     start: float = Field(0.0, ge=0, le=24 * 3600, description="seconds into the audio")
     end: float | None = Field(None, gt=0, le=24 * 3600, description="seconds; None = the end")
 
@@ -133,7 +137,7 @@ class RenderSpec(BaseModel):
             raise ValueError(f"must be one of {', '.join(map(str, FRAME_RATES))}")
         return value
 
-    @field_validator("color", "background", "text_color")
+    @field_validator("color", "background", "text_color", "captions_highlight")
     @classmethod
     def _color(cls, value: str) -> str:
         return _check_color(value)
@@ -198,6 +202,10 @@ class RenderSpec(BaseModel):
     @property
     def text_rgb(self) -> RGB:
         return parse_color(self.text_color)
+
+    @property
+    def captions_highlight_rgb(self) -> RGB:
+        return parse_color(self.captions_highlight)
 
     @property
     def clip_seconds(self) -> float | None:

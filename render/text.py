@@ -88,6 +88,16 @@ def wrap(
 
 
 @dataclass(frozen=True)
+class Highlight:
+    """Words of a block drawn in another colour: ``spans`` are (line, first character,
+    end character) in the block's lines, as wrapped. Only the glyphs change colour:
+    the block's size, lines and every glyph's place stay those of the plain block."""
+
+    spans: tuple[tuple[int, int, int], ...]
+    color: RGB
+
+
+@dataclass(frozen=True)
 class BlockGeometry:
     """Where a text block's lines sit: margins, line step and the width lines wrap to.
 
@@ -165,6 +175,7 @@ def render_text_block(
     box: RGBA | None = None,
     padding: int | tuple[int, int] | None = None,
     max_lines: int | None = None,
+    highlight: Highlight | None = None,
 ) -> np.ndarray:
     """A block of wrapped text as an HxWx4 uint8 RGBA array (straight alpha), W <= max_width.
 
@@ -175,7 +186,74 @@ def render_text_block(
     shadow 1-2 px down and right so light text stays legible on light pixels.
     Text that is empty or only spaces gives a block with nothing but the box.
     Its size is ``block_geometry(...)``'s ``width`` by ``height`` of the lines drawn.
+    ``highlight`` draws some words' glyphs in its colour instead of ``color``.
     """
+    block = draw_text_block(
+        text, font_size=font_size, max_width=max_width, align=align,
+        line_spacing=line_spacing, bold=bold, shadow=shadow, box=box, padding=padding,
+        max_lines=max_lines,
+    )  # fmt: skip
+    return block.rgba(color, highlight)
+
+
+@dataclass(eq=False)
+class TextBlock:
+    """A block of text drawn once, before it is coloured: what lies under the glyphs (the
+    box and the shadow, RGBA) and the glyphs' coverage (L). ``rgba`` colours it, some
+    words highlighted or none, without laying out or drawing anything again, so a
+    caption page is drawn once however many of its words take turns being highlighted."""
+
+    lines: list[str]
+    under: Image.Image
+    mask: Image.Image
+    starts: list[float]  # where each line's text begins, in pixels from the block's left
+    face: ImageFont.FreeTypeFont
+    geometry: BlockGeometry
+
+    def rgba(self, color: RGB, highlight: Highlight | None = None) -> np.ndarray:
+        """The block as an HxWx4 uint8 RGBA array: glyphs in ``color``, the highlight's
+        in its colour."""
+        glyphs = Image.new("RGBA", self.under.size, (*color, 0))
+        if highlight is not None:
+            paint = ImageDraw.Draw(glyphs)
+            for left, top, right, bottom in self.span_boxes(highlight.spans):
+                paint.rectangle((left, top, right - 1, bottom - 1), fill=(*highlight.color, 0))
+        glyphs.putalpha(self.mask)
+        block = self.under.copy()
+        block.alpha_composite(glyphs)
+        return np.asarray(block, dtype=np.uint8).copy()
+
+    def span_boxes(
+        self, spans: Sequence[tuple[int, int, int]]
+    ) -> list[tuple[int, int, int, int]]:
+        """``(left, top, right, bottom)`` pixels owned by each span's glyphs (and nothing
+        else's): its line's rows, its characters' columns out to the middle of the spaces
+        around them. Colouring these colours exactly those glyphs."""
+        width, height = self.under.size
+        bands = _line_bands(self.lines, self.face, self.geometry, height)
+        boxes = []
+        for line, first, end in spans:
+            left, right = _span_edges(
+                self.lines[line], first, end, self.face, self.starts[line], width
+            )
+            boxes.append((left, bands[line][0], right, bands[line][1]))
+        return boxes
+
+
+def draw_text_block(
+    text: str | Sequence[str],
+    *,
+    font_size: int,
+    max_width: int,
+    align: Align = "center",
+    line_spacing: float = 1.2,
+    bold: bool = False,
+    shadow: bool = True,
+    box: RGBA | None = None,
+    padding: int | tuple[int, int] | None = None,
+    max_lines: int | None = None,
+) -> TextBlock:
+    """``render_text_block``'s block, wrapped and drawn but not yet coloured."""
     if align not in ("left", "center", "right"):
         raise ValueError(f"align must be 'left', 'center' or 'right', got {align!r}")
     if not isinstance(text, str):
@@ -193,6 +271,7 @@ def render_text_block(
 
     mask = Image.new("L", size, 0)
     draw = ImageDraw.Draw(mask)
+    starts = []
     for i, (line, width) in enumerate(zip(lines, widths, strict=True)):
         if align == "left":
             x = margin_x
@@ -200,21 +279,47 @@ def render_text_block(
             x = margin_x + text_w - width
         else:
             x = margin_x + (text_w - width) / 2
+        starts.append(x)
         draw.text((x, margin_y + ascent + i * geo.step), line, font=face, fill=255, anchor="ls")
 
-    block = Image.new("RGBA", size, (0, 0, 0, 0))
+    under = Image.new("RGBA", size, (0, 0, 0, 0))
     if box is not None:
-        block.alpha_composite(_rounded_box(size, box, radius=round(font_size * 0.4)))
+        under.alpha_composite(_rounded_box(size, box, radius=round(font_size * 0.4)))
     if shadow:
         dark = _shifted(mask, geo.shadow_offset).filter(ImageFilter.GaussianBlur(geo.shadow_blur))
         dark = dark.point(lambda v: round(v * SHADOW_OPACITY))
         layer = Image.new("RGBA", size, (0, 0, 0, 0))
         layer.putalpha(dark)
-        block.alpha_composite(layer)
-    glyphs = Image.new("RGBA", size, (*color, 0))
-    glyphs.putalpha(mask)
-    block.alpha_composite(glyphs)
-    return np.asarray(block, dtype=np.uint8).copy()
+        under.alpha_composite(layer)
+    return TextBlock(lines, under, mask, starts, face, geo)
+
+
+def _line_bands(
+    lines: Sequence[str], face: ImageFont.FreeTypeFont, geo: BlockGeometry, height: int
+) -> list[tuple[int, int]]:
+    """The rows each line's glyphs own, top to bottom: neighbouring lines part halfway
+    between one's lowest ink (descenders) and the next one's highest (accents)."""
+    ink = []
+    for i, line in enumerate(lines):
+        baseline = geo.margin_y + geo.ascent + i * geo.step
+        _, top, _, bottom = face.getbbox(line, anchor="ls") if line.strip() else (0, 0, 0, 0)
+        ink.append((baseline + top, baseline + bottom))
+    edges = [0] + [round((ink[i][1] + ink[i + 1][0]) / 2) for i in range(len(ink) - 1)]
+    return list(zip(edges, [*edges[1:], height], strict=True))
+
+
+def _span_edges(
+    line: str, first: int, end: int, face: ImageFont.FreeTypeFont, x: float, width: int
+) -> tuple[int, int]:
+    """The columns of characters ``first:end`` of a line drawn from ``x``: out to the
+    middle of the spaces around them (a glyph's ink can reach past its advance), or to
+    the block's edge at either end of the line."""
+    def column(index: int) -> float:
+        return x + face.getlength(line[:index])
+
+    left = 0.0 if first == 0 else (column(first - 1) + column(first)) / 2
+    right = float(width) if end >= len(line) else (column(end) + column(end + 1)) / 2
+    return round(left), round(right)
 
 
 @dataclass(eq=False)

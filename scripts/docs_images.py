@@ -7,17 +7,23 @@ Writes ``samples/artwork.png`` (a synthesised cover, if missing),
 ``samples/sample.mp3``), and ``docs/episode-sheet.png``: the speech-over-music
 episode (``samples/episode.mp3`` and its long-cued ``episode.srt``, made by
 ``scripts.make_episode``) on every preset, with artwork, a two-line title, a
-subtitle and captions, at moments where long cues show as pages. All are drawn by
-``render.render_frames`` exactly as a video would be.
+subtitle and captions, at moments where long cues show as pages; and
+``docs/word-captions.png``: the episode with word-timed captions (a Whisper-style
+transcript whose word times are spread over each cue of ``episode.srt``), the word
+being said highlighted. All are drawn by ``render.render_frames`` exactly as a video
+would be.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
 from PIL import Image
 
 from render import STYLES, Assets, RenderSpec, render_frames
+from render.captions import parse_captions, spread_words
 from tests.helpers.media import make_artwork
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +68,7 @@ def main() -> None:
     sheet.save(DOCS / "contact-sheet.png", optimize=True)
     print(f"wrote {DOCS / 'contact-sheet.png'} and {len(tiles)} style pictures")
     episode_sheet()
+    word_captions()
 
 
 #: The episode on each preset, in a style of its own, and the moments shown: the first
@@ -99,6 +106,32 @@ def episode_sheet() -> None:
             x += tile.width + gap
     sheet.save(DOCS / "episode-sheet.png", optimize=True)
     print(f"wrote {DOCS / 'episode-sheet.png'}")
+
+
+#: When the word-timed frame is taken: "water," on the first cue's second page.
+WORD_MOMENT = 6.1
+
+
+def word_captions() -> None:
+    """The episode with word-timed captions, one frame with a word highlighted."""
+    segments = []
+    for cue in parse_captions((SAMPLES / "episode.srt").read_bytes()):
+        words = spread_words(cue.text.split(), cue.start, cue.end)
+        segments.append({"start": cue.start, "end": cue.end, "text": " " + cue.text,
+                         "words": [{"word": " " + word.text, "start": round(word.start, 3),
+                                    "end": round(word.end, 3)} for word in words]})
+    with tempfile.TemporaryDirectory() as tmp:
+        transcript = Path(tmp) / "episode.json"
+        transcript.write_text(json.dumps({"segments": segments}), encoding="utf-8")
+        spec = RenderSpec.model_validate(
+            {"style": "mirror", "width": 1280, "height": 720, "title": "Episode 42: How sound "
+             "travels under water", "subtitle": "The Soundreel Show with Ada and Grace",
+             "artworkKey": "local/artwork", "captionsKey": "local/captions", **LOOKS["mirror"]}
+        )  # fmt: skip
+        assets = Assets(artwork=ARTWORK, captions=transcript)
+        (frame,) = render_frames(SAMPLES / "episode.mp3", spec, [WORD_MOMENT], assets=assets)
+    Image.fromarray(frame).save(DOCS / "word-captions.png", optimize=True)
+    print(f"wrote {DOCS / 'word-captions.png'}")
 
 
 if __name__ == "__main__":

@@ -88,10 +88,13 @@ def test_srt_cues_without_blank_line_between_them_are_split() -> None:
 
 
 def test_vtt_skips_header_notes_style_and_region_and_reads_settings_identifiers_tags() -> None:
-    assert parse_captions(VTT) == [
-        Cue(1.0, 4.0, "We are in New York City"),
-        Cue(5.5, 7.25, "It's warm & sunny"),
+    cues = parse_captions(VTT)
+    assert [(cue.start, cue.end, cue.text) for cue in cues] == [
+        (1.0, 4.0, "We are in New York City"),
+        (5.5, 7.25, "It's warm & sunny"),
     ]
+    # its inline timestamp makes the second cue word-timed (tests/test_word_captions.py)
+    assert cues[0].words == () and [word.start for word in cues[1].words][-1] == 6.0
 
 
 def test_vtt_with_bom_and_crlf_bytes_parses() -> None:

@@ -251,7 +251,7 @@ def test_no_cache_asks_for_a_fresh_render(env, client):
     ([SAMPLE, "--artwork", SAMPLE], "unsupported_media_type",
      "--artwork: sample.mp3 is audio, not an image"),
     ([SAMPLE, "--captions", ARTWORK], "unsupported_media_type",
-     "--captions: artwork.png is an image, not captions (.srt, .vtt)"),
+     "--captions: artwork.png is an image, not captions (.srt, .vtt, .json)"),
     ([SAMPLE, "--background", CAPTIONS], "unsupported_media_type",
      "--background: sample.srt is captions, not an image"),
     ([SAMPLE, "--captions", "missing.srt"], "file_not_found", "--captions: missing.srt: no such"),

@@ -261,7 +261,8 @@ def test_upload_page_sends_every_field(local_stack: Stack, page: Page, tmp_path:
 @needs_chromium
 @pytest.mark.parametrize(("fields", "message"), [
     ({"#audio": ARTWORK}, "Audio file: artwork.png is an image, not audio (.wav, .mp3"),
-    ({"#captions": ARTWORK}, "Captions: artwork.png is an image, not captions (.srt, .vtt)."),
+    ({"#captions": ARTWORK},
+     "Captions: artwork.png is an image, not captions (.srt, .vtt, .json)."),
     ({"#artwork": SAMPLE}, "Artwork image: sample.mp3 is audio, not an image"),
     ({"#custom-size": "321x240"}, "Width and height must be even"),
     ({"#start": "5", "#end": "3"}, "The clip must end after it starts."),

@@ -30,6 +30,8 @@ from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 
 SRT = "1\n00:00:00,500 --> 00:00:02,000\nCafé, naïve – “quoted”\n"
 VTT = "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nHello\n"
+JSON = ('{"segments": [{"start": 0.5, "end": 2.0, "text": " Hello",'
+        ' "words": [{"word": " Hello", "start": 0.5, "end": 1.0}]}]}\n')
 
 
 def make_file(directory: Path, extension: str) -> Path:
@@ -44,7 +46,7 @@ def make_file(directory: Path, extension: str) -> Path:
         image = Image.new("RGB", (32, 32), (200, 40, 90))
         image.save(path, format={"png": "PNG", "webp": "WEBP"}.get(extension[1:], "JPEG"))
     else:
-        path.write_text(VTT if extension == ".vtt" else SRT, encoding="utf-8")
+        path.write_text({".vtt": VTT, ".json": JSON}.get(extension, SRT), encoding="utf-8")
     return path
 
 

@@ -3,10 +3,12 @@
     .venv/bin/python -m tests.helpers.golden
 
 For every case in ``CASES`` (each style in ``render.spec.STYLES``, an oscilloscope
-``wave-line``, a long caption cue split into pages, and the square layout with
-artwork, a two-line title, a subtitle and captions) it renders the frames at the
-case's times (``TIMES`` by default) of a synthetic signal and writes them as
-``tests/golden/<case>-<t>.png``. ``tests/test_styles.py``
+``wave-line``, a long caption cue split into pages, the square layout with
+artwork, a two-line title, a subtitle and captions, and word-timed captions with
+the word being said highlighted) it renders the frames at the case's times
+(``TIMES`` by default) of a synthetic signal and writes them as
+``tests/golden/<case>-<t>.png``; ``python -m tests.helpers.golden <case>...``
+writes only the cases named. ``tests/test_styles.py``
 renders the same frames and compares them with these files, so a change that
 moves a bar or shifts a colour fails there until someone looks at the new
 pictures and reruns this script. Review the PNGs before committing them.
@@ -17,6 +19,7 @@ The signal is synthesised here with numpy, without randomness, and written as a
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import wave
@@ -50,6 +53,14 @@ LONG_CUE = (
 )
 #: The captions file of the cases that have captions (times on the 4 s signal).
 CAPTIONS = f"1\n00:00:00,200 --> 00:00:03,900\n{LONG_CUE}\n"
+#: A word-timed transcript (Whisper's JSON) on the 4 s signal: a sentence of two
+#: clauses, a word every 0.25 s from 0.2 s.
+WORDS = "Sound travels four times faster in water, so whales hear each other from afar."
+TRANSCRIPT = json.dumps({"segments": [{
+    "start": 0.2, "end": 0.2 + 0.25 * len(WORDS.split()), "text": " " + WORDS,
+    "words": [{"word": " " + word, "start": round(0.2 + 0.25 * i, 2),
+               "end": round(0.2 + 0.25 * i + 0.22, 2)} for i, word in enumerate(WORDS.split())],
+}]})
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class Case:
     times: tuple[float, ...] = TIMES
     captions: bool = False
     artwork: bool = False
+    #: the captions file's name and text, when not ``golden.srt`` with ``CAPTIONS``
+    captions_file: tuple[str, str] | None = None
 
     def path(self, seconds: float) -> Path:
         return GOLDEN_DIR / f"{self.name}-{seconds:.1f}.png"
@@ -69,8 +82,9 @@ class Case:
         """The case's captions and artwork, written into ``directory``."""
         captions = artwork = None
         if self.captions:
-            captions = Path(directory) / "golden.srt"
-            captions.write_text(CAPTIONS, encoding="utf-8")
+            name, text = self.captions_file or ("golden.srt", CAPTIONS)
+            captions = Path(directory) / name
+            captions.write_text(text, encoding="utf-8")
         if self.artwork:
             artwork = Path(directory) / "golden-artwork.png"
             if not artwork.exists():
@@ -110,6 +124,15 @@ def _cases() -> tuple[Case, ...]:
         times=(1.7,),
         captions=True,
         artwork=True,
+    ))  # fmt: skip
+    # word-timed captions: the word being said in the highlight colour, the rest white
+    cases.append(Case(
+        "word-captions",
+        RenderSpec(**{**BASE, "width": 360, "height": 360}, style="bars", color="#40d0ff",
+                   captionsKey="golden/talk.json"),
+        times=(1.3, 2.3),  # "faster" (1.2 to 1.42 s), "whales" (2.2 to 2.42 s)
+        captions=True,
+        captions_file=("golden.json", TRANSCRIPT),
     ))  # fmt: skip
     return tuple(cases)
 
@@ -176,11 +199,15 @@ def render_case(case: Case, wav: Path) -> list[np.ndarray]:
     return render_frames(wav, case.spec, list(case.times), assets=case.assets(wav.parent))
 
 
-def main() -> int:
+def main(names: list[str]) -> int:
+    """Write the golden frames of the cases named (every case when none is)."""
+    unknown = set(names) - {case.name for case in CASES}
+    if unknown:
+        sys.exit(f"no such case: {', '.join(sorted(unknown))}")
     GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         wav = synth_signal(Path(tmp))
-        for case in CASES:
+        for case in (case for case in CASES if not names or case.name in names):
             for seconds, frame in zip(case.times, render_case(case, wav), strict=True):
                 path = case.path(seconds)
                 Image.fromarray(frame).save(path, optimize=True)
@@ -189,4 +216,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
