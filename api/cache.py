@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 #: height it sets are in the key) and ``split`` (a split render has the same frames).
 NOT_IN_KEY = frozenset({"cache", "preset", "split"})
 #: Colour options, written in the key as ``#rrggbb`` (``#FFF`` and ``#ffffff`` are one).
-COLOR_OPTIONS = ("color", "color2", "background", "background2", "textColor")
+COLOR_OPTIONS = ("color", "color2", "background", "background2", "textColor",
+                 "captionsHighlight")
 #: The option naming each file a job reads besides its audio, by `RenderSpec.asset_keys` role.
 ASSET_OPTIONS = {"background": "backgroundKey", "artwork": "artworkKey",
                  "captions": "captionsKey"}

@@ -79,6 +79,7 @@ CHANGES = {
     "backgroundBlur": 10, "backgroundDarken": 0.5, "artworkKey": "uploads/2/art.png",
     "title": "Episode 1", "subtitle": "A talk", "textColor": "#000000",
     "layout": "minimal", "captionsKey": "uploads/3/talk.srt", "start": 1.0, "end": 5.0,
+    "captionsHighlight": "#00ffff",
 }
 
 
