@@ -223,9 +223,9 @@ def fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:
 
 
 def fetch_assets(store: ObjectStore, spec: RenderSpec, workdir: Path, max_bytes: int) -> Assets:
-    """Local copies of the images and captions ``spec`` names."""
-    return Assets(**{role: fetch(store, key, workdir / f"asset-{role}", max_bytes)
-                     for role, key in spec.asset_keys.items()})
+    """Local copies of the images, captions and videos ``spec`` names."""
+    return Assets.of({role: fetch(store, key, workdir / f"asset-{role}", max_bytes)
+                      for role, key in spec.asset_keys.items()})
 
 
 def _produce(
