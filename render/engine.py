@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import tempfile
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from render.audio import (
     untrusted_input,
 )
 from render.canvas import Planes
+from render.compose import BodyFades, Bookends, compose_bookend, composes, encode_soundtrack, join
 from render.encoder import Encoder
 from render.errors import InvalidAudio, RenderCanceled, RenderFailed, StderrTail, blames_input
 from render.layout import compute_layout
@@ -207,35 +209,113 @@ def render_video(
     the header does not say.
     """
     report = ProgressSteps(progress)
+    assets = assets or Assets()
+    bookends = Bookends.of(spec, assets)  # a bad intro or outro fails before any decoding
     scene = Scene(audio_path, spec, assets, max_seconds, should_stop, limit_seconds, measured)
     analysis = scene.analysis
     report(0.0)
-    encoder = Encoder(
-        out_path,
-        width=spec.width,
-        height=spec.height,
-        fps=spec.fps,
-        quality=spec.quality,
-        audio=Path(audio_path),
-        audio_start=spec.start,
-        audio_duration=analysis.duration,
-    )
+    if not composes(spec):
+        encoder = Encoder(
+            out_path,
+            width=spec.width,
+            height=spec.height,
+            fps=spec.fps,
+            quality=spec.quality,
+            audio=Path(audio_path),
+            audio_start=spec.start,
+            audio_duration=analysis.duration,
+        )
+        draw_body(scene, encoder, spec, lambda index: report(min(index / analysis.frames, 0.99)),
+                  should_stop)
+        report(1.0)
+        return RenderResult(
+            duration=analysis.duration,
+            width=spec.width,
+            height=spec.height,
+            fps=spec.fps,
+            frames=analysis.frames,
+            loudest=analysis.loudest_frame / spec.fps,
+        )
+    return _render_composed(Path(audio_path), Path(out_path), spec, scene, bookends, report,
+                            should_stop)
+
+
+def draw_body(
+    scene: Scene,
+    encoder: Encoder,
+    spec: RenderSpec,
+    drawn: Callable[[int], None],
+    should_stop: Callable[[], bool] | None,
+    frames: range | None = None,
+) -> None:
+    """Draw ``frames`` of the scene (all of them by default), faded as the spec says
+    (render.compose BodyFades), into ``encoder``; ``drawn(n)`` after each, n counted
+    from 1. The file is complete when this returns."""
+    fades = BodyFades.of(spec, scene.frames)
+    frames = frames if frames is not None else range(scene.frames)
     with encoder:
         frame = Planes.empty(spec.width, spec.height)
-        for index in range(analysis.frames):
+        for count, index in enumerate(frames, 1):
             check_stop(should_stop)
             scene.draw(frame, index)
+            fades.apply(frame, index)
             encoder.write(frame.buffer)
-            # 1.0 waits for ffmpeg to finish the file, so consumers can trust it
-            report(min((index + 1) / analysis.frames, 0.99))
+            drawn(count)
+
+
+#: Where the steps of a composed render end on its 0..1 progress: the bookends and
+#: the body by their share of the frames up to here, then the soundtrack and the join.
+COMPOSED_FRAMES_END = 0.95
+SOUNDTRACK_END = 0.98
+
+
+def _render_composed(
+    audio_path: Path,
+    out_path: Path,
+    spec: RenderSpec,
+    scene: Scene,
+    bookends: Bookends,
+    report: ProgressSteps,
+    should_stop: Callable[[], bool] | None,
+) -> RenderResult:
+    """The bookends (composed with moviepy), the body (video only), the soundtrack
+    encoded once, joined without re-encoding (render.compose). The parts live in a
+    temporary directory beside ``out_path``, removed however this ends."""
+    analysis = scene.analysis
+    total = bookends.frames + analysis.frames
+    done = 0
+
+    def frames_done(count: int) -> None:
+        report(COMPOSED_FRAMES_END * min((done + count) / total, 1.0))
+
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".compose-") as tmp:
+        work = Path(tmp)
+        parts: dict[str, Path] = {}
+        for part in bookends:
+            parts[part.role] = work / f"{part.role}.mp4"
+            compose_bookend(part, spec, parts[part.role], progress=frames_done,
+                            should_stop=should_stop)
+            done += part.frames
+        parts["body"] = work / "body.mp4"
+        encoder = Encoder(parts["body"], width=spec.width, height=spec.height, fps=spec.fps,
+                          quality=spec.quality, audio=None)
+        draw_body(scene, encoder, spec, frames_done, should_stop)
+        check_stop(should_stop)
+        sound = work / "sound.m4a"
+        encode_soundtrack(audio_path, spec, analysis.duration, sound,
+                          body_frames=analysis.frames, bookends=bookends)
+        report(SOUNDTRACK_END)
+        check_stop(should_stop)
+        join([parts[role] for role in ("intro", "body", "outro") if role in parts], sound,
+             out_path)
     report(1.0)
     return RenderResult(
-        duration=analysis.duration,
+        duration=total / spec.fps,
         width=spec.width,
         height=spec.height,
         fps=spec.fps,
-        frames=analysis.frames,
-        loudest=analysis.loudest_frame / spec.fps,
+        frames=total,
+        loudest=(bookends.lead_frames + analysis.loudest_frame) / spec.fps,
     )
 
 
