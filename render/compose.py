@@ -38,6 +38,7 @@ bookends' sound would have to be decoded into numpy and written back only to be 
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -196,7 +197,7 @@ class UploadFrames:
         self.width, self.height = bookend.info.width, bookend.info.height
         self._size = self.width * self.height * 3
         self.command = [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-xerror",
             *untrusted_video_input(bookend.path), "-map", "0:v:0", "-an", "-sn", "-dn",
             "-vf", f"fps={fps},scale={self.width}:{self.height}", "-frames:v",
             str(bookend.frames), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
@@ -232,7 +233,7 @@ class UploadFrames:
         """At the end of the picture: ffmpeg's verdict, as InvalidVideo if it failed."""
         if self._process.wait(timeout=STEP_TIMEOUT) != 0:
             lines = clean_lines(self._stderr.lines(), path_aliases(self.bookend.path))
-            reason = last_reason(lines) or "no error message"
+            reason = _CONTEXT.sub("", last_reason(lines)) or "no error message"
             raise InvalidVideo(f"The {self.bookend.what} could not be decoded (ffmpeg: "
                                f"{reason}). Upload another video.")
 
@@ -311,6 +312,10 @@ def compose_bookend(
         frames.close()
         if not finished:
             Path(out_path).unlink(missing_ok=True)
+
+
+#: "[dec:h264 @ 0x55ab5df2b200] " inside a line (clean_lines drops the leading one).
+_CONTEXT = re.compile(r"\[[^\]]*@ 0x[0-9a-f]+\]\s*")
 
 
 def _first_line(exc: BaseException) -> str:
