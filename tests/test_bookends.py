@@ -1,26 +1,23 @@
 """Intros, outros and fades (render.compose): composed with moviepy, joined to a body
 that is never re-encoded, one soundtrack over all of it; through render_video, the
-real API and worker, and a split render. Small canvases and short clips throughout."""
+real API and worker and a split render (tests/test_split.py, on its fleet). Small
+canvases and short clips throughout."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import devstack as st
 from render import RenderSpec, render_video
 from render.audio import ffmpeg_exe
 from render.errors import InvalidVideo, RenderCanceled
 from render.spec import Assets
-from tests.helpers.e2e import download, poll, record, submit, upload, wait_for
 from tests.helpers.media import make_video, probe
 from tests.helpers.samples import SAMPLE
-from tests.helpers.stacks import start_api
 
 FPS = 30
 BASE = {"width": 320, "height": 180, "fps": FPS, "background": "#106030", "end": 2}
@@ -214,52 +211,3 @@ def test_a_canceled_composition_stops_and_leaves_nothing(
     children = subprocess.run(["ps", "--ppid", str(os.getpid()), "-o", "comm="],
                               capture_output=True, text=True, check=False).stdout
     assert "ffmpeg" not in children
-
-
-SPLIT = {"SPLIT_MIN_SECONDS": "10", "SEGMENT_SECONDS": "5", "LEASE_SECONDS": "6",
-         "REAP_INTERVAL": "1"}
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory):
-    tmp_path = tmp_path_factory.mktemp("bookends-fleet")
-    with ExitStack() as stack:
-        redis_url = stack.enter_context(st.redis_server(tmp_path))
-        running = start_api(stack, tmp_path, redis_url, **SPLIT)
-        running.procs["beat"] = stack.enter_context(st.beat(running.env, tmp_path))
-        running.procs["w1"] = stack.enter_context(
-            st.worker(running.env, tmp_path / "w1.log", name="w1"))
-        yield running
-
-
-def test_jobs_with_an_intro_and_outro_through_the_api_whole_and_split(
-    fleet, videos: dict[str, Path], tmp_path: Path
-) -> None:
-    audio = upload(fleet, SAMPLE)
-    intro, outro = upload(fleet, videos["intro"]), upload(fleet, videos["outro"])
-    options = {"width": 320, "height": 180, "introKey": intro, "outroKey": outro,
-               "fadeOut": 1}
-    # 5 s: rendered whole; the 20 s sample: past SPLIT_MIN_SECONDS, split into windows
-    whole_id = submit(fleet, {"kind": "render", "audioKey": audio,
-                              "options": {**options, "end": 5}})["jobId"]
-    split_id = submit(fleet, {"kind": "render", "audioKey": audio, "options": options})["jobId"]
-    for job_id, body in ((whole_id, 150), (split_id, 600)):
-        job, seen = poll(fleet, job_id)
-        assert job["status"] == "complete", job["error"]
-        assert seen == sorted(seen) and seen[-1] == 1.0
-        frames = INTRO + body + OUTRO
-        assert job["result"]["duration"] == round(frames / FPS, 3)
-        video = download(job, tmp_path / f"{job_id}.mp4")
-        counted = next(s for s in probe(video, count_packets=True)["streams"]
-                       if s["codec_type"] == "video")
-        assert int(counted["nb_read_packets"]) == frames
-        samples = sound(video)
-        assert rms(samples[4800:43200]) > 0.05  # the intro's tone, before the body
-        assert rms(samples[-480:]) < 0.01  # faded out at the end of the outro
-        intro_frame, body_frame = frames_rgb(video, [10, INTRO + 10])
-        assert np.abs(intro_frame - body_frame).mean() > 20  # the intro, then the body
-    assert record(fleet, whole_id).split is None
-    assert record(fleet, split_id).split is not None
-    wait_for(lambda: not (fleet.workdir / "storage" / "work" / split_id).exists()
-             or not any((fleet.workdir / "storage" / "work" / split_id).iterdir()),
-             30, "work/ removed")
