@@ -19,8 +19,10 @@ from __future__ import annotations
 import math
 import subprocess
 import tempfile
+import threading
 import wave
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,13 @@ from render.audio import (
 from render.canvas import Planes
 from render.compose import BodyFades, Bookends, compose_bookend, composes, encode_soundtrack, join
 from render.encoder import Encoder
-from render.errors import InvalidAudio, RenderCanceled, RenderFailed, StderrTail, blames_input
+from render.errors import (
+    InvalidAudio,
+    RenderCanceled,
+    RenderFailed,
+    StderrTail,
+    blames_input,
+)
 from render.layout import compute_layout
 from render.scene import Captions, compose_static
 from render.spec import Assets, RenderSpec
@@ -264,7 +272,7 @@ def draw_body(
 
 
 #: Where the steps of a composed render end on its 0..1 progress: the bookends and
-#: the body by their share of the frames up to here, then the soundtrack and the join.
+#: the body by their share of the frames drawn, then the soundtrack and the join.
 COMPOSED_FRAMES_END = 0.95
 SOUNDTRACK_END = 0.98
 
@@ -278,36 +286,66 @@ def _render_composed(
     report: ProgressSteps,
     should_stop: Callable[[], bool] | None,
 ) -> RenderResult:
-    """The bookends (composed with moviepy), the body (video only), the soundtrack
-    encoded once, joined without re-encoding (render.compose). The parts live in a
-    temporary directory beside ``out_path``, removed however this ends."""
+    """The bookends (composed with moviepy) and the body (video only) at the same time,
+    then the soundtrack encoded once and the parts joined without re-encoding
+    (render.compose). The bookends are composed on a thread while the body is drawn:
+    the body's loop leaves a core mostly idle (measured: bench/render.py), and the
+    bookends are mostly ffmpeg's work. Either side failing stops the other. The parts
+    live in a temporary directory beside ``out_path``, removed however this ends."""
     analysis = scene.analysis
     total = bookends.frames + analysis.frames
-    done = 0
+    drawn = {"bookends": 0, "body": 0}
+    lock = threading.Lock()
+    failed = threading.Event()
 
-    def frames_done(count: int) -> None:
-        report(COMPOSED_FRAMES_END * min((done + count) / total, 1.0))
+    def counted(side: str, base: int = 0) -> Callable[[int], None]:
+        def count(frames: int) -> None:
+            with lock:
+                drawn[side] = base + frames
+                report(COMPOSED_FRAMES_END * min(sum(drawn.values()) / total, 1.0))
+        return count
+
+    def stop() -> bool:
+        return failed.is_set() or (should_stop is not None and should_stop())
 
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".compose-") as tmp:
         work = Path(tmp)
-        parts: dict[str, Path] = {}
-        for part in bookends:
-            parts[part.role] = work / f"{part.role}.mp4"
-            compose_bookend(part, spec, parts[part.role], progress=frames_done,
-                            should_stop=should_stop)
-            done += part.frames
-        parts["body"] = work / "body.mp4"
-        encoder = Encoder(parts["body"], width=spec.width, height=spec.height, fps=spec.fps,
-                          quality=spec.quality, audio=None)
-        draw_body(scene, encoder, spec, frames_done, should_stop)
+        parts = {part.role: work / f"{part.role}.mp4" for part in bookends}
+
+        def compose_all() -> None:
+            try:
+                base = 0
+                for part in bookends:
+                    compose_bookend(part, spec, parts[part.role],
+                                    progress=counted("bookends", base), should_stop=stop)
+                    base += part.frames
+            except BaseException:
+                failed.set()
+                raise
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookends") as pool:
+            composing = pool.submit(compose_all)
+            body = work / "body.mp4"
+            encoder = Encoder(body, width=spec.width, height=spec.height, fps=spec.fps,
+                              quality=spec.quality, audio=None)
+            try:
+                draw_body(scene, encoder, spec, counted("body"), stop)
+            except BaseException:
+                failed.set()
+                wait([composing])
+                if composing.exception() is not None and not isinstance(
+                        composing.exception(), RenderCanceled):
+                    raise composing.exception() from None  # the bookend's failure came first
+                raise
+            composing.result()
         check_stop(should_stop)
         sound = work / "sound.m4a"
         encode_soundtrack(audio_path, spec, analysis.duration, sound,
                           body_frames=analysis.frames, bookends=bookends)
         report(SOUNDTRACK_END)
         check_stop(should_stop)
-        join([parts[role] for role in ("intro", "body", "outro") if role in parts], sound,
-             out_path)
+        ordered = [parts.get("intro"), body, parts.get("outro")]
+        join([part for part in ordered if part is not None], sound, out_path)
     report(1.0)
     return RenderResult(
         duration=total / spec.fps,
