@@ -9,7 +9,8 @@ the renderer's own codec settings (imported from ``render.encoder``):
   encoding those very frames costs with no Python in the loop;
 - ffmpeg's ``showwaves`` filter drawing a waveform at the same size from the audio.
 
-Then it compares the peak memory of a 60 s and a 60 min render. Every render runs
+Then it times the 60 s clip at 1280x720 between a 5 s intro and a 5 s outro against
+the plain clip, and compares the peak memory of a 60 s and a 60 min render. Every render runs
 in a fresh child process (this script again, with ``--_measure``) so its peak RSS
 and its ffmpeg children's are its own. Everything runs one at a time: the numbers
 are wall-clock times on a small machine, and two encoders at once would share it.
@@ -62,6 +63,13 @@ SHOWWAVES_TARGET = 1.00
 RSS_RATIO_TARGET = 1.20
 #: Peak RSS of the long render below this.
 LONG_RSS_LIMIT_MIB = 400.0
+
+#: Intro and outro: each this long, around the short clip at BOOKEND_SIZE.
+BOOKEND_SECONDS = 5.0
+BOOKEND_SIZE = (1280, 720)
+#: Render with the intro and outro over the plain one's time, at most: the body is not
+#: re-encoded, only the bookends' seconds are.
+BOOKEND_TARGET = 1.25
 
 #: Width of the printed report.
 WIDTH = 100
@@ -186,8 +194,9 @@ def fastest(times: int, measure: Callable[..., Measured], *args: Any) -> Measure
     return min((measure(*args) for _ in range(times)), key=lambda run: run.wall_seconds)
 
 
-def measure_child(argv: list[str]) -> int:
-    """Child side of --_measure: render once in-process and print the numbers as JSON."""
+def measure_child(argv: list[str], bookends: list[str] | None = None) -> int:
+    """Child side of --_measure: render once in-process and print the numbers as JSON
+    (with ``bookends``, the intro and outro files, around the clip)."""
     audio, out, style, size = argv
     # everything imported and resolved before the clock starts
     import imageio_ffmpeg
@@ -195,9 +204,14 @@ def measure_child(argv: list[str]) -> int:
     from render import render_video
 
     imageio_ffmpeg.get_ffmpeg_exe()
-    spec = make_spec(style, size)
+    spec, assets = make_spec(style, size), None
+    if bookends:
+        from render.spec import Assets
+
+        spec = spec.model_copy(update={"intro_key": "bench/intro", "outro_key": "bench/outro"})
+        assets = Assets(intro=Path(bookends[0]), outro=Path(bookends[1]))
     started = time.perf_counter()
-    result = render_video(Path(audio), Path(out), spec)
+    result = render_video(Path(audio), Path(out), spec, assets=assets)
     wall = time.perf_counter() - started
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -216,12 +230,15 @@ def measure_child(argv: list[str]) -> int:
     return 0
 
 
-def measure_render(audio: Path, out: Path, style: str, size: str) -> Render:
+def measure_render(audio: Path, out: Path, style: str, size: str,
+                   bookends: tuple[Path, Path] | None = None) -> Render:
     """Render in a fresh child of this script, so the peak RSS is this render's alone."""
     command = [
         sys.executable, str(Path(__file__).resolve()),
         "--_measure", str(audio), str(out), style, size,
     ]  # fmt: skip
+    if bookends:
+        command += ["--_bookends", *(str(path) for path in bookends)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(
@@ -389,6 +406,71 @@ def table_row(render: Render, floor: Encode, waves: Encode) -> dict[str, Any]:
     }
 
 
+# --- intro and outro ----------------------------------------------------------------------
+
+
+def bookend_command(out: Path) -> list[str]:
+    """A BOOKEND_SECONDS intro at BOOKEND_SIZE with sound: ffmpeg's moving test pattern
+    (hard for x264, unlike a title card) and a tone, H.264 and AAC in MP4."""
+    size, seconds = "{}x{}".format(*BOOKEND_SIZE), f"{BOOKEND_SECONDS:g}"
+    return [
+        ffmpeg(), *QUIET, "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}:"
+        f"duration={seconds}", "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+        "-y", f"file:{out}",
+    ]  # fmt: skip
+
+
+def ensure_bookend() -> Path:
+    """The cached intro (also used as the outro); made once."""
+    path = CACHE / f"bookend-{BOOKEND_SECONDS:g}s-{BOOKEND_SIZE[0]}x{BOOKEND_SIZE[1]}.mp4"
+    if not path.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.stem + ".part.mp4")
+        run_ffmpeg(bookend_command(partial), "making the intro")
+        partial.replace(path)
+    return path
+
+
+def bookend_section(audio: Path, seconds: float, out_dir: Path, style: str, repeat: int,
+                    shorts: dict[tuple[str, str], Render]) -> dict[str, Any]:
+    """The plain clip against the same clip between an intro and an outro: the time the
+    bookends add (the body is joined as encoded, never re-encoded)."""
+    size = "{}x{}".format(*BOOKEND_SIZE)
+    bookend = ensure_bookend()
+    emit()
+    emit(f"Intro and outro ({size}, style {style}, {FPS} fps): {BOOKEND_SECONDS:g} s + "
+         f"{duration_label(seconds)} + {BOOKEND_SECONDS:g} s")
+    plain = shorts.get((style, size))
+    if plain is None:
+        note(f"render {style} {size}")
+        plain = fastest(repeat, measure_render, audio, out_dir / f"render-{style}-{size}.mp4",
+                        style, size)
+    note(f"render {style} {size} with an intro and an outro")
+    composed = fastest(repeat, measure_render, audio, out_dir / f"bookends-{style}-{size}.mp4",
+                       style, size, (bookend, bookend))
+    line = "{:<22} {:>9} {:>8} {:>8}"
+    emit(line.format("render", "render s", "cpu s", "peak MiB"))
+    emit("-" * len(line.format(*[""] * 4)))
+    for label, render in (("plain", plain), ("with intro and outro", composed)):
+        emit(line.format(label, f"{render.wall_seconds:.1f}", f"{render.cpu_seconds:.1f}",
+                         f"{render.peak_mib:.0f}"))
+    ratio = composed.wall_seconds / plain.wall_seconds
+    cpu_ratio = composed.cpu_seconds / plain.cpu_seconds
+    mark = "pass" if round(ratio, 2) <= BOOKEND_TARGET else "FAIL"
+    emit(f"with / plain: {ratio:.2f} wall (target <= {BOOKEND_TARGET:.2f}) {mark}; "
+         f"{cpu_ratio:.2f} CPU")
+    footnote(f"The video is {(seconds + 2 * BOOKEND_SECONDS) / seconds:.2f} times as long; "
+             "the bookends are composed on a thread while the body is drawn, so on an "
+             "otherwise idle machine the wall ratio is below the CPU ratio.")
+    return {
+        "style": style, "size": size, "bookend_seconds": BOOKEND_SECONDS,
+        "plain": {**asdict(plain), "peak_mib": plain.peak_mib},
+        "composed": {**asdict(composed), "peak_mib": composed.peak_mib},
+        "ratio": ratio, "cpu_ratio": cpu_ratio, "pass": mark == "pass",
+    }
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -416,7 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run each short measurement N times and keep the fastest (default 1)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--skip-bookends", action="store_true",
+                        help="skip the intro-and-outro comparison")
     parser.add_argument("--_measure", nargs=4, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_bookends", nargs=2, default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -424,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args._measure:
-        return measure_child(args._measure)
+        return measure_child(args._measure, args._bookends)
 
     from render.spec import STYLES
 
@@ -497,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
         f"same size and settings, run once per size; waves/render > {SHOWWAVES_TARGET:.2f} "
         "passes (soundreel is faster)."
     )
+
+    composed = None if args.skip_bookends else bookend_section(
+        short_audio, short, out_dir, long_style, repeat, shorts)
 
     memory: dict[str, Any] | None = None
     if long_audio is not None:
@@ -576,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
             },
             "rows": rows,
+            "bookends": composed,
             "memory": memory,
         }
         args.json.write_text(json.dumps(results, indent=2) + "\n")
