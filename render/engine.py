@@ -12,6 +12,10 @@ Why a raw pipe and not moviepy's per-frame path: measured here, converting RGB
 frames inside ffmpeg cost more than the encode itself (render.canvas); moviepy
 hands ffmpeg RGB. Drawing straight in YUV keeps a render near the encode floor
 (bench/render.py).
+
+An intro, outro or fade makes the render one of parts (render.compose): the body is
+drawn the same way, video only, and joined as encoded between the bookends moviepy
+composes, under a soundtrack encoded once.
 """
 
 from __future__ import annotations
@@ -215,6 +219,12 @@ def render_video(
     ``measured`` is told, before decoding, how many seconds of audio the video will
     cover according to the header (an estimate, e.g. for an ETA); not called when
     the header does not say.
+
+    With an intro, an outro or a fade in the spec, the video is composed in parts
+    (render.compose): the intro and outro (InvalidVideo when unusable, checked before
+    the audio is decoded) around the body, which is encoded once and joined as it is,
+    under one soundtrack; the result's duration and loudest moment count the intro
+    and outro.
     """
     report = ProgressSteps(progress)
     assets = assets or Assets()

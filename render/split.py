@@ -2,11 +2,13 @@
 
 A long render is cut into windows of whole GOPs. The clip is analysed once, for the
 whole of it (``analyse``): its compact features (``Analysis.save``, about 10 MB an
-hour) are what every window draws from; its audio is encoded once (``encode_sound``),
-beside the windows, for the join. Each
-window (``render_window``) draws its frames from those features with the unsplit
-render's encoder settings, video only, starting on a keyframe; the join
-(``join``) concatenates the windows with ffmpeg's concat demuxer without
+hour) are what every window draws from; its audio is encoded once (``encode_sound``,
+with the intro's and outro's sound and the fades when the spec has them), beside the
+windows, for the join. Each window (``render_window``) draws its frames from those
+features with the unsplit render's encoder settings, video only, starting on a
+keyframe, faded as the unsplit render fades them; the join (``join``, render.compose's,
+which also joins an unsplit render's intro, body and outro) concatenates the windows,
+between the intro and outro when there are, with ffmpeg's concat demuxer without
 re-encoding, muxes the audio and moves the index to the front.
 
 Why the seams do not show: a scene built from the saved features draws exactly the

@@ -88,6 +88,9 @@ def test_intro_and_outro_are_placed_around_the_body_with_their_sound(
                           assets=Assets(intro=videos["intro"], outro=videos["outro"]))
     assert result.frames == INTRO + BODY + OUTRO
     assert result.duration == pytest.approx((INTRO + BODY + OUTRO) / FPS, abs=1e-9)
+    plain = render_video(SAMPLE, tmp_path / "plain.mp4", spec_of())
+    assert result.loudest == pytest.approx(plain.loudest + INTRO / FPS)  # the thumbnail's
+    (tmp_path / "plain.mp4").unlink()
     info = probe(out, count_packets=True)
     video = next(s for s in info["streams"] if s["codec_type"] == "video")
     assert int(video["nb_read_packets"]) == INTRO + BODY + OUTRO
