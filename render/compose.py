@@ -357,32 +357,19 @@ def encode_soundtrack(
     for role, part in (("intro", bookends.intro), ("body", None), ("outro", bookends.outro)):
         if role != "body" and part is None:
             continue
-        count = part.frames if part is not None else frames
-        samples = round(count * SOUND_RATE / spec.fps)
-        seconds = samples / SOUND_RATE
-        if part is None:
+        if part is None:  # the clip window of the audio
             source = f"[{_input_index(inputs)}:a:0]"
             inputs += audio_input(audio, spec.start, duration)
         elif part.info.has_audio:
             source = f"[{_input_index(inputs)}:a:0]"
             inputs += untrusted_video_input(part.path)
         else:
-            source = ""
-        start = (f"anullsrc=r={SOUND_RATE}:cl={SOUND_LAYOUT}" if not source else
-                 f"{source}aformat=sample_fmts=fltp:sample_rates={SOUND_RATE}:"
-                 f"channel_layouts={SOUND_LAYOUT},apad")
-        chain = f"{start},atrim=end_sample={samples}"
-        fade_in = spec.fade_in if (role == "intro" or (role == "body" and not bookends.intro)) \
-            else 0.0
-        fade_out = spec.fade_out if (role == "outro" or (role == "body" and not bookends.outro)) \
-            else 0.0
-        if fade_in:
-            chain += f",afade=t=in:st=0:d={min(fade_in, seconds):.6f}"
-        if fade_out:
-            length = min(fade_out, seconds)
-            chain += f",afade=t=out:st={seconds - length:.6f}:d={length:.6f}"
+            source = None
+        fades = (spec.fade_in if role == "intro" or not bookends.intro else 0.0,
+                 spec.fade_out if role == "outro" or not bookends.outro else 0.0)
+        samples = round((part.frames if part else frames) * SOUND_RATE / spec.fps)
+        chains.append(f"{_sound_part(source, samples, *fades)}[{role}]")
         labels.append(f"[{role}]")
-        chains.append(f"{chain}{labels[-1]}")
     graph = ";".join([*chains, f"{''.join(labels)}concat=n={len(labels)}:v=0:a=1[sound]"])
     command = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", *inputs,
@@ -399,13 +386,30 @@ def encode_soundtrack(
         raise RenderFailed.from_ffmpeg("Encoding the audio", lines, aliases)
 
 
+def _sound_part(source: str | None, samples: int, fade_in: float, fade_out: float) -> str:
+    """A filter chain for one part of the soundtrack: ``source`` (a stream label, None
+    for silence) at SOUND_RATE in SOUND_LAYOUT, padded or cut to ``samples``, faded."""
+    seconds = samples / SOUND_RATE
+    chain = (f"anullsrc=r={SOUND_RATE}:cl={SOUND_LAYOUT}" if source is None else
+             f"{source}aformat=sample_fmts=fltp:sample_rates={SOUND_RATE}:"
+             f"channel_layouts={SOUND_LAYOUT},apad")
+    chain += f",atrim=end_sample={samples}"
+    if fade_in:
+        chain += f",afade=t=in:st=0:d={min(fade_in, seconds):.6f}"
+    if fade_out:
+        length = min(fade_out, seconds)
+        chain += f",afade=t=out:st={seconds - length:.6f}:d={length:.6f}"
+    return chain
+
+
 def _input_index(inputs: list[str]) -> int:
     """The number the next ``-i`` gets among ``inputs``."""
     return inputs.count("-i")
 
 
 def frame_count(duration: float, fps: int) -> int:
-    """Frames covering ``duration`` seconds, as the analysis counts them."""
+    """Frames covering ``duration`` seconds: render.analysis's rule (a body of that much
+    audio has this many frames)."""
     return max(0, math.ceil(duration * fps - 1e-3))
 
 
