@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,8 @@ from render.video import (
 
 #: ffmpeg steps here (soundtrack, join) get this long before they count as hung.
 STEP_TIMEOUT = 1800
+#: How often a running step asks whether the job was canceled, seconds.
+STOP_POLL_SECONDS = 0.25
 #: The soundtrack of a composed video: one rate and layout, so its parts concatenate.
 SOUND_RATE = 48000
 SOUND_LAYOUT = "stereo"
@@ -341,6 +344,7 @@ def encode_soundtrack(
     *,
     body_frames: int | None = None,
     bookends: Bookends | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> None:
     """The whole video's sound, encoded once to ``sound`` (``.m4a``).
 
@@ -348,7 +352,7 @@ def encode_soundtrack(
     encoded exactly as an unsplit plain render muxes it. Otherwise: the intro's sound,
     the clip window padded to ``body_frames``, the outro's sound, each cut or padded to
     its part's frames, faded, at SOUND_RATE. A bookend whose sound cannot be decoded is
-    InvalidVideo.
+    InvalidVideo; ``should_stop`` answering True kills ffmpeg (RenderCanceled).
     """
     bookends = bookends or Bookends()
     aliases = path_aliases(audio, sound, *(part.path for part in bookends))
@@ -358,7 +362,7 @@ def encode_soundtrack(
             *audio_input(audio, spec.start, duration), "-map", "0:a:0", "-vn",
             *AUDIO_ARGS, "-f", "mp4", "-y", ffmpeg_input(sound),
         ]  # fmt: skip
-        run_step(command, "Encoding the audio", aliases)
+        run_step(command, "Encoding the audio", aliases, should_stop)
         return
     frames = body_frames if body_frames is not None else frame_count(duration, spec.fps)
     inputs: list[str] = []
@@ -386,9 +390,8 @@ def encode_soundtrack(
         "-filter_complex", graph, "-map", "[sound]", "-vn", *AUDIO_CODEC_ARGS,
         "-f", "mp4", "-y", ffmpeg_input(sound),
     ]  # fmt: skip
-    result = _run(command)
-    if result.returncode != 0:
-        lines = result.stderr.decode("utf-8", "replace").splitlines()
+    code, lines = _run(command, "Encoding the audio", should_stop)
+    if code != 0:
         if bookends.frames and blames_input(lines):
             reason = last_reason(clean_lines(lines, aliases)) or "no error message"
             raise InvalidVideo(f"The sound of the intro or outro could not be decoded "
@@ -423,7 +426,8 @@ def frame_count(duration: float, fps: int) -> int:
     return max(0, math.ceil(duration * fps - 1e-3))
 
 
-def join(parts: list[Path], sound: Path, out_path: Path) -> None:
+def join(parts: list[Path], sound: Path, out_path: Path,
+         should_stop: Callable[[], bool] | None = None) -> None:
     """The video-only ``parts``, in order, and ``sound`` as one MP4, without re-encoding
     (the parts must share their stream parameters: the same encoder settings). A failed
     join leaves no ``out_path``."""
@@ -440,7 +444,8 @@ def join(parts: list[Path], sound: Path, out_path: Path) -> None:
     ]  # fmt: skip
     finished = False
     try:
-        run_step(command, "Joining the video", path_aliases(sound, out_path, *parts))
+        run_step(command, "Joining the video", path_aliases(sound, out_path, *parts),
+                 should_stop)
         finished = True
     finally:
         listing.unlink(missing_ok=True)
@@ -448,14 +453,36 @@ def join(parts: list[Path], sound: Path, out_path: Path) -> None:
             out_path.unlink(missing_ok=True)
 
 
-def run_step(command: list[str], step: str, aliases: list[Any]) -> None:
+def run_step(command: list[str], step: str, aliases: list[Any],
+             should_stop: Callable[[], bool] | None = None) -> None:
     """Run one ffmpeg step to its end; RenderFailed with ffmpeg's words if it fails."""
-    result = _run(command)
-    if result.returncode != 0:
-        lines = result.stderr.decode("utf-8", "replace").splitlines()
+    code, lines = _run(command, step, should_stop)
+    if code != 0:
         raise RenderFailed.from_ffmpeg(step, lines, aliases)
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(command, capture_output=True, timeout=STEP_TIMEOUT,  # noqa: S603
-                          stdin=subprocess.DEVNULL, check=False)
+def _run(command: list[str], step: str,
+         should_stop: Callable[[], bool] | None) -> tuple[int, list[str]]:
+    """Run ffmpeg to its end: its exit code and stderr's last lines. Asked ``should_stop``
+    every STOP_POLL_SECONDS (RenderCanceled: ffmpeg is killed); past STEP_TIMEOUT it is
+    killed as hung (RenderFailed)."""
+    process = start_ffmpeg(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    assert process.stderr is not None
+    stderr = StderrTail(process.stderr)
+    deadline = time.monotonic() + STEP_TIMEOUT
+    try:
+        while True:
+            try:
+                code = process.wait(timeout=STOP_POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if should_stop is not None and should_stop():
+                    raise RenderCanceled("The render was stopped: its job was canceled.") \
+                        from None
+                if time.monotonic() > deadline:
+                    raise RenderFailed(f"{step} took over {STEP_TIMEOUT} s.") from None
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    return code, stderr.lines()

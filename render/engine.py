@@ -282,9 +282,9 @@ def draw_body(
 
 
 #: Where the steps of a composed render end on its 0..1 progress: the bookends and
-#: the body by their share of the frames drawn, then the soundtrack and the join.
+#: the body by their share of the frames drawn, the soundtrack, then the join.
 COMPOSED_FRAMES_END = 0.95
-SOUNDTRACK_END = 0.98
+SOUNDTRACK_END = 0.97
 
 
 def _render_composed(
@@ -296,12 +296,12 @@ def _render_composed(
     report: ProgressSteps,
     should_stop: Callable[[], bool] | None,
 ) -> RenderResult:
-    """The bookends (composed with moviepy) and the body (video only) at the same time,
-    then the soundtrack encoded once and the parts joined without re-encoding
-    (render.compose). The bookends are composed on a thread while the body is drawn:
-    the body's loop leaves a core mostly idle (measured: bench/render.py), and the
-    bookends are mostly ffmpeg's work. Either side failing stops the other. The parts
-    live in a temporary directory beside ``out_path``, removed however this ends."""
+    """The body (video only) drawn while a thread composes the bookends (moviepy) and
+    encodes the soundtrack once, then the parts joined without re-encoding
+    (render.compose). Beside the body because its loop leaves part of a second core
+    idle (measured: bench/render.py) and that work is mostly ffmpeg's; either side
+    failing stops the other. The parts live in a temporary directory beside
+    ``out_path``, removed however this ends."""
     analysis = scene.analysis
     total = bookends.frames + analysis.frames
     drawn = {"bookends": 0, "body": 0}
@@ -322,19 +322,24 @@ def _render_composed(
         work = Path(tmp)
         parts = {part.role: work / f"{part.role}.mp4" for part in bookends}
 
-        def compose_all() -> None:
+        sound = work / "sound.m4a"
+
+        def beside_the_body() -> None:
             try:
                 base = 0
                 for part in bookends:
                     compose_bookend(part, spec, parts[part.role],
                                     progress=counted("bookends", base), should_stop=stop)
                     base += part.frames
+                encode_soundtrack(audio_path, spec, analysis.duration, sound,
+                                  body_frames=analysis.frames, bookends=bookends,
+                                  should_stop=stop)
             except BaseException:
                 failed.set()
                 raise
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookends") as pool:
-            composing = pool.submit(compose_all)
+            composing = pool.submit(beside_the_body)
             body = work / "body.mp4"
             encoder = Encoder(body, width=spec.width, height=spec.height, fps=spec.fps,
                               quality=spec.quality, audio=None)
@@ -348,14 +353,9 @@ def _render_composed(
                     raise composing.exception() from None  # the bookend's failure came first
                 raise
             composing.result()
-        check_stop(should_stop)
-        sound = work / "sound.m4a"
-        encode_soundtrack(audio_path, spec, analysis.duration, sound,
-                          body_frames=analysis.frames, bookends=bookends)
         report(SOUNDTRACK_END)
-        check_stop(should_stop)
         ordered = [parts.get("intro"), body, parts.get("outro")]
-        join([part for part in ordered if part is not None], sound, out_path)
+        join([part for part in ordered if part is not None], sound, out_path, should_stop)
     report(1.0)
     return RenderResult(
         duration=total / spec.fps,

@@ -75,12 +75,14 @@ def analyse(
 
 
 def encode_sound(audio: Path, spec: RenderSpec, duration: float, sound: Path,
-                 bookends: Bookends | None = None) -> None:
+                 bookends: Bookends | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> None:
     """The whole video's sound (render.compose `encode_soundtrack`): the clip's audio
     as an unsplit render encodes it, with the intro's and outro's sound and the fades
     when the spec has them, to ``sound`` (``.m4a``): one more unit of work, done
     beside the windows, off the render's critical path."""
-    encode_soundtrack(audio, spec, duration, sound, bookends=bookends)
+    encode_soundtrack(audio, spec, duration, sound, bookends=bookends,
+                      should_stop=should_stop)
 
 
 def render_window(

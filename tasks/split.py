@@ -130,7 +130,9 @@ def run_audio(
         if should_stop():
             raise JobCanceled("The job was canceled.")
         try:
-            encode_sound(audio, spec, duration, sound, Bookends.of(spec, assets))
+            encode_sound(audio, spec, duration, sound, Bookends.of(spec, assets), should_stop)
+        except RenderCanceled:
+            raise JobCanceled("The job was canceled.") from None
         except RenderError as exc:
             raise JobFailed(exc.message, exc.code) from None
         store_outputs(store, [Output(sound_key(job_id), sound, "audio/mp4")], should_stop)
@@ -186,7 +188,7 @@ def run_join(
                 store.get_file(window_key(job_id, index), body[-1])
             parts = [*composed.get("intro", []), *body, *composed.get("outro", [])]
             video = workdir / f"{kind}.mp4"
-            join(parts, sound, video)
+            join(parts, sound, video, should_stop)
             for part in parts:
                 part.unlink()
             if spec is not None and composes(spec):  # frame-exact, as an unsplit render
