@@ -12,12 +12,12 @@ A render with an intro or outro (``introKey``/``outroKey``) or a fade (``fadeIn`
   covering or fitting the canvas), cropped to the canvas (cover) or centred on the
   background colour (fit), with moviepy's FadeIn/FadeOut when the fade falls on it,
   written by ``write_videofile`` with the body's encoder settings (render.encoder
-  `video_args`, BT.709 limited range). The decoding ffmpeg scales rather than
-  moviepy's ``resized`` (PIL): measured on a 4K intro, 80 ms of Python per frame in
-  moviepy, 6 ms in all here with ffmpeg's scaler, and a 4K frame (25 MB of RGB) never
-  crosses the pipe. Same codec, settings, size, rate and tags give
-  the same stream parameters, so the concat demuxer copies every part's packets: the
-  body is never re-encoded;
+  `video_args`; RGB to BT.709 limited range, `RGB_TO_YUV`). Same codec, settings,
+  size, rate and tags give the same SPS and PPS, so the concat demuxer copies every
+  part's packets: the body is never re-encoded. The decoding ffmpeg scales rather
+  than moviepy's ``resized`` (PIL): measured on a 4K intro, 80 ms of Python per frame
+  in moviepy against 6 ms in all with ffmpeg's scaler, and a 4K frame (25 MB of RGB)
+  never crosses the pipe;
 - the soundtrack is encoded once (`encode_soundtrack`): the intro's sound (silence if
   it has none), the clip window of the audio, the outro's sound, each padded or cut to
   its part's exact frame length, faded, concatenated sample-exact and encoded to AAC
