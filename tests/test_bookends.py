@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +215,18 @@ def test_a_canceled_composition_stops_and_leaves_nothing(
     children = subprocess.run(["ps", "--ppid", str(os.getpid()), "-o", "comm="],
                               capture_output=True, text=True, check=False).stdout
     assert "ffmpeg" not in children
+
+
+def test_python_m_render_writes_the_composed_file(videos: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "cli.mp4"
+    result = subprocess.run(
+        [sys.executable, "-m", "render", str(SAMPLE), "-o", str(out), "--size", "320x180",
+         "--end", "1", "--intro", str(videos["intro"]), "--outro", str(videos["outro"]),
+         "--intro-fit", "fit", "--fade-in", "0.5", "--fade-out", "0.5", "-q"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    frames = INTRO + FPS + OUTRO
+    assert f"{frames / FPS:.2f} s" in result.stdout and f"{frames} frames" in result.stdout
+    counted = next(s for s in probe(out, count_packets=True)["streams"]
+                   if s["codec_type"] == "video")
+    assert int(counted["nb_read_packets"]) == frames
