@@ -50,7 +50,8 @@ COLOR_OPTIONS = ("color", "color2", "background", "background2", "textColor",
                  "captionsHighlight")
 #: The option naming each file a job reads besides its audio, by `RenderSpec.asset_keys` role.
 ASSET_OPTIONS = {"background": "backgroundKey", "artwork": "artworkKey",
-                 "captions": "captionsKey"}
+                 "captions": "captionsKey", "backgroundVideo": "backgroundVideoKey",
+                 "intro": "introKey", "outro": "outroKey"}
 #: What a cache entry keeps of a result (and a hit's result gets, plus ``cached``).
 ENTRY_FIELDS = ("videoKey", "previewKey", "thumbnailKey", "format", "duration")
 

@@ -64,6 +64,7 @@ class Dispatch:
             "windows": sum(1 for w in job.split["windows"] if not w.get("audio")),
             "duration": job.split["duration"],
             "loudest": job.split["loudest"],
+            "options": job.options,  # the intro and outro are composed by the join
         }, report=True)
 
     def _send(self, task: str, task_id: str, job: Job, kwargs: dict[str, Any],

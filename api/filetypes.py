@@ -16,7 +16,7 @@ import codecs
 import re
 from dataclasses import dataclass
 
-from jobs.constants import ROLE_AUDIO, ROLE_CAPTIONS, ROLE_IMAGE
+from jobs.constants import ROLE_AUDIO, ROLE_CAPTIONS, ROLE_IMAGE, ROLE_VIDEO
 
 #: Bytes read from the start of an upload before anything is stored: enough for
 #: every signature, and for a fair look at whether captions are text.
@@ -27,6 +27,7 @@ ROLE_FORMATS = {
     ROLE_AUDIO: "WAV, MP3, M4A/MP4, AAC, Ogg/Opus, FLAC, AIFF, WebM or WMA",
     ROLE_IMAGE: "PNG, JPEG or WebP",
     ROLE_CAPTIONS: "SRT, WebVTT or Whisper JSON text",
+    ROLE_VIDEO: "MP4, QuickTime (MOV) or WebM video",
 }
 
 #: How each role is used in a job, for the advice in messages.
@@ -34,6 +35,8 @@ ROLE_USE = {
     ROLE_AUDIO: "the audio (audioKey)",
     ROLE_IMAGE: "artwork or a background (options.artworkKey, options.backgroundKey)",
     ROLE_CAPTIONS: "captions (options.captionsKey)",
+    ROLE_VIDEO: "an intro, an outro or a video background (options.introKey, "
+                "options.outroKey, options.backgroundVideoKey)",
 }
 
 #: The ASF header object's GUID (WMA).
@@ -53,14 +56,20 @@ class Format:
     role: str
     #: The Content-Type the file is stored (and served) with.
     media_type: str
+    #: Containers that also carry video (MP4/QuickTime, WebM): the Content-Type of such
+    #: a file stored as a video; None for formats that hold no picture.
+    video_type: str | None = None
+
+    def fits(self, role: str) -> bool:
+        return role == self.role or (role == ROLE_VIDEO and self.video_type is not None)
 
 
 WAV = Format("WAV audio", ROLE_AUDIO, "audio/wav")
 AIFF = Format("AIFF audio", ROLE_AUDIO, "audio/aiff")
 FLAC = Format("FLAC audio", ROLE_AUDIO, "audio/flac")
 OGG = Format("Ogg audio", ROLE_AUDIO, "audio/ogg")
-MP4 = Format("an MP4/M4A file", ROLE_AUDIO, "audio/mp4")
-MATROSKA = Format("a WebM/Matroska file", ROLE_AUDIO, "audio/webm")
+MP4 = Format("an MP4/M4A file", ROLE_AUDIO, "audio/mp4", video_type="video/mp4")
+MATROSKA = Format("a WebM/Matroska file", ROLE_AUDIO, "audio/webm", video_type="video/webm")
 ASF = Format("WMA (ASF) audio", ROLE_AUDIO, "audio/x-ms-wma")
 ID3 = Format("ID3-tagged audio", ROLE_AUDIO, "audio/mpeg")
 ADTS = Format("AAC (ADTS) audio", ROLE_AUDIO, "audio/aac")
@@ -166,11 +175,11 @@ def mismatch(role: str, extension: str, head: bytes, *, whole: bool) -> str | No
     if role == ROLE_CAPTIONS:
         shown = found.name if found else "not text"
     else:
-        if found is not None and found.role == role:
+        if found is not None and found.fits(role):
             return None
         shown = found.name if found else f"not {ROLE_FORMATS[role]}"
     advice = f"Upload {ROLE_FORMATS[role]} under a name ending {extension}"
-    if found is not None and found.role != role:
+    if found is not None and not found.fits(role):
         advice += (f"; to use {found.name} as {ROLE_USE[found.role]}, upload it under a name "
                    f"that says so")
     return f"The file is named *{extension}, but its first bytes are {shown}. {advice}."
@@ -200,6 +209,8 @@ def stored_type(role: str, extension: str, head: bytes) -> str:
     if role == ROLE_CAPTIONS:
         return CAPTION_TYPES[extension]
     found = identify(head)
-    if found is None or found.role != role:  # mismatch has refused such a file
+    if found is None or not found.fits(role):  # mismatch has refused such a file
         return "application/octet-stream"
+    if role == ROLE_VIDEO and found.video_type is not None:
+        return "video/quicktime" if extension == ".mov" else found.video_type
     return found.media_type

@@ -38,11 +38,14 @@ from jobs.constants import (
     ARTWORK,
     AUDIO,
     BACKGROUND,
+    BACKGROUND_VIDEO,
     CANCELED,
     CAPTIONS,
     FAILED,
+    INTRO,
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
+    OUTRO,
     PREVIEW,
     RENDER,
     ROLE_EXTENSIONS,
@@ -61,6 +64,7 @@ from jobs.constants import (
 from jobs.errors import JobNotFound
 from jobs.store import Job
 from render.spec import (
+    FITS,
     FRAME_RATES,
     LAYOUTS,
     MAX_PIXELS,
@@ -84,7 +88,8 @@ TOKEN_HEADER = "X-Share-Token"  # noqa: S105 - a header name, not a secret
 PAGE_KINDS = (RENDER, PREVIEW)
 #: The files the upload page uploads, in order, each with its option (None: the audio).
 PAGE_FILES = {AUDIO: None, ARTWORK: "artworkKey", BACKGROUND: "backgroundKey",
-              CAPTIONS: "captionsKey"}
+              CAPTIONS: "captionsKey", BACKGROUND_VIDEO: "backgroundVideoKey",
+              INTRO: "introKey", OUTRO: "outroKey"}
 
 #: The heading over an ended job's error, by its state (the page and status.js use it).
 ERROR_HEADINGS = {
@@ -131,6 +136,7 @@ def upload_view() -> dict[str, Any]:
         "styles": STYLES,
         "presets": {name: f"{w}×{h}" for name, (w, h) in PRESETS.items()},
         "layouts": LAYOUTS,
+        "fits": FITS,
         "frame_rates": FRAME_RATES,
         "kinds": PAGE_KINDS,
         "default": {field.alias or name: field.default for name, field in fields.items()},

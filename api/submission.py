@@ -24,6 +24,7 @@ from jobs.constants import (
     FIELD_ROLES,
     ROLE_NOUNS,
     default_output_key,
+    upload_fits,
     upload_id_of,
     upload_role,
 )
@@ -58,7 +59,7 @@ class Submissions:
                     field=field,
                 )
             wanted, actual = FIELD_ROLES[field], upload_role(key)
-            if actual != wanted:
+            if not upload_fits(wanted, key):
                 use = f" Name it as {ROLE_USE[actual]} instead." if actual else ""
                 raise BadRequest(
                     f"{field}: {key!r} is {ROLE_NOUNS.get(actual, 'no file a job reads')}, and "

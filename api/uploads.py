@@ -1,5 +1,5 @@
 """POST /v1/uploads: a file stored for later jobs, once its name and its first bytes
-agree on what it is (audio, an image or captions); a refused file leaves nothing."""
+agree on what it is (audio, an image, captions or a video); a refused file leaves nothing."""
 
 from __future__ import annotations
 
@@ -78,14 +78,14 @@ class Uploads:
 
     def upload(self, tenant: str, filename: str, stream: BinaryIO):
         """Store a file for later jobs, once its name and its first bytes agree on
-        what it is (audio, an image or captions); a refused file leaves nothing. It is
+        what it is (audio, an image, captions or a video); a refused file leaves nothing. It is
         stored with the type its checked kind has, whatever type the client sent."""
         name = secure_filename(filename or "")[-120:].lstrip(".")
         extension = extension_of(name)
         if extension not in UPLOAD_EXTENSIONS:
             raise UnsupportedMediaType(
-                f"Upload audio, an image or captions ({', '.join(sorted(UPLOAD_EXTENSIONS))}); "
-                f"got {filename!r}."
+                "Upload audio, an image, captions or a video "
+                f"({', '.join(sorted(UPLOAD_EXTENSIONS))}); got {filename!r}."
             )
         peeked = PeekedStream(stream, PEEK_BYTES)
         if not peeked.head:

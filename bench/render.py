@@ -9,10 +9,12 @@ the renderer's own codec settings (imported from ``render.encoder``):
   encoding those very frames costs with no Python in the loop;
 - ffmpeg's ``showwaves`` filter drawing a waveform at the same size from the audio.
 
-Then it compares the peak memory of a 60 s and a 60 min render. Every render runs
-in a fresh child process (this script again, with ``--_measure``) so its peak RSS
-and its ffmpeg children's are its own. Everything runs one at a time: the numbers
-are wall-clock times on a small machine, and two encoders at once would share it.
+Then it times the 60 s clip at 1280x720 between a 5 s intro and a 5 s outro (a title
+card, then a full-frame test pattern) against the plain clip, and compares the peak
+memory of a 60 s and a 60 min render. Every render runs in a fresh child process
+(this script again, with ``--_measure``) so its peak RSS and its ffmpeg children's
+are its own. Everything runs one at a time: the numbers are wall-clock times on a
+small machine, and two encoders at once would share it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ SHOWWAVES_TARGET = 1.00
 RSS_RATIO_TARGET = 1.20
 #: Peak RSS of the long render below this.
 LONG_RSS_LIMIT_MIB = 400.0
+
+#: Intro and outro: each this long, around the short clip at BOOKEND_SIZE.
+BOOKEND_SECONDS = 5.0
+BOOKEND_SIZE = (1280, 720)
+#: Render with the intro and outro over the plain one's time, at most: the body is not
+#: re-encoded, only the bookends' seconds are.
+BOOKEND_TARGET = 1.25
 
 #: Width of the printed report.
 WIDTH = 100
@@ -186,8 +195,9 @@ def fastest(times: int, measure: Callable[..., Measured], *args: Any) -> Measure
     return min((measure(*args) for _ in range(times)), key=lambda run: run.wall_seconds)
 
 
-def measure_child(argv: list[str]) -> int:
-    """Child side of --_measure: render once in-process and print the numbers as JSON."""
+def measure_child(argv: list[str], bookends: list[str] | None = None) -> int:
+    """Child side of --_measure: render once in-process and print the numbers as JSON
+    (with ``bookends``, the intro and outro files, around the clip)."""
     audio, out, style, size = argv
     # everything imported and resolved before the clock starts
     import imageio_ffmpeg
@@ -195,9 +205,14 @@ def measure_child(argv: list[str]) -> int:
     from render import render_video
 
     imageio_ffmpeg.get_ffmpeg_exe()
-    spec = make_spec(style, size)
+    spec, assets = make_spec(style, size), None
+    if bookends:
+        from render.spec import Assets
+
+        spec = spec.model_copy(update={"intro_key": "bench/intro", "outro_key": "bench/outro"})
+        assets = Assets(intro=Path(bookends[0]), outro=Path(bookends[1]))
     started = time.perf_counter()
-    result = render_video(Path(audio), Path(out), spec)
+    result = render_video(Path(audio), Path(out), spec, assets=assets)
     wall = time.perf_counter() - started
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -216,12 +231,15 @@ def measure_child(argv: list[str]) -> int:
     return 0
 
 
-def measure_render(audio: Path, out: Path, style: str, size: str) -> Render:
+def measure_render(audio: Path, out: Path, style: str, size: str,
+                   bookends: tuple[Path, Path] | None = None) -> Render:
     """Render in a fresh child of this script, so the peak RSS is this render's alone."""
     command = [
         sys.executable, str(Path(__file__).resolve()),
         "--_measure", str(audio), str(out), style, size,
     ]  # fmt: skip
+    if bookends:
+        command += ["--_bookends", *(str(path) for path in bookends)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(
@@ -465,6 +483,87 @@ def moviepy_section(audio: Path, out_dir: Path) -> dict[str, Any]:
     return {"engine": engine, "moviepy": moviepy, "ratio": ratio, "cpu_ratio": cpu_ratio}
 
 
+# --- intro and outro ----------------------------------------------------------------------
+
+
+#: The intros (each also the outro) timed, as lavfi graphs for the picture: a title
+#: card with a small moving emblem (what an intro usually is) and ffmpeg's moving test
+#: pattern over the whole frame (about the hardest picture for x264).
+BOOKEND_PICTURES = {
+    "title card": "color=c=0x203060:s={size}:r={fps}:d={seconds}[card];"
+                  "testsrc2=s=320x180:r={fps}:d={seconds}[emblem];"
+                  "[card][emblem]overlay=x=(W-w)/2:y=(H-h)/2+120*sin(t)",
+    "test pattern": "testsrc2=s={size}:r={fps}:d={seconds}",
+}
+
+
+def bookend_command(picture: str, out: Path) -> list[str]:
+    """A BOOKEND_SECONDS intro at BOOKEND_SIZE: ``picture`` (a BOOKEND_PICTURES graph)
+    with a tone, H.264 and AAC in MP4."""
+    size, seconds = "{}x{}".format(*BOOKEND_SIZE), f"{BOOKEND_SECONDS:g}"
+    graph = picture.format(size=size, fps=FPS, seconds=seconds)
+    return [
+        ffmpeg(), *QUIET, "-f", "lavfi", "-i", graph,
+        "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+        "-y", f"file:{out}",
+    ]  # fmt: skip
+
+
+def ensure_bookend(kind: str) -> Path:
+    """The cached intro of ``kind`` (a BOOKEND_PICTURES name); made once."""
+    name = kind.replace(" ", "-")
+    path = CACHE / f"bookend-{name}-{BOOKEND_SECONDS:g}s-{BOOKEND_SIZE[0]}x{BOOKEND_SIZE[1]}.mp4"
+    if not path.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.stem + ".part.mp4")
+        run_ffmpeg(bookend_command(BOOKEND_PICTURES[kind], partial), f"making the {kind}")
+        partial.replace(path)
+    return path
+
+
+def bookend_section(audio: Path, seconds: float, out_dir: Path, style: str, repeat: int,
+                    shorts: dict[tuple[str, str], Render]) -> dict[str, Any]:
+    """The plain clip against the same clip between an intro and an outro of each kind:
+    the time the bookends add (the body is joined as encoded, never re-encoded)."""
+    size = "{}x{}".format(*BOOKEND_SIZE)
+    emit()
+    emit(f"Intro and outro ({size}, style {style}, {FPS} fps): {BOOKEND_SECONDS:g} s + "
+         f"{duration_label(seconds)} + {BOOKEND_SECONDS:g} s")
+    plain = shorts.get((style, size))
+    if plain is None:
+        note(f"render {style} {size}")
+        plain = fastest(repeat, measure_render, audio, out_dir / f"render-{style}-{size}.mp4",
+                        style, size)
+    line = "{:<26} {:>9} {:>8} {:>8} {:>17} {:>10}"
+    emit(line.format("render", "render s", "cpu s", "peak MiB", "/ plain (wall)", "/ plain cpu"))
+    emit("-" * len(line.format(*[""] * 6)))
+    emit(line.format("plain", f"{plain.wall_seconds:.1f}", f"{plain.cpu_seconds:.1f}",
+                     f"{plain.peak_mib:.0f}", "", ""))
+    kinds: dict[str, Any] = {}
+    for kind in BOOKEND_PICTURES:
+        bookend = ensure_bookend(kind)
+        note(f"render {style} {size} between a {kind} intro and outro")
+        composed = fastest(repeat, measure_render, audio,
+                           out_dir / f"bookends-{kind.replace(' ', '-')}-{style}-{size}.mp4",
+                           style, size, (bookend, bookend))
+        ratio = composed.wall_seconds / plain.wall_seconds
+        cpu_ratio = composed.cpu_seconds / plain.cpu_seconds
+        mark = "pass" if round(ratio, 2) <= BOOKEND_TARGET else "FAIL"
+        emit(line.format(f"with a {kind}", f"{composed.wall_seconds:.1f}",
+                         f"{composed.cpu_seconds:.1f}", f"{composed.peak_mib:.0f}",
+                         f"{ratio:.2f} {mark}", f"{cpu_ratio:.2f}"))
+        kinds[kind] = {**asdict(composed), "peak_mib": composed.peak_mib, "ratio": ratio,
+                       "cpu_ratio": cpu_ratio, "pass": mark == "pass"}
+    footnote(f"/ plain: the render between the intro and outro over the plain one; target "
+             f"<= {BOOKEND_TARGET:.2f} (the video is "
+             f"{(seconds + 2 * BOOKEND_SECONDS) / seconds:.2f} times as long). The body is "
+             "joined as encoded; the bookends (decoded to RGB for moviepy and encoded with "
+             "the body's settings) and the soundtrack are made on a thread beside it.")
+    return {"style": style, "size": size, "bookend_seconds": BOOKEND_SECONDS,
+            "plain": {**asdict(plain), "peak_mib": plain.peak_mib}, "with": kinds}
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -492,7 +591,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run each short measurement N times and keep the fastest (default 1)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--skip-bookends", action="store_true",
+                        help="skip the intro-and-outro comparison")
     parser.add_argument("--_measure", nargs=4, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_bookends", nargs=2, default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -500,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args._measure:
-        return measure_child(args._measure)
+        return measure_child(args._measure, args._bookends)
 
     from render.spec import STYLES
 
@@ -573,6 +675,9 @@ def main(argv: list[str] | None = None) -> int:
         f"same size and settings, run once per size; waves/render > {SHOWWAVES_TARGET:.2f} "
         "passes (soundreel is faster)."
     )
+
+    composed = None if args.skip_bookends else bookend_section(
+        short_audio, short, out_dir, long_style, repeat, shorts)
 
     memory: dict[str, Any] | None = None
     if long_audio is not None:
@@ -654,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
             },
             "rows": rows,
+            "bookends": composed,
             "memory": memory,
         }
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -71,7 +71,10 @@ from client.roles import (
     ARTWORK,
     AUDIO,
     BACKGROUND,
+    BACKGROUND_VIDEO,
     CAPTIONS,
+    INTRO,
+    OUTRO,
     ROLE_FIELDS,
     ROLE_KINDS,
     kind_of,
@@ -88,7 +91,7 @@ from jobs.constants import (
     STATES,
     TERMINAL_STATES,
 )
-from render.spec import DEFAULT_QUALITY, FRAME_RATES, LAYOUTS, PRESETS, STYLES
+from render.spec import DEFAULT_QUALITY, FITS, FRAME_RATES, LAYOUTS, PRESETS, STYLES
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: Exit codes (see the module docstring).
@@ -107,16 +110,19 @@ OPTION_FLAGS = {
     "textColor": "--text-color", "layout": "--layout", "captionsKey": "--captions",
     "captionsHighlight": "--captions-highlight",
     "start": "--start", "end": "--end", "cache": "--cache", "split": "--split",
+    "backgroundVideoKey": "--background-video", "introKey": "--intro", "outroKey": "--outro",
+    "introFit": "--intro-fit", "fadeIn": "--fade-in", "fadeOut": "--fade-out",
 }
 #: Options not read straight from their flag: the size, and the files uploaded first.
 COMPOUND_OPTIONS = frozenset({"width", "height", "background", "backgroundKey", "artworkKey",
-                              "captionsKey"})
+                              "captionsKey", "backgroundVideoKey", "introKey", "outroKey"})
 #: The flag of each job request field besides the options, for the same purpose.
 REQUEST_FLAGS = {"audioUrl": "AUDIO", "outputKey": "--output-key",
                  "webhookUrl": "--webhook-url", "timeoutSeconds": "--timeout"}
 #: The flag that uploads each role's file.
 FILE_FLAGS = {AUDIO: "AUDIO", CAPTIONS: "--captions", ARTWORK: "--artwork",
-              BACKGROUND: "--background"}
+              BACKGROUND: "--background", BACKGROUND_VIDEO: "--background-video",
+              INTRO: "--intro", OUTRO: "--outro"}
 #: Stand-ins for upload keys while a request is checked, before anything is uploaded.
 PLACEHOLDER_KEY = "uploads/local/{role}"
 URL = re.compile(r"^https?://[^/\s]+", re.IGNORECASE)
@@ -296,9 +302,9 @@ def plan_render(args: argparse.Namespace) -> RenderPlan:
             options["background"] = args.background  # a colour; RenderSpec checks it
         else:
             files[BACKGROUND] = Path(args.background)
-    for role in (CAPTIONS, ARTWORK):
-        if getattr(args, role) is not None:
-            files[role] = getattr(args, role)
+    for role in (CAPTIONS, ARTWORK, BACKGROUND_VIDEO, INTRO, OUTRO):
+        if (path := getattr(args, role.replace("-", "_"))) is not None:
+            files[role] = path
     for role in files:
         options[option_name(role)] = PLACEHOLDER_KEY.format(role=role)
 
@@ -621,6 +627,23 @@ def build_parser() -> argparse.ArgumentParser:
                       help="SRT, WebVTT or Whisper JSON captions to upload and burn in")
     look.add_argument("--captions-highlight", metavar="HEX",
                       help="word-timed captions: the word being said (default #ffd23f)")
+
+    video = render.add_argument_group("intro, outro and fades")
+    video.add_argument("--intro", type=Path, metavar="VIDEO",
+                       help="a video (mp4, mov, webm; at most 60 s) to upload and play before "
+                            "the audiogram, with its own sound")
+    video.add_argument("--outro", type=Path, metavar="VIDEO",
+                       help="a video to upload and play after the audiogram")
+    video.add_argument("--intro-fit", choices=FITS,
+                       help="intro and outro: cover the canvas, cropping (default), or fit "
+                            "inside it, bordered")
+    video.add_argument("--background-video", type=Path, metavar="VIDEO",
+                       help="a video (mp4, mov, webm) to upload and loop behind the animation "
+                            "instead of a background image")
+    video.add_argument("--fade-in", type=float, metavar="SECONDS",
+                       help="fade in from black and silence (default 0)")
+    video.add_argument("--fade-out", type=float, metavar="SECONDS",
+                       help="fade out to black and silence (default 0)")
 
     clip = render.add_argument_group("clip")
     clip.add_argument("--start", type=float, metavar="SECONDS", help="clip from here")

@@ -1,6 +1,6 @@
 """The CLI's check of a file against the role it is given (the audio, the background
-and artwork images, the captions), before anything is uploaded: a ``.png`` given as
-the audio used to be uploaded and fail in the worker.
+and artwork images, the captions, the videos), before anything is uploaded: a ``.png``
+given as the audio used to be uploaded and fail in the worker.
 
 The table is the API's own (``jobs.constants``: ``ROLE_EXTENSIONS``, ``ROLE_KINDS``),
 so the CLI refuses exactly what the API would.
@@ -12,7 +12,10 @@ from jobs.constants import (
     ARTWORK,
     AUDIO,
     BACKGROUND,
+    BACKGROUND_VIDEO,
     CAPTIONS,
+    INTRO,
+    OUTRO,
     ROLE_EXTENSIONS,
     ROLE_FIELDS,
     ROLE_KINDS,
@@ -21,8 +24,8 @@ from jobs.constants import (
     extension_of,
 )
 
-__all__ = ["ARTWORK", "AUDIO", "BACKGROUND", "CAPTIONS", "ROLE_EXTENSIONS", "ROLE_FIELDS",
-           "ROLE_KINDS", "kind_of", "role_problem"]
+__all__ = ["ARTWORK", "AUDIO", "BACKGROUND", "BACKGROUND_VIDEO", "CAPTIONS", "INTRO", "OUTRO",
+           "ROLE_EXTENSIONS", "ROLE_FIELDS", "ROLE_KINDS", "kind_of", "role_problem"]
 
 
 def kind_of(name: str) -> str | None:

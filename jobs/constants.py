@@ -271,6 +271,7 @@ OUTPUT_FOLDERS_REDIS_KEY: Final = f"{REDIS_PREFIX}output-folders"
 ROLE_AUDIO: Final = "audio"
 ROLE_IMAGE: Final = "image"
 ROLE_CAPTIONS: Final = "captions"
+ROLE_VIDEO: Final = "video"
 
 #: Every file name ending POST /v1/uploads takes, and the role of each.
 UPLOAD_ROLES: Final = {
@@ -278,8 +279,18 @@ UPLOAD_ROLES: Final = {
                      ".aif", ".aiff", ".webm", ".wma"), ROLE_AUDIO),
     **dict.fromkeys((".png", ".jpg", ".jpeg", ".webp"), ROLE_IMAGE),
     **dict.fromkeys((".srt", ".vtt", ".json"), ROLE_CAPTIONS),
+    ".mov": ROLE_VIDEO,
 }
 UPLOAD_EXTENSIONS: Final = frozenset(UPLOAD_ROLES)
+#: The endings each role takes. MP4 and WebM carry audio or video, so their files
+#: serve both roles (an audio-only MP4 named as an intro fails as ``invalid_video``
+#: when the worker finds no picture in it).
+VIDEO_EXTENSIONS: Final = (".mp4", ".mov", ".webm")
+KIND_EXTENSIONS: Final = {
+    **{kind: tuple(ext for ext, role in UPLOAD_ROLES.items() if role == kind)
+       for kind in (ROLE_AUDIO, ROLE_IMAGE, ROLE_CAPTIONS)},
+    ROLE_VIDEO: VIDEO_EXTENSIONS,
+}
 
 #: The role an upload must have in each job field that names one (as
 #: ``JobRequest.upload_keys`` names the fields).
@@ -288,11 +299,15 @@ FIELD_ROLES: Final = {
     "options.backgroundKey": ROLE_IMAGE,
     "options.artworkKey": ROLE_IMAGE,
     "options.captionsKey": ROLE_CAPTIONS,
+    "options.backgroundVideoKey": ROLE_VIDEO,
+    "options.introKey": ROLE_VIDEO,
+    "options.outroKey": ROLE_VIDEO,
 }
 
 
 #: How a message names each role ("cover.png is an image, not audio").
-ROLE_NOUNS: Final = {ROLE_AUDIO: "audio", ROLE_IMAGE: "an image", ROLE_CAPTIONS: "captions"}
+ROLE_NOUNS: Final = {ROLE_AUDIO: "audio", ROLE_IMAGE: "an image", ROLE_CAPTIONS: "captions",
+                     ROLE_VIDEO: "a video"}
 
 #: The uploads a job takes, as the CLI and the upload page name them, and the job
 #: request field of each (the image role has two uses: background and artwork).
@@ -300,13 +315,16 @@ AUDIO: Final = "audio"
 BACKGROUND: Final = "background"
 ARTWORK: Final = "artwork"
 CAPTIONS: Final = "captions"
+BACKGROUND_VIDEO: Final = "background-video"
+INTRO: Final = "intro"
+OUTRO: Final = "outro"
 ROLE_FIELDS: Final = {AUDIO: "audioKey", BACKGROUND: "options.backgroundKey",
-                      ARTWORK: "options.artworkKey", CAPTIONS: "options.captionsKey"}
+                      ARTWORK: "options.artworkKey", CAPTIONS: "options.captionsKey",
+                      BACKGROUND_VIDEO: "options.backgroundVideoKey",
+                      INTRO: "options.introKey", OUTRO: "options.outroKey"}
 #: The file name endings each of those takes, and what such a file is called.
-ROLE_EXTENSIONS: Final = {
-    role: tuple(ext for ext, kind in UPLOAD_ROLES.items() if kind == FIELD_ROLES[field])
-    for role, field in ROLE_FIELDS.items()
-}
+ROLE_EXTENSIONS: Final = {role: KIND_EXTENSIONS[FIELD_ROLES[field]]
+                          for role, field in ROLE_FIELDS.items()}
 ROLE_KINDS: Final = {role: ROLE_NOUNS[FIELD_ROLES[field]] for role, field in ROLE_FIELDS.items()}
 
 
@@ -319,6 +337,11 @@ def extension_of(name: str) -> str:
 def upload_role(key: str) -> str | None:
     """The role of an upload (by its key's file name), or None if no role fits."""
     return UPLOAD_ROLES.get(extension_of(key))
+
+
+def upload_fits(role: str, key: str) -> bool:
+    """Whether the upload at ``key`` (by its file name) can serve as ``role``."""
+    return extension_of(key) in KIND_EXTENSIONS[role]
 
 
 # --- object keys ---------------------------------------------------------------

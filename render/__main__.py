@@ -32,7 +32,8 @@ def parse_size(value: str) -> tuple[int, int]:
 
 #: Spec fields the CLI takes as files instead of storage keys, and its flag for each.
 ASSET_FLAGS = {"background_key": "background-image", "artwork_key": "artwork",
-               "captions_key": "captions"}
+               "captions_key": "captions", "background_video_key": "background-video",
+               "intro_key": "intro", "outro_key": "outro"}
 #: Spec fields only the service reads (no render cache, no fleet to split across here).
 SERVICE_FIELDS = ("cache", "split")
 
@@ -98,7 +99,8 @@ def spec_options(args: argparse.Namespace) -> dict[str, object]:
 
 def assets_of(args: argparse.Namespace) -> Assets:
     return Assets(
-        background=args.background_image, artwork=args.artwork, captions=args.captions
+        background=args.background_image, artwork=args.artwork, captions=args.captions,
+        background_video=args.background_video, intro=args.intro, outro=args.outro,
     )
 
 

@@ -26,7 +26,9 @@ COLOR_ARGS = [
 ]  # fmt: skip
 #: H.264 for every browser and social app.
 VIDEO_ARGS = ["-c:v", "libx264", "-preset", PRESET, "-pix_fmt", "yuv420p", *COLOR_ARGS]
-AUDIO_ARGS = ["-c:a", "aac", "-b:a", "160k", "-af", "aformat=channel_layouts=mono|stereo"]
+#: AAC for the sound; the whole soundtrack of a composed video is encoded with these.
+AUDIO_CODEC_ARGS = ["-c:a", "aac", "-b:a", "160k"]
+AUDIO_ARGS = [*AUDIO_CODEC_ARGS, "-af", "aformat=channel_layouts=mono|stereo"]
 #: The index at the front, so browsers start playing before the download ends.
 CONTAINER_ARGS = ["-movflags", "+faststart"]
 #: A keyframe (IDR) every this many seconds of video, at fixed frames: the windows of a

@@ -12,14 +12,21 @@ Why a raw pipe and not moviepy's per-frame path: measured here, converting RGB
 frames inside ffmpeg cost more than the encode itself (render.canvas); moviepy
 hands ffmpeg RGB. Drawing straight in YUV keeps a render near the encode floor
 (bench/render.py).
+
+An intro, outro or fade makes the render one of parts (render.compose): the body is
+drawn the same way, video only, and joined as encoded between the bookends moviepy
+composes, under a soundtrack encoded once.
 """
 
 from __future__ import annotations
 
 import math
 import subprocess
+import tempfile
+import threading
 import wave
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +44,15 @@ from render.audio import (
     untrusted_input,
 )
 from render.canvas import Planes
+from render.compose import BodyFades, Bookends, compose_bookend, composes, encode_soundtrack, join
 from render.encoder import Encoder
-from render.errors import InvalidAudio, RenderCanceled, RenderFailed, StderrTail, blames_input
+from render.errors import (
+    InvalidAudio,
+    RenderCanceled,
+    RenderFailed,
+    StderrTail,
+    blames_input,
+)
 from render.layout import compute_layout
 from render.scene import Captions, compose_static
 from render.spec import Assets, RenderSpec
@@ -205,37 +219,151 @@ def render_video(
     ``measured`` is told, before decoding, how many seconds of audio the video will
     cover according to the header (an estimate, e.g. for an ETA); not called when
     the header does not say.
+
+    With an intro, an outro or a fade in the spec, the video is composed in parts
+    (render.compose): the intro and outro (InvalidVideo when unusable, checked before
+    the audio is decoded) around the body, which is encoded once and joined as it is,
+    under one soundtrack; the result's duration and loudest moment count the intro
+    and outro.
     """
     report = ProgressSteps(progress)
+    assets = assets or Assets()
+    bookends = Bookends.of(spec, assets)  # a bad intro or outro fails before any decoding
     scene = Scene(audio_path, spec, assets, max_seconds, should_stop, limit_seconds, measured)
     analysis = scene.analysis
     report(0.0)
-    encoder = Encoder(
-        out_path,
-        width=spec.width,
-        height=spec.height,
-        fps=spec.fps,
-        quality=spec.quality,
-        audio=Path(audio_path),
-        audio_start=spec.start,
-        audio_duration=analysis.duration,
-    )
+    if not composes(spec):
+        encoder = Encoder(
+            out_path,
+            width=spec.width,
+            height=spec.height,
+            fps=spec.fps,
+            quality=spec.quality,
+            audio=Path(audio_path),
+            audio_start=spec.start,
+            audio_duration=analysis.duration,
+        )
+        draw_body(scene, encoder, spec, lambda index: report(min(index / analysis.frames, 0.99)),
+                  should_stop)
+        report(1.0)
+        return RenderResult(
+            duration=analysis.duration,
+            width=spec.width,
+            height=spec.height,
+            fps=spec.fps,
+            frames=analysis.frames,
+            loudest=analysis.loudest_frame / spec.fps,
+        )
+    return _render_composed(Path(audio_path), Path(out_path), spec, scene, bookends, report,
+                            should_stop)
+
+
+def draw_body(
+    scene: Scene,
+    encoder: Encoder,
+    spec: RenderSpec,
+    drawn: Callable[[int], None],
+    should_stop: Callable[[], bool] | None,
+    frames: range | None = None,
+) -> None:
+    """Draw ``frames`` of the scene (all of them by default), faded as the spec says
+    (render.compose BodyFades), into ``encoder``; ``drawn(n)`` after each, n counted
+    from 1. The file is complete when this returns."""
+    fades = BodyFades.of(spec, scene.frames)
+    frames = frames if frames is not None else range(scene.frames)
     with encoder:
         frame = Planes.empty(spec.width, spec.height)
-        for index in range(analysis.frames):
+        for count, index in enumerate(frames, 1):
             check_stop(should_stop)
             scene.draw(frame, index)
+            fades.apply(frame, index)
             encoder.write(frame.buffer)
-            # 1.0 waits for ffmpeg to finish the file, so consumers can trust it
-            report(min((index + 1) / analysis.frames, 0.99))
+            drawn(count)
+
+
+#: Where the steps of a composed render end on its 0..1 progress: the bookends and
+#: the body by their share of the frames drawn, the soundtrack, then the join.
+COMPOSED_FRAMES_END = 0.95
+SOUNDTRACK_END = 0.97
+
+
+def _render_composed(
+    audio_path: Path,
+    out_path: Path,
+    spec: RenderSpec,
+    scene: Scene,
+    bookends: Bookends,
+    report: ProgressSteps,
+    should_stop: Callable[[], bool] | None,
+) -> RenderResult:
+    """The body (video only) drawn while a thread composes the bookends (moviepy) and
+    encodes the soundtrack once, then the parts joined without re-encoding
+    (render.compose). Beside the body because its loop leaves part of a second core
+    idle (measured: bench/render.py) and that work is mostly ffmpeg's; either side
+    failing stops the other. The parts live in a temporary directory beside
+    ``out_path``, removed however this ends."""
+    analysis = scene.analysis
+    total = bookends.frames + analysis.frames
+    drawn = {"bookends": 0, "body": 0}
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def counted(side: str, base: int = 0) -> Callable[[int], None]:
+        def count(frames: int) -> None:
+            with lock:
+                drawn[side] = base + frames
+                report(COMPOSED_FRAMES_END * min(sum(drawn.values()) / total, 1.0))
+        return count
+
+    def stop() -> bool:
+        return failed.is_set() or (should_stop is not None and should_stop())
+
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".compose-") as tmp:
+        work = Path(tmp)
+        parts = {part.role: work / f"{part.role}.mp4" for part in bookends}
+
+        sound = work / "sound.m4a"
+
+        def beside_the_body() -> None:
+            try:
+                base = 0
+                for part in bookends:
+                    compose_bookend(part, spec, parts[part.role],
+                                    progress=counted("bookends", base), should_stop=stop)
+                    base += part.frames
+                encode_soundtrack(audio_path, spec, analysis.duration, sound,
+                                  body_frames=analysis.frames, bookends=bookends,
+                                  should_stop=stop)
+            except BaseException:
+                failed.set()
+                raise
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookends") as pool:
+            composing = pool.submit(beside_the_body)
+            body = work / "body.mp4"
+            encoder = Encoder(body, width=spec.width, height=spec.height, fps=spec.fps,
+                              quality=spec.quality, audio=None)
+            try:
+                draw_body(scene, encoder, spec, counted("body"), stop)
+            except BaseException:
+                failed.set()
+                wait([composing])
+                if composing.exception() is not None and not isinstance(
+                        composing.exception(), RenderCanceled):
+                    raise composing.exception() from None  # the bookend's failure came first
+                raise
+            composing.result()
+        report(SOUNDTRACK_END)
+        ordered = [parts.get("intro"), body, parts.get("outro")]
+        join([part for part in ordered if part is not None], sound, out_path, should_stop)
     report(1.0)
     return RenderResult(
-        duration=analysis.duration,
+        duration=total / spec.fps,
         width=spec.width,
         height=spec.height,
         fps=spec.fps,
-        frames=analysis.frames,
-        loudest=analysis.loudest_frame / spec.fps,
+        frames=total,
+        loudest=(bookends.lead_frames + analysis.loudest_frame) / spec.fps,
     )
 
 

@@ -5,6 +5,7 @@
     RenderError                  code "render_error"
     ├── InvalidAudio             code "invalid_audio": the input is not usable audio
     ├── InvalidImage             code "invalid_image": a background or artwork is not an image
+    ├── InvalidVideo             code "invalid_video": an intro, outro or background video
     ├── InvalidCaptions          code "invalid_captions": (render.captions) with the line number
     ├── RenderCanceled           code "canceled": the caller's ``should_stop`` said so
     └── RenderFailed             code "render_failed": ffmpeg failed while encoding
@@ -87,6 +88,13 @@ class InvalidImage(RenderError):
     """A background or artwork upload that is not a readable image."""
 
     code = "invalid_image"
+
+
+class InvalidVideo(RenderError):
+    """An intro, outro or background video upload that cannot be used: not a video,
+    over the limits (length, size, frame rate), or undecodable."""
+
+    code = "invalid_video"
 
 
 class RenderCanceled(RenderError):

@@ -47,6 +47,12 @@ Style = Literal["bars", "mirror", "wave", "circle", "progress"]
 STYLES: tuple[str, ...] = get_args(Style)
 Layout = Literal["standard", "minimal"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
+#: How an intro or outro video meets the canvas: scaled to cover it (cropping the
+#: overflow) or to fit inside it (the rest filled with the background colour).
+Fit = Literal["cover", "fit"]
+FITS: tuple[str, ...] = get_args(Fit)
+#: Longest fade in or out, seconds.
+MAX_FADE_SECONDS = 10.0
 
 _HEX = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)*$")
@@ -101,8 +107,27 @@ class RenderSpec(BaseModel):
     artwork_key: str | None = Field(None, alias="artworkKey", max_length=512)
     title: str | None = Field(None, max_length=200)
     subtitle: str | None = Field(None, max_length=300)
+    background_video_key: str | None = Field(
+        None, alias="backgroundVideoKey", max_length=512,
+        description="an uploaded video (mp4, mov, webm) looped behind the animation, "
+        "cover-fitted; backgroundBlur and backgroundDarken apply to it")
     text_color: str = Field("#ffffff", alias="textColor")
     layout: Layout = "standard"
+
+    # before, after, in and out
+    intro_key: str | None = Field(None, alias="introKey", max_length=512,
+                                  description="an uploaded video (at most 60 s) played "
+                                  "before the audiogram, with its own sound")
+    outro_key: str | None = Field(None, alias="outroKey", max_length=512,
+                                  description="an uploaded video (at most 60 s) played "
+                                  "after the audiogram, with its own sound")
+    intro_fit: Fit = Field("cover", alias="introFit",
+                           description="intro and outro: cover the canvas (cropping) or fit "
+                           "inside it (bordered with the background colour)")
+    fade_in: float = Field(0.0, alias="fadeIn", ge=0, le=MAX_FADE_SECONDS,
+                           description="seconds of fade from black (and silence) at the start")
+    fade_out: float = Field(0.0, alias="fadeOut", ge=0, le=MAX_FADE_SECONDS,
+                            description="seconds of fade to black (and silence) at the end")
 
     # captions and clip window
     captions_key: str | None = Field(None, alias="captionsKey", max_length=512)
@@ -147,7 +172,8 @@ class RenderSpec(BaseModel):
     def _optional_color(cls, value: str | None) -> str | None:
         return None if value is None else _check_color(value)
 
-    @field_validator("background_key", "artwork_key", "captions_key")
+    @field_validator("background_key", "artwork_key", "captions_key", "background_video_key",
+                     "intro_key", "outro_key")
     @classmethod
     def _key(cls, value: str | None) -> str | None:
         if value is not None and (
@@ -181,6 +207,8 @@ class RenderSpec(BaseModel):
             raise ValueError("canvas larger than 3840x2160 (or 2160x3840) pixels")
         if self.end is not None and self.end <= self.start:
             raise ValueError("end must be after start")
+        if self.background_key and self.background_video_key:
+            raise ValueError("give backgroundKey (an image) or backgroundVideoKey, not both")
         return self
 
     @property
@@ -219,12 +247,15 @@ class RenderSpec(BaseModel):
             "background": self.background_key,
             "artwork": self.artwork_key,
             "captions": self.captions_key,
+            "backgroundVideo": self.background_video_key,
+            "intro": self.intro_key,
+            "outro": self.outro_key,
         }
         return {role: key for role, key in keys.items() if key}
 
     def for_preview(self) -> RenderSpec:
         """The same look, PREVIEW_WIDTH wide (height scaled, kept even), the first
-        PREVIEW_SECONDS of the clip window."""
+        PREVIEW_SECONDS of the clip window, without the intro and outro."""
         update: dict[str, object] = {}
         if self.width > PREVIEW_WIDTH:
             height = max(MIN_SIDE, round(self.height * PREVIEW_WIDTH / self.width / 2) * 2)
@@ -232,6 +263,8 @@ class RenderSpec(BaseModel):
         clip = self.clip_seconds
         if clip is None or clip > PREVIEW_SECONDS:
             update["end"] = self.start + PREVIEW_SECONDS
+        # a preview shows the audiogram's look: no intro or outro before and after it
+        update.update(intro_key=None, outro_key=None)
         return self.model_copy(update=update)
 
 
@@ -242,3 +275,16 @@ class Assets:
     background: Path | None = None
     artwork: Path | None = None
     captions: Path | None = None
+    background_video: Path | None = None
+    intro: Path | None = None
+    outro: Path | None = None
+
+    @classmethod
+    def of(cls, paths: dict[str, Path]) -> Assets:
+        """From local paths by `RenderSpec.asset_keys` role (``backgroundVideo`` ...)."""
+        return cls(**{ASSET_FIELDS[role]: path for role, path in paths.items()})
+
+
+#: The `Assets` field of each `RenderSpec.asset_keys` role.
+ASSET_FIELDS = {"background": "background", "artwork": "artwork", "captions": "captions",
+                "backgroundVideo": "background_video", "intro": "intro", "outro": "outro"}

@@ -2,11 +2,13 @@
 
 A long render is cut into windows of whole GOPs. The clip is analysed once, for the
 whole of it (``analyse``): its compact features (``Analysis.save``, about 10 MB an
-hour) are what every window draws from; its audio is encoded once (``encode_sound``),
-beside the windows, for the join. Each
-window (``render_window``) draws its frames from those features with the unsplit
-render's encoder settings, video only, starting on a keyframe; the join
-(``join``) concatenates the windows with ffmpeg's concat demuxer without
+hour) are what every window draws from; its audio is encoded once (``encode_sound``,
+with the intro's and outro's sound and the fades when the spec has them), beside the
+windows, for the join. Each window (``render_window``) draws its frames from those
+features with the unsplit render's encoder settings, video only, starting on a
+keyframe, faded as the unsplit render fades them; the join (``join``, render.compose's,
+which also joins an unsplit render's intro, body and outro) concatenates the windows,
+between the intro and outro when there are, with ffmpeg's concat demuxer without
 re-encoding, muxes the audio and moves the index to the front.
 
 Why the seams do not show: a scene built from the saved features draws exactly the
@@ -17,22 +19,17 @@ arguments as an unsplit render, so it is the same stream with no gap or click.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from render.analysis import Analysis
-from render.audio import ffmpeg_exe, ffmpeg_input, path_aliases
-from render.canvas import Planes
-from render.encoder import AUDIO_ARGS, CONTAINER_ARGS, KEYFRAME_SECONDS, Encoder, audio_input
-from render.engine import ProgressCallback, ProgressSteps, RenderResult, Scene, check_stop
-from render.errors import RenderFailed
+from render.compose import Bookends, encode_soundtrack, join
+from render.encoder import KEYFRAME_SECONDS, Encoder
+from render.engine import ProgressCallback, ProgressSteps, RenderResult, Scene, draw_body
 from render.spec import Assets, RenderSpec
 
-#: ffmpeg steps of the split path get this long before they count as hung.
-STEP_TIMEOUT = 1800
+__all__ = ["Window", "analyse", "encode_sound", "join", "plan_windows", "render_window"]
 
 
 @dataclass(frozen=True)
@@ -77,16 +74,15 @@ def analyse(
                         loudest=analysis.loudest_frame / spec.fps)
 
 
-def encode_sound(audio: Path, spec: RenderSpec, duration: float, sound: Path) -> None:
-    """The clip's audio, encoded as an unsplit render encodes it (the same window of
-    the input, the same arguments), to ``sound`` (``.m4a``): one more unit of work,
-    done beside the windows, off the render's critical path."""
-    command = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-        *audio_input(audio, spec.start, duration), "-map", "0:a:0", "-vn",
-        *AUDIO_ARGS, "-f", "mp4", "-y", ffmpeg_input(sound),
-    ]  # fmt: skip
-    _run(command, "Encoding the audio", path_aliases(audio, sound))
+def encode_sound(audio: Path, spec: RenderSpec, duration: float, sound: Path,
+                 bookends: Bookends | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> None:
+    """The whole video's sound (render.compose `encode_soundtrack`): the clip's audio
+    as an unsplit render encodes it, with the intro's and outro's sound and the fades
+    when the spec has them, to ``sound`` (``.m4a``): one more unit of work, done
+    beside the windows, off the render's critical path."""
+    encode_soundtrack(audio, spec, duration, sound, bookends=bookends,
+                      should_stop=should_stop)
 
 
 def render_window(
@@ -106,40 +102,8 @@ def render_window(
     scene = Scene.from_analysis(analysis, spec, assets)
     report = ProgressSteps(progress)
     report(0.0)
-    with Encoder(out_path, width=spec.width, height=spec.height, fps=spec.fps,
-                 quality=spec.quality, audio=None) as encoder:
-        frame = Planes.empty(spec.width, spec.height)
-        for index in range(window.first, window.stop):
-            check_stop(should_stop)
-            scene.draw(frame, index)
-            encoder.write(frame.buffer)
-            report(min((index + 1 - window.first) / window.frames, 0.99))
+    encoder = Encoder(out_path, width=spec.width, height=spec.height, fps=spec.fps,
+                      quality=spec.quality, audio=None)
+    draw_body(scene, encoder, spec, lambda count: report(min(count / window.frames, 0.99)),
+              should_stop, range(window.first, window.stop))
     report(1.0)
-
-
-def join(windows: list[Path], sound: Path, out_path: Path) -> None:
-    """The windows, in order, and the audio as one MP4, without re-encoding."""
-    listing = out_path.with_name(out_path.name + ".txt")
-    # the concat demuxer's own quoting: a quote closes, \' is a quote, the rest is kept
-    listing.write_text("".join(
-        "file '{}'\n".format(str(path.resolve()).replace("'", "'\\''")) for path in windows
-    ), encoding="utf-8")
-    command = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-        "-f", "concat", "-safe", "0", "-i", ffmpeg_input(listing), "-i", ffmpeg_input(sound),
-        "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", *CONTAINER_ARGS,
-        "-y", ffmpeg_input(out_path),
-    ]  # fmt: skip
-    try:
-        _run(command, "Joining the video", path_aliases(sound, out_path))
-    finally:
-        listing.unlink(missing_ok=True)
-
-
-
-def _run(command: list[str], step: str, aliases: list[Any]) -> None:
-    result = subprocess.run(command, capture_output=True, timeout=STEP_TIMEOUT,  # noqa: S603
-                            check=False)
-    if result.returncode != 0:
-        lines = result.stderr.decode("utf-8", "replace").splitlines()
-        raise RenderFailed.from_ffmpeg(step, lines, aliases)

@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -123,7 +123,9 @@ def run_job(
                 return reused
         else:
             download(store.presigned_url(audio_key, AUDIO_URL_TTL), source, max_bytes=max_bytes)
-        assets = fetch_assets(store, spec, workdir, max_bytes)
+        # a preview has no intro or outro: their videos are not fetched for it
+        assets = fetch_assets(store, spec.for_preview() if kind == PREVIEW else spec, workdir,
+                              max_bytes)
         if should_stop():
             raise JobCanceled("The job was canceled.")
         report(DOWNLOAD_END, STAGE_ANALYZING)
@@ -222,10 +224,19 @@ def fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:
     return dest
 
 
-def fetch_assets(store: ObjectStore, spec: RenderSpec, workdir: Path, max_bytes: int) -> Assets:
-    """Local copies of the images and captions ``spec`` names."""
-    return Assets(**{role: fetch(store, key, workdir / f"asset-{role}", max_bytes)
-                     for role, key in spec.asset_keys.items()})
+def fetch_assets(store: ObjectStore, spec: RenderSpec, workdir: Path, max_bytes: int,
+                 roles: Collection[str] | None = None) -> Assets:
+    """Local copies of the images, captions and videos ``spec`` names (only those of
+    ``roles``, e.g. a window of a split render needs no intro)."""
+    return Assets.of({role: fetch(store, key, workdir / f"asset-{role}", max_bytes)
+                      for role, key in spec.asset_keys.items()
+                      if roles is None or role in roles})
+
+
+#: What a window of a split render draws from; the intro and outro are the join's.
+BODY_ROLES = frozenset({"background", "artwork", "captions", "backgroundVideo"})
+#: What the join composes and the audio unit's soundtrack plays.
+BOOKEND_ROLES = frozenset({"intro", "outro"})
 
 
 def _produce(

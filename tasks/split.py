@@ -40,12 +40,15 @@ from jobs.constants import (
 from jobs.store import JOIN
 from render import Assets, RenderCanceled, RenderError, RenderSpec
 from render.audio import header_duration
+from render.compose import Bookends, compose_bookend, composes, frame_count
 from render.split import Window, analyse, encode_sound, join, plan_windows, render_window
 from storage.objects import ObjectStore
 from tasks.callbacks import failure_payload
 from tasks.constants import JOIN_TASK, SEGMENT_TASK
 from tasks.errors import JobCanceled, JobFailed
 from tasks.render import (
+    BODY_ROLES,
+    BOOKEND_ROLES,
     WORKDIR_PREFIX,
     JobDelivery,
     Output,
@@ -88,6 +91,7 @@ class Planner:
         seconds = clip_seconds(audio, spec)
         if not spec.split or seconds is None or seconds < settings.split_min_seconds:
             return False
+        Bookends.of(spec, assets)  # a bad intro or outro fails the job before any window
         features = workdir / "features.npz"
         rendered = analyse(audio, spec, features, assets=assets,
                            should_stop=self.progress.stop.is_set,
@@ -116,15 +120,19 @@ def run_audio(
     store: ObjectStore, *, job_id: str, source: str, spec: RenderSpec, duration: float,
     should_stop: Callable[[], bool], max_bytes: int,
 ) -> None:
-    """The audio unit: the clip's audio encoded once and stored for the join."""
+    """The audio unit: the video's whole soundtrack (the clip's audio, and the intro's
+    and outro's sound) encoded once and stored for the join."""
     with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as tmp:
         workdir = Path(tmp)
         audio, sound = workdir / "input", workdir / "audio.m4a"
         fetch(store, source, audio, max_bytes)
+        assets = fetch_assets(store, spec, workdir, max_bytes, BOOKEND_ROLES)
         if should_stop():
             raise JobCanceled("The job was canceled.")
         try:
-            encode_sound(audio, spec, duration, sound)
+            encode_sound(audio, spec, duration, sound, Bookends.of(spec, assets), should_stop)
+        except RenderCanceled:
+            raise JobCanceled("The job was canceled.") from None
         except RenderError as exc:
             raise JobFailed(exc.message, exc.code) from None
         store_outputs(store, [Output(sound_key(job_id), sound, "audio/mp4")], should_stop)
@@ -139,7 +147,7 @@ def run_segment(
         workdir = Path(tmp)
         features = workdir / "features.npz"
         store.get_file(features_key(job_id), features)
-        assets = fetch_assets(store, spec, workdir, max_bytes)
+        assets = fetch_assets(store, spec, workdir, max_bytes, BODY_ROLES)
         out = workdir / "window.mp4"
         try:
             render_window(features, spec, window, out, assets=assets, progress=report,
@@ -155,28 +163,41 @@ def run_segment(
 def run_join(
     store: ObjectStore, *, job_id: str, kind: str, output_key: str, windows: int,
     duration: float, loudest: float, report: Callable[[float, str], None],
-    should_stop: Callable[[], bool],
+    should_stop: Callable[[], bool], spec: RenderSpec | None = None, max_bytes: int = 0,
 ) -> dict[str, Any]:
-    """Join the stored windows and the audio, store the video and its thumbnail; return
-    the job's result. Plain function."""
+    """Join the stored windows, between the intro and outro ``spec`` names (composed
+    here), and the soundtrack; store the video and its thumbnail; return the job's
+    result. Plain function.
+
+    The join composes the bookends (rather than a unit of their own): they are seconds
+    of video, it needs nothing stored for them (no more objects under ``work/``), and
+    a join sent again composes them again from the uploads.
+    """
     with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as tmp:
         workdir = Path(tmp)
         report(SPLIT_JOINED_AT, STAGE_FINALIZING)
         sound = workdir / "audio.m4a"
         store.get_file(sound_key(job_id), sound)
-        parts = []
-        for index in range(windows):
-            if should_stop():
-                raise JobCanceled("The job was canceled.")
-            parts.append(workdir / f"window-{index:05d}.mp4")
-            store.get_file(window_key(job_id, index), parts[-1])
-        video = workdir / f"{kind}.mp4"
         try:
-            join(parts, sound, video)
+            bookends, composed = _bookends(store, spec, workdir, max_bytes, should_stop)
+            body = []
+            for index in range(windows):
+                if should_stop():
+                    raise JobCanceled("The job was canceled.")
+                body.append(workdir / f"window-{index:05d}.mp4")
+                store.get_file(window_key(job_id, index), body[-1])
+            parts = [*composed.get("intro", []), *body, *composed.get("outro", [])]
+            video = workdir / f"{kind}.mp4"
+            join(parts, sound, video, should_stop)
             for part in parts:
                 part.unlink()
+            if spec is not None and composes(spec):  # frame-exact, as an unsplit render
+                frames = bookends.frames + frame_count(duration, spec.fps)
+                duration, loudest = frames / spec.fps, loudest + bookends.lead_frames / spec.fps
             result, outputs = video_outputs(kind, job_id, output_key, video,
                                             workdir / "thumbnail.jpg", duration, loudest)
+        except RenderCanceled:
+            raise JobCanceled("The job was canceled.") from None
         except RenderError as exc:
             raise JobFailed(exc.message, exc.code) from None
         report(0.97, STAGE_FINALIZING)
@@ -184,6 +205,20 @@ def run_join(
     # work/{jobId}/ stays until the job has ended (the reaper deletes it then): a join
     # sent again (its worker died before the end was recorded) reads it again
     return result
+
+
+def _bookends(store: ObjectStore, spec: RenderSpec | None, workdir: Path, max_bytes: int,
+              should_stop: Callable[[], bool]) -> tuple[Bookends, dict[str, list[Path]]]:
+    """The intro and outro of ``spec``, composed in ``workdir``: the file of each role."""
+    if spec is None:
+        return Bookends(), {}
+    assets = fetch_assets(store, spec, workdir, max_bytes, BOOKEND_ROLES)
+    bookends = Bookends.of(spec, assets)
+    composed = {}
+    for bookend in bookends:
+        composed[bookend.role] = [workdir / f"{bookend.role}.mp4"]
+        compose_bookend(bookend, spec, composed[bookend.role][0], should_stop=should_stop)
+    return bookends, composed
 
 
 def register(app: SoundreelCelery) -> None:
@@ -229,6 +264,7 @@ def register(app: SoundreelCelery) -> None:
     def join_segments(
         self: Any, *, job_id: str, kind: str, output_key: str, windows: int,
         duration: float, loudest: float, attempt: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         me = holder(self.request.hostname, os.getpid())
         with ProgressReporter(app.api, job_id) as progress:
@@ -242,7 +278,10 @@ def register(app: SoundreelCelery) -> None:
                 result = run_join(app.object_store, job_id=job_id, kind=kind,
                                   output_key=output_key, windows=windows, duration=duration,
                                   loudest=loudest, report=progress.update,
-                                  should_stop=progress.stop.is_set)
+                                  should_stop=progress.stop.is_set,
+                                  spec=None if options is None else
+                                  RenderSpec.model_validate(options),
+                                  max_bytes=app.settings.max_upload_bytes)
             except JobCanceled:
                 raise Ignore() from None
             progress.flush()

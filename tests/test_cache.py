@@ -29,7 +29,8 @@ from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 from tests.helpers.stacks import start_api
 
 AUDIO = "a" * 64
-ASSETS = {"artwork": "b" * 64, "captions": "c" * 64, "background": "d" * 64}
+ASSETS = {"artwork": "b" * 64, "captions": "c" * 64, "background": "d" * 64,
+          "backgroundVideo": "e" * 64, "intro": "f" * 64, "outro": "0" * 64}
 
 
 def key(options: dict[str, Any], kind: str = "render", audio: str = AUDIO,
@@ -80,6 +81,8 @@ CHANGES = {
     "title": "Episode 1", "subtitle": "A talk", "textColor": "#000000",
     "layout": "minimal", "captionsKey": "uploads/3/talk.srt", "start": 1.0, "end": 5.0,
     "captionsHighlight": "#00ffff",
+    "backgroundVideoKey": "uploads/4/loop.webm", "introKey": "uploads/5/intro.mp4",
+    "outroKey": "uploads/6/outro.mov", "introFit": "fit", "fadeIn": 1.0, "fadeOut": 2.0,
 }
 
 

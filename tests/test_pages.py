@@ -24,6 +24,7 @@ from devstack import Stack
 from render.spec import RenderSpec
 from security.secrets import share_token
 from tests.helpers.e2e import poll, submit, upload
+from tests.helpers.media import make_video
 from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 
 pytest.importorskip("playwright")
@@ -256,6 +257,43 @@ def test_upload_page_sends_every_field(local_stack: Stack, page: Page, tmp_path:
                            timeout=120_000)
     done = local_stack.client().get(local_stack.url(f"/v1/jobs/{job_id}"), timeout=10).json()
     assert done["result"]["previewKey"] == output_key
+
+
+@needs_chromium
+def test_upload_page_sends_the_video_fields(local_stack: Stack, page: Page,
+                                            tmp_path: Path) -> None:
+    """An intro, an outro and a background video are uploaded first; their keys, the fit
+    and the fades reach the job, and the video it makes is intro + audiogram + outro."""
+    intro = make_video(tmp_path / "intro.mp4", size="160x120", seconds=1.0)
+    outro = make_video(tmp_path / "outro.mov", size="160x120", seconds=1.0, tone=None)
+    loop = make_video(tmp_path / "loop.webm", size="160x90", fps=25, seconds=1.0, tone=None,
+                      codec="libvpx-vp9")
+    fill_form(page, local_stack, SAMPLE, style="bars", size="320x240", title="Bookends")
+    page.click("#video-options summary")
+    page.set_input_files("#intro", str(intro))
+    page.set_input_files("#outro", str(outro))
+    page.select_option("#intro-fit", "fit")
+    page.fill("#fade-in", "0.5")
+    page.fill("#fade-out", "1")
+    page.set_input_files("#background-video", str(loop))
+    page.click("#more-options summary")
+    page.fill("#end", "3")
+    shot(page, "7-video-fields.png")
+    submit_form(page)
+
+    job_id = re.search(r"/jobs/([0-9a-f]{32})\?", page.url)[1]
+    job = local_stack.client().get(local_stack.url(f"/v1/jobs/{job_id}"), timeout=10).json()
+    options = job["options"]
+    stored = local_stack.workdir / "storage"
+    for field, path in (("introKey", intro), ("outroKey", outro), ("backgroundVideoKey", loop)):
+        assert re.fullmatch(rf"uploads/[0-9a-f]{{32}}/{re.escape(path.name)}", options[field])
+        assert (stored / options[field]).read_bytes() == path.read_bytes()
+    assert {name: options[name] for name in ("introFit", "fadeIn", "fadeOut", "end")} == {
+        "introFit": "fit", "fadeIn": 0.5, "fadeOut": 1.0, "end": 3.0}
+    page.wait_for_function("() => document.getElementById('job').dataset.status === 'complete'",
+                           timeout=120_000)
+    done = local_stack.client().get(local_stack.url(f"/v1/jobs/{job_id}"), timeout=10).json()
+    assert done["result"]["duration"] == pytest.approx(1.0 + 3.0 + 1.0, abs=0.1)
 
 
 @needs_chromium

@@ -12,14 +12,16 @@ import subprocess
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import devstack as st
 from render.audio import ffmpeg_exe
 from tests.helpers.e2e import AudioServer, download, poll, record, submit, upload, wait_for
-from tests.helpers.media import probe
+from tests.helpers.media import make_video, probe
 from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 from tests.helpers.stacks import start_api
+from tests.test_bookends import frames_rgb, rms, sound
 
 SPLIT = {"SPLIT_MIN_SECONDS": "10", "SEGMENT_SECONDS": "5", "LEASE_SECONDS": "6",
          "REAP_INTERVAL": "1"}
@@ -123,3 +125,36 @@ def test_a_split_render_from_an_audio_url_fetches_it_once(fleet, served):
     # the job's task fetched it; the audio unit read the copy under work/, gone now
     assert served.gets - before == 1
     wait_for(lambda: work_left(fleet, job_id) == [], 30, "work/ removed")
+
+
+def test_jobs_with_an_intro_and_outro_whole_and_split(fleet, tmp_path):
+    """Uploaded intro and outro through the API (tests/test_bookends.py covers the
+    composition): a job rendered whole and one split into windows, whose join composes
+    them; both durations count them."""
+    intro = make_video(tmp_path / "intro.mp4", size="320x240", seconds=1.0, tone=1000)
+    outro = make_video(tmp_path / "outro.mov", size="180x320", fps=25, seconds=0.6, tone=None)
+    audio = upload(fleet, SAMPLE)
+    options = {"width": 320, "height": 180, "introKey": upload(fleet, intro),
+               "outroKey": upload(fleet, outro), "fadeOut": 1}
+    # 5 s: rendered whole; 12 s, past SPLIT_MIN_SECONDS: split into windows
+    whole_id, split_id = (
+        submit(fleet, {"kind": "render", "audioKey": audio,
+                       "options": {**options, "end": end}})["jobId"] for end in (5, 12))
+    for job_id, body in ((whole_id, 150), (split_id, 360)):
+        job, seen = poll(fleet, job_id)
+        assert job["status"] == "complete", job["error"]
+        assert seen == sorted(seen) and seen[-1] == 1.0
+        frames = 30 + body + 18  # 1 s of intro, the clip, 0.6 s of outro at 30 fps
+        assert job["result"]["duration"] == round(frames / 30, 3)
+        video = download(job, tmp_path / f"{job_id}.mp4")
+        counted = next(s for s in probe(video, count_packets=True)["streams"]
+                       if s["codec_type"] == "video")
+        assert int(counted["nb_read_packets"]) == frames
+        samples = sound(video)
+        assert rms(samples[4800:43200]) > 0.05  # the intro's tone, before the body
+        assert rms(samples[-480:]) < 0.01  # faded out at the end of the outro
+        intro_frame, body_frame = frames_rgb(video, [10, 40])
+        assert np.abs(intro_frame - body_frame).mean() > 20  # the intro, then the body
+    assert record(fleet, whole_id).split is None
+    assert record(fleet, split_id).split is not None
+    wait_for(lambda: work_left(fleet, split_id) == [], 30, "work/ removed")

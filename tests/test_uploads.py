@@ -21,11 +21,13 @@ from jobs.constants import (
     ROLE_AUDIO,
     ROLE_CAPTIONS,
     ROLE_IMAGE,
+    ROLE_VIDEO,
     UPLOAD_EXTENSIONS,
     UPLOAD_ROLES,
     upload_redis_key,
 )
 from tests.helpers.e2e import upload
+from tests.helpers.media import make_video
 from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 
 SRT = "1\n00:00:00,500 --> 00:00:02,000\nCafé, naïve – “quoted”\n"
@@ -35,11 +37,13 @@ JSON = ('{"segments": [{"start": 0.5, "end": 2.0, "text": " Hello",'
 
 
 def make_file(directory: Path, extension: str) -> Path:
-    """A small real file named ``tone{extension}``: audio from ffmpeg's own encoders
-    (chosen by the name, as ffmpeg does), images from Pillow, captions as text."""
+    """A small real file named ``tone{extension}``: audio and videos from ffmpeg's own
+    encoders (chosen by the name, as ffmpeg does), images from Pillow, captions as text."""
     path = directory / f"tone{extension}"
     role = UPLOAD_ROLES[extension]
-    if role == ROLE_AUDIO:
+    if role == ROLE_VIDEO:
+        make_video(path, size="64x64", seconds=0.5)
+    elif role == ROLE_AUDIO:
         subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
                         "sine=frequency=440:duration=0.5", "-y", str(path)], check=True)
     elif role == ROLE_IMAGE:
@@ -85,7 +89,7 @@ def test_every_real_file_is_what_its_name_says(real_files: dict[str, Path]) -> N
         role = UPLOAD_ROLES[extension]
         assert mismatch(role, extension, head, whole=len(head) < PEEK_BYTES) is None, extension
         if role != ROLE_CAPTIONS:
-            assert identify(head) is not None and identify(head).role == role, extension
+            assert identify(head) is not None and identify(head).fits(role), extension
 
 
 def test_a_file_of_another_role_or_of_none_is_a_mismatch(real_files: dict[str, Path]) -> None:

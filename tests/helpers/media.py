@@ -70,6 +70,22 @@ def make_audio(path: Path, source: str, *args: str) -> Path:
     return path
 
 
+def make_video(path: Path, *, size: str = "320x180", fps: int = 30, seconds: float = 2.0,
+               tone: float | None = 440.0, codec: str = "libx264") -> Path:
+    """A test-pattern video (ffmpeg's testsrc2: moving colours and a frame counter) with a
+    tone as its sound (``tone`` None: no audio stream), written with the bundled ffmpeg."""
+    sound = ["-f", "lavfi", "-i", f"sine=frequency={tone}:duration={seconds}",
+             "-c:a", "aac" if path.suffix != ".webm" else "libopus"] if tone else []
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi",
+         "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}", *sound,
+         "-c:v", codec, "-pix_fmt", "yuv420p", "-shortest", str(path)],
+        check=True,
+        timeout=60,
+    )
+    return path
+
+
 def make_artwork(path: Path, size: int = 800) -> None:
     """A deterministic abstract cover: a gradient with soft circles."""
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
