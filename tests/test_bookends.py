@@ -17,7 +17,7 @@ from render import RenderSpec, render_video
 from render.audio import ffmpeg_exe
 from render.errors import InvalidVideo, RenderCanceled
 from render.spec import Assets
-from tests.helpers.media import make_video, probe
+from tests.helpers.media import frames_rgb, make_video, probe, rms, sound
 from tests.helpers.samples import SAMPLE
 
 FPS = 30
@@ -41,27 +41,6 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def spec_of(**options: object) -> RenderSpec:
     return RenderSpec(**{**BASE, **options})
-
-
-def frames_rgb(video: Path, indices: list[int], size: tuple[int, int] = (320, 180)) -> list:
-    """Frames ``indices`` of ``video`` as (H, W, 3) arrays, decoded by ffmpeg."""
-    width, height = size
-    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(video), "-f", "rawvideo",
-                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
-    frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
-    return [frames[index].astype(int) for index in indices]
-
-
-def sound(video: Path, rate: int = 48000) -> np.ndarray:
-    """The video's sound as mono float samples."""
-    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(video), "-map", "0:a",
-                          "-ac", "1", "-ar", str(rate), "-f", "f32le", "-"],
-                         capture_output=True, check=True).stdout
-    return np.frombuffer(raw, np.float32)
-
-
-def rms(samples: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
 
 
 def packet_hashes(video: Path) -> list[str]:

@@ -18,10 +18,9 @@ import pytest
 import devstack as st
 from render.audio import ffmpeg_exe
 from tests.helpers.e2e import AudioServer, download, poll, record, submit, upload, wait_for
-from tests.helpers.media import make_video, probe
+from tests.helpers.media import frames_rgb, make_video, probe, rms, sound
 from tests.helpers.samples import ARTWORK, CAPTIONS, SAMPLE
 from tests.helpers.stacks import start_api
-from tests.test_bookends import frames_rgb, rms, sound
 
 SPLIT = {"SPLIT_MIN_SECONDS": "10", "SEGMENT_SECONDS": "5", "LEASE_SECONDS": "6",
          "REAP_INTERVAL": "1"}

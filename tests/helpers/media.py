@@ -95,3 +95,24 @@ def make_artwork(path: Path, size: int = 800) -> None:
         a = np.clip((r - d) / 0.03, 0, 1)[..., None] * 0.7
         rgb = rgb * (1 - a) + np.array(tint, np.float32) * a
     Image.fromarray(np.clip(rgb * 255, 0, 255).astype(np.uint8)).save(path)
+
+
+def frames_rgb(video: Path, indices: list[int], size: tuple[int, int] = (320, 180)) -> list:
+    """Frames ``indices`` of ``video`` as (H, W, 3) arrays, decoded by ffmpeg."""
+    width, height = size
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(video), "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+    return [frames[index].astype(int) for index in indices]
+
+
+def sound(video: Path, rate: int = 48000) -> np.ndarray:
+    """The video's sound as mono float samples."""
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(video), "-map", "0:a",
+                          "-ac", "1", "-ar", str(rate), "-f", "f32le", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32)
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
