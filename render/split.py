@@ -106,8 +106,8 @@ def render_window(
     scene = Scene.from_analysis(analysis, spec, assets)
     report = ProgressSteps(progress)
     report(0.0)
-    with Encoder(out_path, width=spec.width, height=spec.height, fps=spec.fps,
-                 quality=spec.quality, audio=None) as encoder:
+    with scene, Encoder(out_path, width=spec.width, height=spec.height, fps=spec.fps,
+                        quality=spec.quality, audio=None) as encoder:
         frame = Planes.empty(spec.width, spec.height)
         for index in range(window.first, window.stop):
             check_stop(should_stop)
