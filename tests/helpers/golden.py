@@ -3,8 +3,9 @@
     .venv/bin/python -m tests.helpers.golden
 
 For every case in ``CASES`` (each style in ``render.spec.STYLES``, an oscilloscope
-``wave-line``, a long caption cue split into pages, and the square layout with
-artwork, a two-line title, a subtitle and captions) it renders the frames at the
+``wave-line``, a long caption cue split into pages, the square layout with
+artwork, a two-line title, a subtitle and captions, and a looping video background
+under a title) it renders the frames at the
 case's times (``TIMES`` by default) of a synthetic signal and writes them as
 ``tests/golden/<case>-<t>.png``. ``tests/test_styles.py``
 renders the same frames and compares them with these files, so a change that
@@ -28,7 +29,7 @@ from PIL import Image
 
 from render.engine import render_frames
 from render.spec import STYLES, Assets, RenderSpec
-from tests.helpers.media import make_artwork
+from tests.helpers.media import make_artwork, make_video
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
 #: Seconds into the signal at which every case is drawn: in the first section, just
@@ -61,13 +62,14 @@ class Case:
     times: tuple[float, ...] = TIMES
     captions: bool = False
     artwork: bool = False
+    background_video: bool = False
 
     def path(self, seconds: float) -> Path:
         return GOLDEN_DIR / f"{self.name}-{seconds:.1f}.png"
 
     def assets(self, directory: Path) -> Assets:
-        """The case's captions and artwork, written into ``directory``."""
-        captions = artwork = None
+        """The case's captions, artwork and video, written into ``directory``."""
+        captions = artwork = video = None
         if self.captions:
             captions = Path(directory) / "golden.srt"
             captions.write_text(CAPTIONS, encoding="utf-8")
@@ -75,7 +77,12 @@ class Case:
             artwork = Path(directory) / "golden-artwork.png"
             if not artwork.exists():
                 make_artwork(artwork, size=240)
-        return Assets(captions=captions, artwork=artwork)
+        if self.background_video:
+            video = Path(directory) / "golden-loop.mp4"
+            if not video.exists():
+                # 1.25 s at 24 fps under a 30 fps render: 1.7 s is in its second play
+                make_video(video, size="240x180", fps=24, seconds=1.25, tone=None)
+        return Assets(captions=captions, artwork=artwork, background_video=video)
 
 
 def _cases() -> tuple[Case, ...]:
@@ -110,6 +117,14 @@ def _cases() -> tuple[Case, ...]:
         times=(1.7,),
         captions=True,
         artwork=True,
+    ))  # fmt: skip
+    # a looping video background, blurred and darkened, under the bars and a title
+    cases.append(Case(
+        "video-background",
+        RenderSpec(**BASE, style="bars", color="#ffb020", title="Episode 42",
+                   backgroundVideoKey="golden/loop.mp4", backgroundBlur=8,
+                   backgroundDarken=0.3),
+        background_video=True,
     ))  # fmt: skip
     return tuple(cases)
 
