@@ -9,7 +9,9 @@ the renderer's own codec settings (imported from ``render.encoder``):
   encoding those very frames costs with no Python in the loop;
 - ffmpeg's ``showwaves`` filter drawing a waveform at the same size from the audio.
 
-Then it compares the peak memory of a 60 s and a 60 min render. Every render runs
+Then it compares the peak memory of a 60 s and a 60 min render, and renders over a
+720p video background: 60 s against its own encode floor, and the peak memory of
+60 s against 20 min. Every render runs
 in a fresh child process (this script again, with ``--_measure``) so its peak RSS
 and its ffmpeg children's are its own. Everything runs one at a time: the numbers
 are wall-clock times on a small machine, and two encoders at once would share it.
@@ -63,6 +65,18 @@ RSS_RATIO_TARGET = 1.20
 #: Peak RSS of the long render below this.
 LONG_RSS_LIMIT_MIB = 400.0
 
+#: The video background rows: a 720p H.264 loop of BACKDROP_LOOP_SECONDS behind a
+#: bars render at BACKDROP_SIZE, blurred and darkened as a user would.
+BACKDROP_SIZE = (1280, 720)
+BACKDROP_STYLE = "bars"
+BACKDROP_LOOP_SECONDS = 10.0
+BACKDROP_LOOK = {"backgroundBlur": 6.0, "backgroundDarken": 0.35}
+BACKDROP_LONG_SECONDS = 1200.0
+QUICK_BACKDROP_LONG_SECONDS = 120.0
+#: floor / render with a video background at or above this: the video's decode, scale,
+#: blur and darkening cost at most ~2/3 of the encode on top of it.
+BACKDROP_FLOOR_TARGET = 0.60
+
 #: Width of the printed report.
 WIDTH = 100
 QUIET = ["-hide_banner", "-nostdin", "-nostats", "-v", "error"]
@@ -92,12 +106,16 @@ def encoder_args(style: str, size: str) -> list[str]:
     return args
 
 
-def make_spec(style: str, size: str) -> Any:
-    """The RenderSpec of every render here: its defaults but for style, size and fps."""
+def make_spec(style: str, size: str, background: bool = False) -> Any:
+    """The RenderSpec of every render here: its defaults but for style, size and fps
+    (and a video background's options with ``background``)."""
     from render import RenderSpec
 
     width, height = parse_size(size)
-    return RenderSpec(style=style, width=width, height=height, fps=FPS)
+    look: dict[str, Any] = {}
+    if background:
+        look = {**BACKDROP_LOOK, "backgroundVideoKey": "bench/background.mp4"}
+    return RenderSpec(style=style, width=width, height=height, fps=FPS, **look)
 
 
 # --- input audio ------------------------------------------------------------------------
@@ -140,6 +158,38 @@ def ensure_audio(seconds: float) -> Path:
     run_ffmpeg(audio_command(seconds, partial), "generating the input audio")
     partial.replace(path)
     note(f"  done in {time.perf_counter() - started:.1f} s")
+    return path
+
+
+def background_command(seconds: float, out: Path) -> list[str]:
+    """A 1280x720 30 fps H.264 loop (CRF 23, about what a phone clip costs to decode):
+    slowly drifting colour gradients under a faint Mandelbrot zoom, no randomness."""
+    d = f"{seconds:g}"
+    graph = (
+        f"gradients=s=1280x720:r=30:d={d}:speed=0.02:n=4:c0=0x203060:c1=0xd06030:"
+        "c2=0x40a080:c3=0x602080,format=yuv420p[g];"
+        f"mandelbrot=s=1280x720:r=30,trim=duration={d},format=yuv420p[m];"
+        "[g][m]blend=all_mode=screen:all_opacity=0.35[out]"
+    )
+    return [
+        ffmpeg(), *QUIET, "-filter_complex", graph, "-map", "[out]", "-c:v", "libx264",
+        "-crf", "23", "-pix_fmt", "yuv420p", "-t", d, "-y", f"file:{out}",
+    ]  # fmt: skip
+
+
+def ensure_background() -> Path:
+    """The cached background video; made once (the recipe's hash is in the name)."""
+    recipe = background_command(BACKDROP_LOOP_SECONDS, Path("OUT"))
+    recipe[0] = Path(recipe[0]).name
+    digest = hashlib.sha256("\0".join(recipe).encode()).hexdigest()[:10]
+    path = CACHE / f"background-{BACKDROP_LOOP_SECONDS:g}s-{digest}.mp4"
+    if path.is_file():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + ".part.mp4")
+    note(f"generating the background video: {path.relative_to(ROOT)}")
+    run_ffmpeg(background_command(BACKDROP_LOOP_SECONDS, partial), "making the background")
+    partial.replace(path)
     return path
 
 
@@ -188,16 +238,17 @@ def fastest(times: int, measure: Callable[..., Measured], *args: Any) -> Measure
 
 def measure_child(argv: list[str]) -> int:
     """Child side of --_measure: render once in-process and print the numbers as JSON."""
-    audio, out, style, size = argv
+    audio, out, style, size, *background = argv
     # everything imported and resolved before the clock starts
     import imageio_ffmpeg
 
-    from render import render_video
+    from render import Assets, render_video
 
     imageio_ffmpeg.get_ffmpeg_exe()
-    spec = make_spec(style, size)
+    spec = make_spec(style, size, background=bool(background))
+    assets = Assets(background_video=Path(background[0])) if background else None
     started = time.perf_counter()
-    result = render_video(Path(audio), Path(out), spec)
+    result = render_video(Path(audio), Path(out), spec, assets=assets)
     wall = time.perf_counter() - started
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -216,11 +267,15 @@ def measure_child(argv: list[str]) -> int:
     return 0
 
 
-def measure_render(audio: Path, out: Path, style: str, size: str) -> Render:
-    """Render in a fresh child of this script, so the peak RSS is this render's alone."""
+def measure_render(
+    audio: Path, out: Path, style: str, size: str, background: Path | None = None
+) -> Render:
+    """Render in a fresh child of this script, so the peak RSS is this render's alone
+    (over the video ``background`` if given)."""
     command = [
         sys.executable, str(Path(__file__).resolve()),
         "--_measure", str(audio), str(out), style, size,
+        *([str(background)] if background else []),
     ]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -389,6 +444,68 @@ def table_row(render: Render, floor: Encode, waves: Encode) -> dict[str, Any]:
     }
 
 
+def backdrop_rows(short: float, long: float | None, repeat: int, out_dir: Path
+                  ) -> dict[str, Any]:
+    """A render over a 720p video background: 60 s against its own encode floor, and
+    the peak memory of 60 s against ``long`` seconds (flat: the video streams)."""
+    size = "{}x{}".format(*BACKDROP_SIZE)
+    background = ensure_background()
+    look = ", ".join(f"{key} {value:g}" for key, value in BACKDROP_LOOK.items())
+    emit()
+    emit(f"Video background ({size}, style {BACKDROP_STYLE}, {FPS} fps; a "
+         f"{BACKDROP_LOOP_SECONDS:g} s 1280x720 H.264 loop, {look})")
+    line = "{:<8} {:>9} {:>6} {:>8} {:>13} {:>11} {:>11} {:>9}"
+    emit(line.format("audio", "render s", "x rt", "floor s", "floor/render", "python MiB",
+                     "ffmpeg MiB", "peak MiB"))
+    emit("-" * len(line.format(*[""] * 8)))
+    runs: dict[str, Any] = {}
+    for seconds in (short, long):
+        if seconds is None:
+            continue
+        audio = ensure_audio(seconds)
+        rendered = out_dir / f"backdrop-{seconds:g}s.mp4"
+        note(f"render over a video background ({duration_label(seconds)})")
+        times = repeat if seconds == short else 1
+        try:
+            render = fastest(times, measure_render, audio, rendered, BACKDROP_STYLE, size,
+                             background)
+            floor: Encode | None = None
+            if seconds == short:
+                note("floor of the video background render")
+                floor = fastest(repeat, encode_floor, rendered, out_dir / "backdrop-floor.mp4",
+                                encoder_args(BACKDROP_STYLE, size))
+        finally:
+            if seconds != short:
+                rendered.unlink(missing_ok=True)  # hundreds of MB, and nobody watches it
+        ratio = floor.wall_seconds / render.wall_seconds if floor else None
+        mark = verdict(ratio, BACKDROP_FLOOR_TARGET) if ratio is not None else ""
+        emit(line.format(
+            duration_label(seconds), f"{render.wall_seconds:.1f}", f"{render.realtime:.2f}",
+            f"{floor.wall_seconds:.1f}" if floor else "-",
+            f"{ratio:.2f} {mark}" if ratio is not None else "-",
+            f"{render.python_kib / 1024:.0f}", f"{render.children_kib / 1024:.0f}",
+            f"{render.peak_mib:.0f}",
+        ))  # fmt: skip
+        runs[duration_label(seconds)] = {
+            **asdict(render), "realtime": render.realtime, "peak_mib": render.peak_mib,
+            "floor": asdict(floor) if floor else None, "floor_ratio": ratio,
+            "floor_pass": mark == "pass" if floor else None,
+        }
+    result: dict[str, Any] = {"size": size, "style": BACKDROP_STYLE, "look": BACKDROP_LOOK,
+                              "loop_seconds": BACKDROP_LOOP_SECONDS, "runs": runs}
+    if long is not None:
+        first, last = runs[duration_label(short)], runs[duration_label(long)]
+        ratio = last["peak_mib"] / first["peak_mib"]
+        mark = "pass" if round(ratio, 2) <= RSS_RATIO_TARGET else "FAIL"
+        emit(f"{duration_label(long)} / {duration_label(short)} peak: {ratio:.2f} "
+             f"(target <= {RSS_RATIO_TARGET:.2f}) {mark}")
+        result.update(rss_ratio=ratio, rss_pass=mark == "pass")
+    footnote(f"floor/render >= {BACKDROP_FLOOR_TARGET:.2f} passes: the floor re-encodes this "
+             "render's own output, so the video's decode, scale, blur and darkening are what "
+             "the renderer pays on top of it.")
+    return result
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -407,7 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes", default=None, help="comma-separated WxH (default 1280x720,1920x1080)"
     )
     parser.add_argument("--styles", default=None, help="comma-separated (default: all styles)")
-    parser.add_argument("--skip-long", action="store_true", help="skip the 60 min peak-RSS render")
+    parser.add_argument("--skip-long", action="store_true",
+                        help="skip the 60 min and the 20 min (video background) renders")
+    parser.add_argument("--skip-backdrop", action="store_true",
+                        help="skip the video background rows")
+    parser.add_argument("--backdrop-only", action="store_true",
+                        help="only the video background rows")
     parser.add_argument(
         "--repeat",
         type=int,
@@ -416,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run each short measurement N times and keep the fastest (default 1)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--_measure", nargs=4, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_measure", nargs="+", default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -448,8 +570,10 @@ def main(argv: list[str] | None = None) -> int:
     # before anything slow: stop at once if the renderer's codec settings moved
     encoder = encoder_args(long_style, "{}x{}".format(*LONG_SIZE))
 
+    if args.backdrop_only:
+        sizes = []  # no table, no 60 min render: the video background rows alone
     short_audio = ensure_audio(short)
-    long_audio = None if args.skip_long else ensure_audio(long)
+    long_audio = None if args.skip_long or args.backdrop_only else ensure_audio(long)
     out_dir = CACHE / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -466,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     labelled("load:", f"{' '.join(info['load_average'])} at start (1, 5, 15 min averages)")
     emit()
-    table_header()
+    if sizes:
+        table_header()
 
     rows: list[dict[str, Any]] = []
     shorts: dict[tuple[str, str], Render] = {}
@@ -486,17 +611,19 @@ def main(argv: list[str] | None = None) -> int:
             floor_args = encoder_args(style, size)
             floor = fastest(repeat, encode_floor, rendered, floor_out, floor_args)
             rows.append(table_row(render, floor, waves))
-    emit()
+    if sizes:
+        emit()
     footnote(
         "x rt: audio seconds per wall second. peak MiB: the render process's peak RSS plus the "
         "largest of its ffmpeg children's (an upper bound: the two peaks need not coincide)."
     )
-    footnote(
-        f"floor: ffmpeg re-encoding soundreel's output with the same codec settings; "
-        f"floor/render >= {FLOOR_TARGET:.2f} passes. waves: ffmpeg's showwaves filter at the "
-        f"same size and settings, run once per size; waves/render > {SHOWWAVES_TARGET:.2f} "
-        "passes (soundreel is faster)."
-    )
+    if sizes:
+        footnote(
+            f"floor: ffmpeg re-encoding soundreel's output with the same codec settings; "
+            f"floor/render >= {FLOOR_TARGET:.2f} passes. waves: ffmpeg's showwaves filter at "
+            f"the same size and settings, run once per size; waves/render > "
+            f"{SHOWWAVES_TARGET:.2f} passes (soundreel is faster)."
+        )
 
     memory: dict[str, Any] | None = None
     if long_audio is not None:
@@ -551,6 +678,12 @@ def main(argv: list[str] | None = None) -> int:
             "long_pass": limit_mark == "pass",
         }
 
+    backdrop: dict[str, Any] | None = None
+    if not args.skip_backdrop:
+        backdrop_long = None if args.skip_long else (
+            QUICK_BACKDROP_LONG_SECONDS if args.quick else BACKDROP_LONG_SECONDS)
+        backdrop = backdrop_rows(short, backdrop_long, repeat, out_dir)
+
     finished = [f"{x:.2f}" for x in os.getloadavg()]
     emit()
     footnote(
@@ -573,10 +706,12 @@ def main(argv: list[str] | None = None) -> int:
                     "showwaves_ratio_over": SHOWWAVES_TARGET,
                     "rss_ratio_max": RSS_RATIO_TARGET,
                     "long_rss_max_mib": LONG_RSS_LIMIT_MIB,
+                    "backdrop_floor_ratio_min": BACKDROP_FLOOR_TARGET,
                 },
             },
             "rows": rows,
             "memory": memory,
+            "backdrop": backdrop,
         }
         args.json.write_text(json.dumps(results, indent=2) + "\n")
         note(f"wrote {args.json}")
