@@ -11,7 +11,9 @@ worker. Canvases are small (320x180) and videos short, to keep this quick.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ import pytest
 from PIL import Image
 
 import render.backdrop as backdrop_module
+from render import split
 from render.analysis import Analysis
 from render.audio import ffmpeg_exe
 from render.backdrop import Backdrop
@@ -29,9 +32,10 @@ from render.scene import cover
 from render.spec import Assets, RenderSpec
 from tests.helpers.e2e import download, poll, submit, upload
 from tests.helpers.golden import CAPTIONS, synth_signal
-from tests.helpers.media import make_video
+from tests.helpers.media import make_audio, make_video
 from tests.helpers.samples import ARTWORK, SAMPLE
 
+ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"width": 320, "height": 180, "fps": 30}
 #: A window as a worker of a split render draws it: 40 frames (the signal has 120).
 WINDOW = 40
@@ -87,7 +91,7 @@ def read(backdrop: Backdrop, indices: list[int]) -> list[np.ndarray]:
 
 def ffmpeg_children() -> list[str]:
     """Command lines of this process's ffmpeg children still running."""
-    out = subprocess.run(["ps", "-ww", "--ppid", str(__import__("os").getpid()), "-o", "args="],
+    out = subprocess.run(["ps", "-ww", "--ppid", str(os.getpid()), "-o", "args="],
                          capture_output=True, text=True, check=False).stdout
     return [line for line in out.splitlines() if "ffmpeg" in line]
 
@@ -213,6 +217,54 @@ def test_artwork_and_titles_stay_on_top_of_the_moving_background(
     assert min(white[:2]) > white[2] + 40, white
 
 
+def test_a_render_split_into_windows_and_joined_is_the_unsplit_render(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    """The split path for real (render.split: analyse, windows, the audio, the join) over
+    a video background: the joined file decodes to the unsplit render's frames, up to
+    x264's noise, and the seam (frame 150) is no worse than any other frame."""
+    audio = make_audio(tmp_path / "ten.wav", "sine=frequency=330:duration=10")
+    spec = spec_with(style="bars", title="Split", backgroundDarken=0.2)
+    assets = Assets(background_video=media["loop"])
+    whole = tmp_path / "whole.mp4"
+    render_video(audio, whole, spec, assets=assets)
+    result = split.analyse(audio, spec, tmp_path / "features.npz", assets=assets)
+    windows = split.plan_windows(result.frames, spec.fps, 5)
+    assert len(windows) == 2  # two GOPs of 150 frames
+    parts = []
+    for window in windows:
+        parts.append(tmp_path / f"window-{window.index}.mp4")
+        split.render_window(tmp_path / "features.npz", spec, window, parts[-1], assets=assets)
+    split.encode_sound(audio, spec, result.duration, tmp_path / "sound.m4a")
+    joined = tmp_path / "joined.mp4"
+    split.join(parts, tmp_path / "sound.m4a", joined)
+    a, b = decoded(joined), decoded(whole)
+    assert a.shape == b.shape == (300, 180 * 3 // 2, 320)
+    errors = np.abs(a.astype(np.int16) - b).mean(axis=(1, 2))
+    assert errors.max() < 2.0, errors.max()  # each window its own encoder: x264's noise
+    # while a background one frame off at the seam would be far off
+    assert np.abs(a[150].astype(np.int16) - b[151]).mean() > 3 * errors.max()
+    assert ffmpeg_children() == []
+
+
+def decoded(video: Path) -> np.ndarray:
+    """Every frame of ``video`` as raw yuv420p, (frames, rows of the three planes, width)."""
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(video), "-f", "rawvideo",
+                          "-pix_fmt", "yuv420p", "pipe:1"], capture_output=True, check=True,
+                         timeout=60).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, 180 * 3 // 2, 320)
+
+
+def test_python_m_render_takes_a_background_video(media: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    done = subprocess.run(
+        [sys.executable, "-m", "render", str(media["signal"]), "-o", str(out), "--size",
+         "320x180", "--background-video", str(media["loop"]), "--background-blur", "4",
+         "--end", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert decoded(out).shape[0] == 30
+
+
 # --- bad videos, cancel --------------------------------------------------------------
 
 
@@ -285,6 +337,20 @@ def test_a_job_with_an_uploaded_background_video_renders(local_stack, media, tmp
     top = (slice(0, 30), slice(0, 320))  # above the titles: only the video
     assert np.abs(first[top].astype(int) - later[top]).mean() > 5  # it moves
     assert list((local_stack.workdir / "tmp").glob("soundreel-*")) == []
+
+
+def test_the_cli_uploads_a_background_video_and_renders_over_it(local_stack, media,
+                                                                tmp_path) -> None:
+    out = tmp_path / "cli.mp4"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SOUNDREEL_")},
+           "SOUNDREEL_URL": local_stack.base_url, "SOUNDREEL_API_KEY": local_stack.api_key}
+    done = subprocess.run(
+        [sys.executable, "-m", "client.cli", "render", str(SAMPLE), "-o", str(out), "--size",
+         "320x180", "--end", "2", "--background-video", str(media["clip"])],
+        env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert decoded(out).shape[0] == 60
 
 
 def test_a_job_with_a_bad_background_video_fails_invalid_video(local_stack, bad_videos) -> None:
