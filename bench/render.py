@@ -70,7 +70,9 @@ LONG_RSS_LIMIT_MIB = 400.0
 BACKDROP_SIZE = (1280, 720)
 BACKDROP_STYLE = "bars"
 BACKDROP_LOOP_SECONDS = 10.0
-BACKDROP_LOOK = {"backgroundBlur": 6.0, "backgroundDarken": 0.35}
+#: Each row's look: the video as it is, and blurred and darkened behind the bars (the
+#: memory comparison is made with the last).
+BACKDROP_LOOKS = {"as is": (0.0, 0.0), "blur 6, darken 0.35": (6.0, 0.35)}
 BACKDROP_LONG_SECONDS = 1200.0
 QUICK_BACKDROP_LONG_SECONDS = 120.0
 #: floor / render with a video background at or above this: the video's decode, scale,
@@ -106,16 +108,17 @@ def encoder_args(style: str, size: str) -> list[str]:
     return args
 
 
-def make_spec(style: str, size: str, background: bool = False) -> Any:
+def make_spec(style: str, size: str, look: tuple[float, float] | None = None) -> Any:
     """The RenderSpec of every render here: its defaults but for style, size and fps
-    (and a video background's options with ``background``)."""
+    (and, with ``look``, a video background blurred and darkened by its two numbers)."""
     from render import RenderSpec
 
     width, height = parse_size(size)
-    look: dict[str, Any] = {}
-    if background:
-        look = {**BACKDROP_LOOK, "backgroundVideoKey": "bench/background.mp4"}
-    return RenderSpec(style=style, width=width, height=height, fps=FPS, **look)
+    options: dict[str, Any] = {}
+    if look is not None:
+        options = {"backgroundVideoKey": "bench/background.mp4", "backgroundBlur": look[0],
+                   "backgroundDarken": look[1]}
+    return RenderSpec(style=style, width=width, height=height, fps=FPS, **options)
 
 
 # --- input audio ------------------------------------------------------------------------
@@ -238,14 +241,15 @@ def fastest(times: int, measure: Callable[..., Measured], *args: Any) -> Measure
 
 def measure_child(argv: list[str]) -> int:
     """Child side of --_measure: render once in-process and print the numbers as JSON."""
-    audio, out, style, size, *background = argv
+    audio, out, style, size, *background = argv  # background: path, blur, darken
     # everything imported and resolved before the clock starts
     import imageio_ffmpeg
 
     from render import Assets, render_video
 
     imageio_ffmpeg.get_ffmpeg_exe()
-    spec = make_spec(style, size, background=bool(background))
+    look = (float(background[1]), float(background[2])) if background else None
+    spec = make_spec(style, size, look)
     assets = Assets(background_video=Path(background[0])) if background else None
     started = time.perf_counter()
     result = render_video(Path(audio), Path(out), spec, assets=assets)
@@ -268,14 +272,15 @@ def measure_child(argv: list[str]) -> int:
 
 
 def measure_render(
-    audio: Path, out: Path, style: str, size: str, background: Path | None = None
+    audio: Path, out: Path, style: str, size: str,
+    background: tuple[Path, float, float] | None = None,
 ) -> Render:
     """Render in a fresh child of this script, so the peak RSS is this render's alone
-    (over the video ``background`` if given)."""
+    (over the video ``background``, blurred and darkened by its numbers, if given)."""
     command = [
         sys.executable, str(Path(__file__).resolve()),
         "--_measure", str(audio), str(out), style, size,
-        *([str(background)] if background else []),
+        *([str(part) for part in background] if background else []),
     ]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -446,32 +451,32 @@ def table_row(render: Render, floor: Encode, waves: Encode) -> dict[str, Any]:
 
 def backdrop_rows(short: float, long: float | None, repeat: int, out_dir: Path
                   ) -> dict[str, Any]:
-    """A render over a 720p video background: 60 s against its own encode floor, and
-    the peak memory of 60 s against ``long`` seconds (flat: the video streams)."""
+    """Renders over a 720p video background, for each of BACKDROP_LOOKS: ``short``
+    seconds against its own encode floor; then, with the last look, the peak memory
+    of ``short`` against ``long`` seconds (flat: the video streams)."""
     size = "{}x{}".format(*BACKDROP_SIZE)
     background = ensure_background()
-    look = ", ".join(f"{key} {value:g}" for key, value in BACKDROP_LOOK.items())
     emit()
     emit(f"Video background ({size}, style {BACKDROP_STYLE}, {FPS} fps; a "
-         f"{BACKDROP_LOOP_SECONDS:g} s 1280x720 H.264 loop, {look})")
-    line = "{:<8} {:>9} {:>6} {:>8} {:>13} {:>11} {:>11} {:>9}"
-    emit(line.format("audio", "render s", "x rt", "floor s", "floor/render", "python MiB",
-                     "ffmpeg MiB", "peak MiB"))
-    emit("-" * len(line.format(*[""] * 8)))
-    runs: dict[str, Any] = {}
-    for seconds in (short, long):
-        if seconds is None:
-            continue
+         f"{BACKDROP_LOOP_SECONDS:g} s 1280x720 H.264 loop behind it)")
+    line = "{:<20} {:<7} {:>9} {:>6} {:>8} {:>13} {:>7} {:>7} {:>7}"
+    emit(line.format("look", "audio", "render s", "x rt", "floor s", "floor/render",
+                     "py MiB", "ff MiB", "peak"))
+    emit("-" * len(line.format(*[""] * 9)))
+    plan = [(name, short) for name in BACKDROP_LOOKS]
+    if long is not None:
+        plan.append((list(BACKDROP_LOOKS)[-1], long))
+    runs: list[dict[str, Any]] = []
+    for name, seconds in plan:
         audio = ensure_audio(seconds)
-        rendered = out_dir / f"backdrop-{seconds:g}s.mp4"
-        note(f"render over a video background ({duration_label(seconds)})")
-        times = repeat if seconds == short else 1
+        rendered = out_dir / f"backdrop-{len(runs)}.mp4"
+        note(f"render over a video background, {name} ({duration_label(seconds)})")
+        floor: Encode | None = None
         try:
-            render = fastest(times, measure_render, audio, rendered, BACKDROP_STYLE, size,
-                             background)
-            floor: Encode | None = None
+            render = fastest(repeat if seconds == short else 1, measure_render, audio,
+                             rendered, BACKDROP_STYLE, size, (background, *BACKDROP_LOOKS[name]))
             if seconds == short:
-                note("floor of the video background render")
+                note("floor of that render")
                 floor = fastest(repeat, encode_floor, rendered, out_dir / "backdrop-floor.mp4",
                                 encoder_args(BACKDROP_STYLE, size))
         finally:
@@ -480,29 +485,31 @@ def backdrop_rows(short: float, long: float | None, repeat: int, out_dir: Path
         ratio = floor.wall_seconds / render.wall_seconds if floor else None
         mark = verdict(ratio, BACKDROP_FLOOR_TARGET) if ratio is not None else ""
         emit(line.format(
-            duration_label(seconds), f"{render.wall_seconds:.1f}", f"{render.realtime:.2f}",
-            f"{floor.wall_seconds:.1f}" if floor else "-",
+            name, duration_label(seconds), f"{render.wall_seconds:.1f}",
+            f"{render.realtime:.2f}", f"{floor.wall_seconds:.1f}" if floor else "-",
             f"{ratio:.2f} {mark}" if ratio is not None else "-",
             f"{render.python_kib / 1024:.0f}", f"{render.children_kib / 1024:.0f}",
             f"{render.peak_mib:.0f}",
         ))  # fmt: skip
-        runs[duration_label(seconds)] = {
-            **asdict(render), "realtime": render.realtime, "peak_mib": render.peak_mib,
+        runs.append({
+            "look": name, "audio_seconds": seconds, **asdict(render),
+            "realtime": render.realtime, "peak_mib": render.peak_mib,
             "floor": asdict(floor) if floor else None, "floor_ratio": ratio,
             "floor_pass": mark == "pass" if floor else None,
-        }
-    result: dict[str, Any] = {"size": size, "style": BACKDROP_STYLE, "look": BACKDROP_LOOK,
+        })  # fmt: skip
+    result: dict[str, Any] = {"size": size, "style": BACKDROP_STYLE,
                               "loop_seconds": BACKDROP_LOOP_SECONDS, "runs": runs}
     if long is not None:
-        first, last = runs[duration_label(short)], runs[duration_label(long)]
+        first, last = runs[-2], runs[-1]
         ratio = last["peak_mib"] / first["peak_mib"]
         mark = "pass" if round(ratio, 2) <= RSS_RATIO_TARGET else "FAIL"
-        emit(f"{duration_label(long)} / {duration_label(short)} peak: {ratio:.2f} "
-             f"(target <= {RSS_RATIO_TARGET:.2f}) {mark}")
+        emit(f"{duration_label(long)} / {duration_label(short)} peak ({last['look']}): "
+             f"{ratio:.2f} (target <= {RSS_RATIO_TARGET:.2f}) {mark}")
         result.update(rss_ratio=ratio, rss_pass=mark == "pass")
     footnote(f"floor/render >= {BACKDROP_FLOOR_TARGET:.2f} passes: the floor re-encodes this "
              "render's own output, so the video's decode, scale, blur and darkening are what "
-             "the renderer pays on top of it.")
+             "the renderer pays on top of it. py/ff MiB: peak RSS of the render process and "
+             "of its largest ffmpeg child.")
     return result
 
 
