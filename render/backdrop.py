@@ -188,8 +188,8 @@ class Backdrop:
         if not self._pass.read_into(memoryview(planes.buffer).cast("B")):
             self._fail(self._pass)
         self._next, self._left = index + 1, self._left - 1
-        if self._left == PREFETCH_FRAMES and self._spare is None:
-            self._spare = self._open(0, self.loop_frames)
+        if 0 <= self._left <= PREFETCH_FRAMES and self._spare is None:
+            self._spare = self._open(0, self.loop_frames)  # the next play, warming up
 
     def _open(self, first: int, count: int | None) -> Pass:
         return Pass.start(self.command(first, count))
@@ -198,17 +198,14 @@ class Backdrop:
         spare, self._spare = self._spare, None
         self._stop(self._pass)
         first = index % self.loop_frames
-        if self.loops_in_ffmpeg:
-            self._pass, self._left = self._open(first, None), -1  # never runs out
+        # one process plays a kept loop for ever; a pass ends with its play
+        count = None if self.loops_in_ffmpeg else self.loop_frames - first
+        if spare is not None and first == 0 and count is not None:
+            self._pass, spare = spare, None
         else:
-            count = self.loop_frames - first
-            if spare is not None and first == 0:
-                self._pass, spare = spare, None
-            else:
-                self._pass = self._open(first, count)
-            self._left = count
+            self._pass = self._open(first, count)
         self._stop(spare)
-        self._next = index
+        self._next, self._left = index, -1 if count is None else count
 
     def _fail(self, failed: Pass) -> None:
         lines = clean_lines(failed.stderr_lines(), path_aliases(self.path))
