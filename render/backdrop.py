@@ -67,10 +67,10 @@ BLUR_REFERENCE_SIDE = 1080
 #: off (further than a sigma 1.5 times too large); it costs 2.6 ms a 720p frame
 #: against 1.2 ms for 1 step (measured here).
 BLUR_STEPS = 3
-#: A wide blur is made at 1/2 or 1/4 of the canvas size (bilinear down and up again),
-#: the largest whose sigma stays at least BLUR_MIN_SIGMA pixels there: as close to
-#: Pillow's as at full size (within 0.1 level, mean, on sharp stripes at 720p), and
-#: the 720p blur of the benchmark costs 1.1 ms a frame instead of 2.6.
+#: A wide blur is made at 1/2 or 1/4 of the canvas size (shrunk, blurred, enlarged,
+#: bilinearly), the smallest whose sigma stays at least BLUR_MIN_SIGMA pixels there:
+#: as close to Pillow's blur as at full size (within 0.1 level, mean, on sharp stripes
+#: at 720p), and the benchmark's 720p blur costs 1.1 ms a frame instead of 2.6.
 BLUR_REDUCTIONS = (4, 2)
 BLUR_MIN_SIGMA = 1.9
 #: A loop whose finished frames fit in this many bytes is kept by ffmpeg's ``loop``
@@ -138,6 +138,7 @@ class Backdrop:
             f"scale={w}:{h}:force_original_aspect_ratio=increase:force_divisible_by=2"
             ":out_color_matrix=bt709:out_range=tv",
             f"crop={w}:{h}",
+            "format=yuv420p",  # here: the blur takes the chroma planes to be half size
         ]
         if self.blur > 0:
             chain += self._blur()
@@ -145,26 +146,36 @@ class Backdrop:
             keep = f"{1 - self.darken:.6f}"
             chain.append(f"lutyuv=y='16+(val-16)*{keep}':u='128+(val-128)*{keep}'"
                          f":v='128+(val-128)*{keep}'")
-        chain.append("format=yuv420p")
         if self.loops_in_ffmpeg:
             # the finished frames of one play, kept and played again and again
             chain += [f"loop=loop=-1:size={loop}", f"trim=start_frame={first}"]
         return ",".join(chain)
 
+    @property
+    def blur_sigma(self) -> float:
+        """The blur's standard deviation in canvas pixels (0: none)."""
+        return self.blur * min(self.width, self.height) / BLUR_REFERENCE_SIDE
+
     def _blur(self) -> list[str]:
-        """The filters of the blur: sigma on the luma, half that on the half-size
-        chroma, at a reduced size when the blur is wide enough not to show it."""
-        w, h = self.width, self.height
-        sigma = self.blur * min(w, h) / BLUR_REFERENCE_SIDE
-        factor = next((f for f in BLUR_REDUCTIONS if sigma / f >= BLUR_MIN_SIGMA
-                       and min(w, h) // f >= 2), 1)
-        sigma /= factor
+        """The blur's filters: sigma on the luma, half that on the half-size chroma; a
+        wide one at a reduced size (shrunk and enlarged bilinearly, which keeps it as
+        close to Pillow's as at full size; cover-fitting straight to the reduced size
+        was 1 to 2 levels further off, measured)."""
+        w, h, factor = self.width, self.height, self.blur_reduction
+        sigma = self.blur_sigma / factor
         blur = [f"gblur=sigma={sigma:.4f}:steps={BLUR_STEPS}:planes=1",
                 f"gblur=sigma={sigma / 2:.4f}:steps={BLUR_STEPS}:planes=6"]
         if factor == 1:
             return blur
         small = f"{w // factor // 2 * 2}:{h // factor // 2 * 2}"
         return [f"scale={small}:flags=bilinear", *blur, f"scale={w}:{h}:flags=bilinear"]
+
+    @property
+    def blur_reduction(self) -> int:
+        """By how much the picture is shrunk to be blurred (1: blurred at full size)."""
+        sigma, side = self.blur_sigma, min(self.width, self.height)
+        return next((f for f in BLUR_REDUCTIONS
+                     if sigma / f >= BLUR_MIN_SIGMA and side // f >= 16), 1)
 
     def command(self, first: int, count: int | None) -> list[str]:
         """ffmpeg writing ``count`` raw frames (None: for ever) of the loop from frame
