@@ -15,6 +15,14 @@ memory of a 60 s and a 60 min render. Every render runs in a fresh child process
 (this script again, with ``--_measure``) so its peak RSS and its ffmpeg children's
 are its own. Everything runs one at a time: the numbers are wall-clock times on a
 small machine, and two encoders at once would share it.
+
+
+Then it compares the peak memory of a 60 s and a 60 min render, and renders over a
+720p video background: 60 s against its own encode floor, and the peak memory of
+60 s against 20 min. Every render runs
+in a fresh child process (this script again, with ``--_measure``) so its peak RSS
+and its ffmpeg children's are its own. Everything runs one at a time: the numbers
+are wall-clock times on a small machine, and two encoders at once would share it.
 """
 
 from __future__ import annotations
@@ -72,6 +80,21 @@ BOOKEND_SIZE = (1280, 720)
 #: re-encoded, only the bookends' seconds are.
 BOOKEND_TARGET = 1.25
 
+
+#: The video background rows: a 720p H.264 loop of BACKDROP_LOOP_SECONDS behind a
+#: bars render at BACKDROP_SIZE, blurred and darkened as a user would.
+BACKDROP_SIZE = (1280, 720)
+BACKDROP_STYLE = "bars"
+BACKDROP_LOOP_SECONDS = 10.0
+#: Each row's look: the video as it is, and blurred and darkened behind the bars (the
+#: memory comparison is made with the last).
+BACKDROP_LOOKS = {"as is": (0.0, 0.0), "blur 6, darken 0.35": (6.0, 0.35)}
+BACKDROP_LONG_SECONDS = 1200.0
+QUICK_BACKDROP_LONG_SECONDS = 120.0
+#: floor / render with a video background at or above this: the video's decode, scale,
+#: blur and darkening cost at most ~2/3 of the encode on top of it.
+BACKDROP_FLOOR_TARGET = 0.60
+
 #: Width of the printed report.
 WIDTH = 100
 QUIET = ["-hide_banner", "-nostdin", "-nostats", "-v", "error"]
@@ -101,12 +124,17 @@ def encoder_args(style: str, size: str) -> list[str]:
     return args
 
 
-def make_spec(style: str, size: str) -> Any:
-    """The RenderSpec of every render here: its defaults but for style, size and fps."""
+def make_spec(style: str, size: str, look: tuple[float, float] | None = None) -> Any:
+    """The RenderSpec of every render here: its defaults but for style, size and fps
+    (and, with ``look``, a video background blurred and darkened by its two numbers)."""
     from render import RenderSpec
 
     width, height = parse_size(size)
-    return RenderSpec(style=style, width=width, height=height, fps=FPS)
+    options: dict[str, Any] = {}
+    if look is not None:
+        options = {"backgroundVideoKey": "bench/background.mp4", "backgroundBlur": look[0],
+                   "backgroundDarken": look[1]}
+    return RenderSpec(style=style, width=width, height=height, fps=FPS, **options)
 
 
 # --- input audio ------------------------------------------------------------------------
@@ -149,6 +177,38 @@ def ensure_audio(seconds: float) -> Path:
     run_ffmpeg(audio_command(seconds, partial), "generating the input audio")
     partial.replace(path)
     note(f"  done in {time.perf_counter() - started:.1f} s")
+    return path
+
+
+def background_command(seconds: float, out: Path) -> list[str]:
+    """A 1280x720 30 fps H.264 loop (CRF 23, about what a phone clip costs to decode):
+    slowly drifting colour gradients under a faint Mandelbrot zoom, no randomness."""
+    d = f"{seconds:g}"
+    graph = (
+        f"gradients=s=1280x720:r=30:d={d}:speed=0.02:n=4:c0=0x203060:c1=0xd06030:"
+        "c2=0x40a080:c3=0x602080,format=yuv420p[g];"
+        f"mandelbrot=s=1280x720:r=30,trim=duration={d},format=yuv420p[m];"
+        "[g][m]blend=all_mode=screen:all_opacity=0.35[out]"
+    )
+    return [
+        ffmpeg(), *QUIET, "-filter_complex", graph, "-map", "[out]", "-c:v", "libx264",
+        "-crf", "23", "-pix_fmt", "yuv420p", "-t", d, "-y", f"file:{out}",
+    ]  # fmt: skip
+
+
+def ensure_background() -> Path:
+    """The cached background video; made once (the recipe's hash is in the name)."""
+    recipe = background_command(BACKDROP_LOOP_SECONDS, Path("OUT"))
+    recipe[0] = Path(recipe[0]).name
+    digest = hashlib.sha256("\0".join(recipe).encode()).hexdigest()[:10]
+    path = CACHE / f"background-{BACKDROP_LOOP_SECONDS:g}s-{digest}.mp4"
+    if path.is_file():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + ".part.mp4")
+    note(f"generating the background video: {path.relative_to(ROOT)}")
+    run_ffmpeg(background_command(BACKDROP_LOOP_SECONDS, partial), "making the background")
+    partial.replace(path)
     return path
 
 
@@ -198,17 +258,17 @@ def fastest(times: int, measure: Callable[..., Measured], *args: Any) -> Measure
 def measure_child(argv: list[str], bookends: list[str] | None = None) -> int:
     """Child side of --_measure: render once in-process and print the numbers as JSON
     (with ``bookends``, the intro and outro files, around the clip)."""
-    audio, out, style, size = argv
+    audio, out, style, size, *background = argv  # background: path, blur, darken
     # everything imported and resolved before the clock starts
     import imageio_ffmpeg
 
-    from render import render_video
+    from render import Assets, render_video
 
     imageio_ffmpeg.get_ffmpeg_exe()
-    spec, assets = make_spec(style, size), None
+    look = (float(background[1]), float(background[2])) if background else None
+    spec = make_spec(style, size, look)
+    assets = Assets(background_video=Path(background[0])) if background else None
     if bookends:
-        from render.spec import Assets
-
         spec = spec.model_copy(update={"intro_key": "bench/intro", "outro_key": "bench/outro"})
         assets = Assets(intro=Path(bookends[0]), outro=Path(bookends[1]))
     started = time.perf_counter()
@@ -231,12 +291,18 @@ def measure_child(argv: list[str], bookends: list[str] | None = None) -> int:
     return 0
 
 
-def measure_render(audio: Path, out: Path, style: str, size: str,
-                   bookends: tuple[Path, Path] | None = None) -> Render:
-    """Render in a fresh child of this script, so the peak RSS is this render's alone."""
+def measure_render(
+    audio: Path, out: Path, style: str, size: str,
+    background: tuple[Path, float, float] | None = None,
+    bookends: tuple[Path, Path] | None = None,
+) -> Render:
+    """Render in a fresh child of this script, so the peak RSS is this render's alone
+    (over the video ``background``, blurred and darkened by its numbers, if given; with
+    the ``bookends``, an intro and an outro, around it)."""
     command = [
         sys.executable, str(Path(__file__).resolve()),
         "--_measure", str(audio), str(out), style, size,
+        *([str(part) for part in background] if background else []),
     ]  # fmt: skip
     if bookends:
         command += ["--_bookends", *(str(path) for path in bookends)]
@@ -546,7 +612,7 @@ def bookend_section(audio: Path, seconds: float, out_dir: Path, style: str, repe
         note(f"render {style} {size} between a {kind} intro and outro")
         composed = fastest(repeat, measure_render, audio,
                            out_dir / f"bookends-{kind.replace(' ', '-')}-{style}-{size}.mp4",
-                           style, size, (bookend, bookend))
+                           style, size, None, (bookend, bookend))
         ratio = composed.wall_seconds / plain.wall_seconds
         cpu_ratio = composed.cpu_seconds / plain.cpu_seconds
         mark = "pass" if round(ratio, 2) <= BOOKEND_TARGET else "FAIL"
@@ -562,6 +628,70 @@ def bookend_section(audio: Path, seconds: float, out_dir: Path, style: str, repe
              "the body's settings) and the soundtrack are made on a thread beside it.")
     return {"style": style, "size": size, "bookend_seconds": BOOKEND_SECONDS,
             "plain": {**asdict(plain), "peak_mib": plain.peak_mib}, "with": kinds}
+
+
+def backdrop_rows(short: float, long: float | None, repeat: int, out_dir: Path
+                  ) -> dict[str, Any]:
+    """Renders over a 720p video background, for each of BACKDROP_LOOKS: ``short``
+    seconds against its own encode floor; then, with the last look, the peak memory
+    of ``short`` against ``long`` seconds (flat: the video streams)."""
+    size = "{}x{}".format(*BACKDROP_SIZE)
+    background = ensure_background()
+    emit()
+    emit(f"Video background ({size}, style {BACKDROP_STYLE}, {FPS} fps; a "
+         f"{BACKDROP_LOOP_SECONDS:g} s 1280x720 H.264 loop behind it)")
+    line = "{:<20} {:<7} {:>9} {:>6} {:>8} {:>13} {:>7} {:>7} {:>7}"
+    emit(line.format("look", "audio", "render s", "x rt", "floor s", "floor/render",
+                     "py MiB", "ff MiB", "peak"))
+    emit("-" * len(line.format(*[""] * 9)))
+    plan = [(name, short) for name in BACKDROP_LOOKS]
+    if long is not None:
+        plan.append((list(BACKDROP_LOOKS)[-1], long))
+    runs: list[dict[str, Any]] = []
+    for name, seconds in plan:
+        audio = ensure_audio(seconds)
+        rendered = out_dir / f"backdrop-{len(runs)}.mp4"
+        note(f"render over a video background, {name} ({duration_label(seconds)})")
+        floor: Encode | None = None
+        try:
+            render = fastest(repeat if seconds == short else 1, measure_render, audio,
+                             rendered, BACKDROP_STYLE, size, (background, *BACKDROP_LOOKS[name]))
+            if seconds == short:
+                note("floor of that render")
+                floor = fastest(repeat, encode_floor, rendered, out_dir / "backdrop-floor.mp4",
+                                encoder_args(BACKDROP_STYLE, size))
+        finally:
+            if seconds != short:
+                rendered.unlink(missing_ok=True)  # hundreds of MB, and nobody watches it
+        ratio = floor.wall_seconds / render.wall_seconds if floor else None
+        mark = verdict(ratio, BACKDROP_FLOOR_TARGET) if ratio is not None else ""
+        emit(line.format(
+            name, duration_label(seconds), f"{render.wall_seconds:.1f}",
+            f"{render.realtime:.2f}", f"{floor.wall_seconds:.1f}" if floor else "-",
+            f"{ratio:.2f} {mark}" if ratio is not None else "-",
+            f"{render.python_kib / 1024:.0f}", f"{render.children_kib / 1024:.0f}",
+            f"{render.peak_mib:.0f}",
+        ))  # fmt: skip
+        runs.append({
+            "look": name, "audio_seconds": seconds, **asdict(render),
+            "realtime": render.realtime, "peak_mib": render.peak_mib,
+            "floor": asdict(floor) if floor else None, "floor_ratio": ratio,
+            "floor_pass": mark == "pass" if floor else None,
+        })  # fmt: skip
+    result: dict[str, Any] = {"size": size, "style": BACKDROP_STYLE,
+                              "loop_seconds": BACKDROP_LOOP_SECONDS, "runs": runs}
+    if long is not None:
+        first, last = runs[-2], runs[-1]
+        ratio = last["peak_mib"] / first["peak_mib"]
+        mark = "pass" if round(ratio, 2) <= RSS_RATIO_TARGET else "FAIL"
+        emit(f"{duration_label(long)} / {duration_label(short)} peak ({last['look']}): "
+             f"{ratio:.2f} (target <= {RSS_RATIO_TARGET:.2f}) {mark}")
+        result.update(rss_ratio=ratio, rss_pass=mark == "pass")
+    footnote(f"floor/render >= {BACKDROP_FLOOR_TARGET:.2f} passes: the floor re-encodes this "
+             "render's own output, so the video's decode, scale, blur and darkening are what "
+             "the renderer pays on top of it. py/ff MiB: peak RSS of the render process and "
+             "of its largest ffmpeg child.")
+    return result
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -582,7 +712,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes", default=None, help="comma-separated WxH (default 1280x720,1920x1080)"
     )
     parser.add_argument("--styles", default=None, help="comma-separated (default: all styles)")
-    parser.add_argument("--skip-long", action="store_true", help="skip the 60 min peak-RSS render")
+    parser.add_argument("--skip-long", action="store_true",
+                        help="skip the 60 min and the 20 min (video background) renders")
+    parser.add_argument("--skip-backdrop", action="store_true",
+                        help="skip the video background rows")
+    parser.add_argument("--backdrop-only", action="store_true",
+                        help="only the video background rows")
     parser.add_argument(
         "--repeat",
         type=int,
@@ -593,7 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--skip-bookends", action="store_true",
                         help="skip the intro-and-outro comparison")
-    parser.add_argument("--_measure", nargs=4, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_measure", nargs="+", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_bookends", nargs=2, default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -626,8 +761,10 @@ def main(argv: list[str] | None = None) -> int:
     # before anything slow: stop at once if the renderer's codec settings moved
     encoder = encoder_args(long_style, "{}x{}".format(*LONG_SIZE))
 
+    if args.backdrop_only:
+        sizes = []  # no table, no 60 min render: the video background rows alone
     short_audio = ensure_audio(short)
-    long_audio = None if args.skip_long else ensure_audio(long)
+    long_audio = None if args.skip_long or args.backdrop_only else ensure_audio(long)
     out_dir = CACHE / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -644,7 +781,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     labelled("load:", f"{' '.join(info['load_average'])} at start (1, 5, 15 min averages)")
     emit()
-    table_header()
+    if sizes:
+        table_header()
 
     rows: list[dict[str, Any]] = []
     shorts: dict[tuple[str, str], Render] = {}
@@ -664,17 +802,19 @@ def main(argv: list[str] | None = None) -> int:
             floor_args = encoder_args(style, size)
             floor = fastest(repeat, encode_floor, rendered, floor_out, floor_args)
             rows.append(table_row(render, floor, waves))
-    emit()
+    if sizes:
+        emit()
     footnote(
         "x rt: audio seconds per wall second. peak MiB: the render process's peak RSS plus the "
         "largest of its ffmpeg children's (an upper bound: the two peaks need not coincide)."
     )
-    footnote(
-        f"floor: ffmpeg re-encoding soundreel's output with the same codec settings; "
-        f"floor/render >= {FLOOR_TARGET:.2f} passes. waves: ffmpeg's showwaves filter at the "
-        f"same size and settings, run once per size; waves/render > {SHOWWAVES_TARGET:.2f} "
-        "passes (soundreel is faster)."
-    )
+    if sizes:
+        footnote(
+            f"floor: ffmpeg re-encoding soundreel's output with the same codec settings; "
+            f"floor/render >= {FLOOR_TARGET:.2f} passes. waves: ffmpeg's showwaves filter at "
+            f"the same size and settings, run once per size; waves/render > "
+            f"{SHOWWAVES_TARGET:.2f} passes (soundreel is faster)."
+        )
 
     composed = None if args.skip_bookends else bookend_section(
         short_audio, short, out_dir, long_style, repeat, shorts)
@@ -734,6 +874,13 @@ def main(argv: list[str] | None = None) -> int:
 
     moviepy_section(short_audio, out_dir)
 
+
+    backdrop: dict[str, Any] | None = None
+    if not args.skip_backdrop:
+        backdrop_long = None if args.skip_long else (
+            QUICK_BACKDROP_LONG_SECONDS if args.quick else BACKDROP_LONG_SECONDS)
+        backdrop = backdrop_rows(short, backdrop_long, repeat, out_dir)
+
     finished = [f"{x:.2f}" for x in os.getloadavg()]
     emit()
     footnote(
@@ -756,11 +903,13 @@ def main(argv: list[str] | None = None) -> int:
                     "showwaves_ratio_over": SHOWWAVES_TARGET,
                     "rss_ratio_max": RSS_RATIO_TARGET,
                     "long_rss_max_mib": LONG_RSS_LIMIT_MIB,
+                    "backdrop_floor_ratio_min": BACKDROP_FLOOR_TARGET,
                 },
             },
             "rows": rows,
             "bookends": composed,
             "memory": memory,
+            "backdrop": backdrop,
         }
         args.json.write_text(json.dumps(results, indent=2) + "\n")
         note(f"wrote {args.json}")

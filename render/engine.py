@@ -43,6 +43,7 @@ from render.audio import (
     start_ffmpeg,
     untrusted_input,
 )
+from render.backdrop import Backdrop
 from render.canvas import Planes
 from render.compose import BodyFades, Bookends, compose_bookend, composes, encode_soundtrack, join
 from render.encoder import Encoder
@@ -54,7 +55,7 @@ from render.errors import (
     blames_input,
 )
 from render.layout import compute_layout
-from render.scene import Captions, compose_static
+from render.scene import Captions, Sticker, compose_overlay, compose_static
 from render.spec import Assets, RenderSpec
 from render.styles import make_style
 
@@ -91,7 +92,10 @@ class Scene:
 
     Building one decodes the clip (pass 1) and composes the static layers; then
     `draw` paints any frame. Used by `render_video` and, without an encoder, by
-    `render_frames` (golden-frame tests, documentation pictures).
+    `render_frames` (golden-frame tests, documentation pictures). With a video
+    background (render.backdrop) each frame starts from the video's frame and the
+    static layers are blended over it; the video's reader runs from the first
+    `draw` until `close` (``with scene:``), which every user of a scene calls.
     """
 
     def __init__(
@@ -175,7 +179,14 @@ class Scene:
         )
         self.layout = layout
         self.style = make_style(spec, self.analysis, layout.viz)
-        self.background = compose_static(spec, assets, layout, self.style)
+        self.backdrop: Backdrop | None = None
+        self.overlay: list[Sticker] = []
+        self.background: Planes | None = None
+        if assets.background_video is not None:
+            self.backdrop = Backdrop.open(assets.background_video, spec)  # header checks
+            self.overlay = compose_overlay(spec, assets, layout, self.style)
+        else:
+            self.background = compose_static(spec, assets, layout, self.style)
         self.captions = (
             Captions(assets.captions, spec, layout, self.analysis.frames)
             if assets.captions
@@ -187,10 +198,27 @@ class Scene:
         return self.analysis.frames
 
     def draw(self, planes: Planes, index: int) -> None:
-        planes.copy_from(self.background)
+        if self.backdrop is not None:
+            self.backdrop.read_into(planes, index)
+            for sticker in self.overlay:
+                sticker.draw(planes)
+        else:
+            assert self.background is not None
+            planes.copy_from(self.background)
         self.style.draw(planes, index)
         if self.captions is not None:
             self.captions.draw(planes, index)
+
+    def close(self) -> None:
+        """Stop what reads the video background, if anything does."""
+        if self.backdrop is not None:
+            self.backdrop.close()
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def render_video(
@@ -210,8 +238,8 @@ def render_video(
     The clip is ``spec.start`` to ``spec.end`` (or the end of the audio), cut to
     ``max_seconds`` if given; the video covers it with whole frames, so the file
     can be up to one frame longer than the audio. ``assets`` holds local copies of
-    the images and captions the spec names. Raises InvalidAudio, InvalidImage or
-    InvalidCaptions for unusable input and RenderFailed when ffmpeg fails; a
+    the images, captions and videos the spec names. Raises InvalidAudio, InvalidImage,
+    InvalidVideo or InvalidCaptions for unusable input and RenderFailed when ffmpeg fails; a
     failed render leaves no output file behind. ``should_stop`` is asked between
     frames (and between decoded blocks): when it answers True the render stops
     with RenderCanceled, ffmpeg is killed and nothing is left behind. Audio (or a
@@ -271,7 +299,7 @@ def draw_body(
     from 1. The file is complete when this returns."""
     fades = BodyFades.of(spec, scene.frames)
     frames = frames if frames is not None else range(scene.frames)
-    with encoder:
+    with scene, encoder:
         frame = Planes.empty(spec.width, spec.height)
         for count, index in enumerate(frames, 1):
             check_stop(should_stop)
@@ -377,13 +405,13 @@ def render_frames(
 ) -> list[np.ndarray]:
     """The frames shown at ``times`` (seconds into the clip) as (H, W, 3) RGB arrays,
     drawn exactly as in a video but without encoding (so without x264's losses)."""
-    scene = Scene(audio_path, spec, assets)
     planes = Planes.empty(spec.width, spec.height)
     frames = []
-    for seconds in times:
-        index = min(max(int(seconds * spec.fps), 0), scene.frames - 1)
-        scene.draw(planes, index)
-        frames.append(planes.to_rgb())
+    with Scene(audio_path, spec, assets) as scene:
+        for seconds in times:
+            index = min(max(int(seconds * spec.fps), 0), scene.frames - 1)
+            scene.draw(planes, index)
+            frames.append(planes.to_rgb())
     return frames
 
 

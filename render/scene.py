@@ -3,6 +3,10 @@
 Background (colour, gradient or a cover-fitted image, blurred and darkened),
 artwork, title and subtitle never change during a video: they are drawn once in
 RGB with Pillow, together with a style's static parts, and converted to YUV once.
+Over a video background (render.backdrop) the background moves, so the same static
+layers are kept as an overlay instead: each piece (the artwork, each text block, a
+style's static parts) an RGBA layer cut to its own box and converted once, blended
+over every frame. Only those boxes are touched, never a full-canvas layer per frame.
 Captions change once per cue: each cue's text block is drawn and converted when
 it first shows, then blended into the frames it covers. Word-timed captions change
 once per word too: each page is drawn once per word highlighted on it.
@@ -10,6 +14,7 @@ once per word too: each page is drawn once per word highlighted on it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,31 +77,34 @@ def background_image(spec: RenderSpec, assets: Assets) -> np.ndarray:
 def _paste_artwork(rgb: np.ndarray, artwork: Image.Image, rect: Rect, *, round_: bool) -> None:
     size = (rect.w, rect.h)
     art = cover(artwork, *size)
+    mask = _artwork_mask(size, round_=round_)
+    base = Image.fromarray(rgb[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w])
+    base.paste(art, (0, 0), mask)
+    rgb[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w] = np.asarray(base)
+
+
+def _artwork_rect(spec: RenderSpec, layout: Layout) -> tuple[Rect, bool] | None:
+    """Where the artwork goes and whether it is round (inside the ``circle`` ring)."""
+    if spec.style == "circle":
+        viz = layout.viz
+        side = round(min(viz.w, viz.h) * 0.27 * 2 * 0.92) // 2 * 2
+        return Rect(viz.x + (viz.w - side) // 2, viz.y + (viz.h - side) // 2, side, side), True
+    return None if layout.artwork is None else (layout.artwork, False)
+
+
+def _artwork_mask(size: tuple[int, int], *, round_: bool) -> Image.Image:
     mask = Image.new("L", size, 0)
     draw = ImageDraw.Draw(mask)
     if round_:
         draw.ellipse((0, 0, size[0] - 1, size[1] - 1), fill=255)
     else:
         draw.rounded_rectangle((0, 0, size[0] - 1, size[1] - 1), radius=size[0] // 24, fill=255)
-    base = Image.fromarray(rgb[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w])
-    base.paste(art, (0, 0), mask)
-    rgb[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w] = np.asarray(base)
+    return mask
 
 
-def compose_static(
-    spec: RenderSpec, assets: Assets, layout: Layout, style: StyleDrawer
-) -> Planes:
-    """The background every frame starts from, in YUV."""
-    rgb = background_image(spec, assets)
-    if assets.artwork is not None:
-        artwork = load_image(assets.artwork, "artwork")
-        if spec.style == "circle":
-            viz = layout.viz
-            side = round(min(viz.w, viz.h) * 0.27 * 2 * 0.92) // 2 * 2
-            rect = Rect(viz.x + (viz.w - side) // 2, viz.y + (viz.h - side) // 2, side, side)
-            _paste_artwork(rgb, artwork, rect, round_=True)
-        elif layout.artwork is not None:
-            _paste_artwork(rgb, artwork, layout.artwork, round_=False)
+def _text_blocks(spec: RenderSpec, layout: Layout) -> list[tuple[np.ndarray, int, int]]:
+    """The title and subtitle as RGBA blocks, each with its top-left corner."""
+    blocks = []
     for box in (layout.title, layout.subtitle):
         if box is None:
             continue
@@ -111,9 +119,63 @@ def compose_static(
         x = box.rect.x
         if layout.text_align == "center":
             x += (box.rect.w - block.shape[1]) // 2
-        composite(rgb, block, x, box.rect.y)
+        blocks.append((block, x, box.rect.y))
+    return blocks
+
+
+def compose_static(
+    spec: RenderSpec, assets: Assets, layout: Layout, style: StyleDrawer
+) -> Planes:
+    """The background every frame starts from, in YUV."""
+    rgb = background_image(spec, assets)
+    placed = _artwork_rect(spec, layout) if assets.artwork is not None else None
+    if assets.artwork is not None and placed is not None:
+        rect, round_ = placed
+        _paste_artwork(rgb, load_image(assets.artwork, "artwork"), rect, round_=round_)
+    for block, x, y in _text_blocks(spec, layout):
+        composite(rgb, block, x, y)
     style.static(rgb)
     return Planes.from_rgb(rgb)
+
+
+@dataclass(frozen=True)
+class Sticker:
+    """One piece of the static overlay: a layer converted once, and where it goes."""
+
+    layer: YuvaLayer
+    x: int
+    y: int
+
+    def draw(self, planes: Planes) -> None:
+        self.layer.blend(planes, self.x, self.y)
+
+
+def compose_overlay(
+    spec: RenderSpec, assets: Assets, layout: Layout, style: StyleDrawer
+) -> list[Sticker]:
+    """The static layers of ``compose_static`` without a background, for a moving one:
+    the artwork, the title and subtitle, and the style's static parts, each cut to
+    the box it covers."""
+    stickers = []
+    placed = _artwork_rect(spec, layout) if assets.artwork is not None else None
+    if assets.artwork is not None and placed is not None:
+        rect, round_ = placed
+        art = cover(load_image(assets.artwork, "artwork"), rect.w, rect.h)
+        alpha = np.asarray(_artwork_mask((rect.w, rect.h), round_=round_))
+        rgba = np.dstack([np.asarray(art), alpha])
+        stickers.append(Sticker(YuvaLayer.from_rgba(rgba), rect.x, rect.y))
+    for block, x, y in _text_blocks(spec, layout):
+        stickers.append(Sticker(YuvaLayer.from_rgba(block), x, y))
+    canvas = np.zeros((spec.height, spec.width, 4), np.uint8)
+    style.static(canvas)  # RGBA: a style draws its static parts with their alpha
+    rows = np.flatnonzero(canvas[..., 3].any(axis=1))
+    cols = np.flatnonzero(canvas[..., 3].any(axis=0))
+    if rows.size:
+        # even corners, as the chroma planes are blended in 2x2 blocks
+        y0, x0 = rows[0] // 2 * 2, cols[0] // 2 * 2
+        box = canvas[y0 : rows[-1] + 2, x0 : cols[-1] + 2]
+        stickers.append(Sticker(YuvaLayer.from_rgba(box), int(x0), int(y0)))
+    return stickers
 
 
 #: Drawn caption layers kept at once: a render moves forward through its pages, so a

@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from render.analysis import BANDS, DB_FLOOR, DB_STEP, ENVELOPE_HOP_SECONDS, Analysis
-from render.canvas import Paint, Planes, color_yuv, rgb_to_yuv
+from render.canvas import Paint, Planes, YuvaLayer, color_yuv, rgb_to_yuv
 from render.spec import RGB, RenderSpec
 
 #: Seconds for a bar to rise most of the way, and to fall back.
@@ -47,7 +47,8 @@ class Rect:
 
 class StyleDrawer(Protocol):
     def static(self, rgb: np.ndarray) -> None:
-        """Draw what never moves into the background image (RGB, full canvas)."""
+        """Draw what never moves into the background image (RGB, full canvas), or,
+        over a video background, into a transparent overlay (RGBA)."""
 
     def draw(self, planes: Planes, frame: int) -> None:
         """Paint frame ``frame``'s moving parts over the background in ``planes``."""
@@ -413,6 +414,7 @@ class Progress:
     def __init__(self, spec: RenderSpec, analysis: Analysis, rect: Rect) -> None:
         self.spec, self.rect, self.analysis = spec, rect, analysis
         self.played: Planes | None = None
+        self.played_layer: YuvaLayer | None = None  # over a video background
         self.head_w = max(2, round(rect.w / 300) // 2 * 2)
         self.head_yuv = color_yuv(spec.text_rgb)
 
@@ -436,7 +438,9 @@ class Progress:
         r = self.rect
         shape = self._shape()
         region = rgb[r.y : r.y + r.h, r.x : r.x + r.w]
-        dim = mix(self.spec.background_rgb, self.spec.rgb, 0.35)
+        overlay = rgb.shape[2] == 4  # over a video: the colour at 35 % over what moves
+        dim = (*self.spec.rgb, round(255 * 0.35)) if overlay else mix(
+            self.spec.background_rgb, self.spec.rgb, 0.35)
         region[shape] = dim
         played = rgb.copy()
         t = np.linspace(0, 1, r.h, dtype=np.float32)[:, None, None]
@@ -445,8 +449,12 @@ class Progress:
         ) * t
         colors = np.broadcast_to(colors, (r.h, r.w, 3))
         played_region = played[r.y : r.y + r.h, r.x : r.x + r.w]
-        played_region[shape] = np.rint(colors[shape]).astype(np.uint8)
-        self.played = Planes.from_rgb(played)
+        played_region[shape, :3] = np.rint(colors[shape]).astype(np.uint8)
+        if overlay:
+            played_region[shape, 3] = 255
+            self.played_layer = YuvaLayer.from_rgba(played_region)
+        else:
+            self.played = Planes.from_rgb(played)
 
     def _played_width(self, frame: int) -> int:
         """Columns of the rectangle played at ``frame`` (even, for chroma)."""
@@ -456,9 +464,11 @@ class Progress:
 
     def draw(self, planes: Planes, frame: int) -> None:
         r, played = self.rect, self.played
-        assert played is not None, "static() draws the played layer first"
         x = self._played_width(frame)
-        if x > 0:
+        if self.played_layer is not None:
+            self._blend_played(planes, x)
+        elif x > 0:
+            assert played is not None, "static() draws the played layer first"
             planes.y[r.y : r.y + r.h, r.x : r.x + x] = played.y[r.y : r.y + r.h, r.x : r.x + x]
             ys, xs = slice(r.y // 2, (r.y + r.h) // 2), slice(r.x // 2, (r.x + x) // 2)
             planes.u[ys, xs] = played.u[ys, xs]
@@ -470,6 +480,16 @@ class Progress:
         hh = slice(head.start // 2, head.stop // 2)
         planes.u[r.y // 2 : (r.y + r.h) // 2, hh] = round(u)
         planes.v[r.y // 2 : (r.y + r.h) // 2, hh] = round(v)
+
+    def _blend_played(self, planes: Planes, x: int) -> None:
+        """The played part over a moving background: the coloured bars' first ``x``
+        columns blended, the background between them left as it is."""
+        layer = self.played_layer
+        if layer is None or x <= 0:
+            return
+        part = YuvaLayer(layer.y[:, :x], layer.u[:, : x // 2], layer.v[:, : x // 2],
+                         layer.alpha[:, :x], layer.alpha_half[:, : x // 2])
+        part.blend(planes, self.rect.x, self.rect.y)
 
     def playhead_x(self, frame: int) -> int:
         """Canvas x of the playhead's left edge at ``frame`` (for tests)."""

@@ -10,19 +10,22 @@ episode (``samples/episode.mp3`` and its long-cued ``episode.srt``, made by
 subtitle and captions, at moments where long cues show as pages; and
 ``docs/word-captions.png``: the episode with word-timed captions (a Whisper-style
 transcript whose word times are spread over each cue of ``episode.srt``), the word
-being said highlighted. All are drawn by ``render.render_frames`` exactly as a video
-would be.
+being said highlighted; and ``docs/backdrop.png``: the episode over a looping video
+background (a synthetic 720p loop made here with ffmpeg), blurred and darkened. All are
+drawn by ``render.render_frames`` exactly as a video would be.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 from pathlib import Path
 
 from PIL import Image
 
 from render import STYLES, Assets, RenderSpec, render_frames
+from render.audio import ffmpeg_exe
 from render.captions import parse_captions, spread_words
 from tests.helpers.media import make_artwork
 
@@ -69,6 +72,7 @@ def main() -> None:
     print(f"wrote {DOCS / 'contact-sheet.png'} and {len(tiles)} style pictures")
     episode_sheet()
     word_captions()
+    backdrop_frame()
 
 
 #: The episode on each preset, in a style of its own, and the moments shown: the first
@@ -132,6 +136,36 @@ def word_captions() -> None:
         (frame,) = render_frames(SAMPLES / "episode.mp3", spec, [WORD_MOMENT], assets=assets)
     Image.fromarray(frame).save(DOCS / "word-captions.png", optimize=True)
     print(f"wrote {DOCS / 'word-captions.png'}")
+
+
+#: The video background's picture: drifting colour gradients under a faint Mandelbrot
+#: zoom, 6 s at 1280x720 (what a looping stock clip might be).
+BACKDROP_GRAPH = (
+    "gradients=s=1280x720:r=30:d=6:speed=0.02:n=4:c0=0x203060:c1=0xd06030:c2=0x40a080:"
+    "c3=0x602080,format=yuv420p[g];mandelbrot=s=1280x720:r=30,trim=duration=6,"
+    "format=yuv420p[m];[g][m]blend=all_mode=screen:all_opacity=0.35[out]"
+)
+BACKDROP_MOMENT = 8.5
+
+
+def backdrop_frame() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "loop.mp4"
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-filter_complex", BACKDROP_GRAPH,
+                        "-map", "[out]", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-t", "6",
+                        str(video)], check=True, timeout=300)
+        spec = RenderSpec.model_validate(
+            {"width": 1280, "height": 720, "style": "bars", "title": "Episode 42: How sound "
+             "travels under water", "subtitle": "The Soundreel Show with Ada and Grace",
+             "artworkKey": "local/artwork", "captionsKey": "local/captions",
+             "backgroundVideoKey": "local/loop.mp4", "backgroundBlur": 6,
+             "backgroundDarken": 0.35, "color": "#ffffff", "color2": "#ffd166"}
+        )  # fmt: skip
+        assets = Assets(artwork=ARTWORK, captions=SAMPLES / "episode.srt",
+                        background_video=video)
+        (frame,) = render_frames(SAMPLES / "episode.mp3", spec, [BACKDROP_MOMENT], assets=assets)
+    Image.fromarray(frame).save(DOCS / "backdrop.png", optimize=True)
+    print(f"wrote {DOCS / 'backdrop.png'}")
 
 
 if __name__ == "__main__":

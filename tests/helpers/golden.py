@@ -4,10 +4,10 @@
 
 For every case in ``CASES`` (each style in ``render.spec.STYLES``, an oscilloscope
 ``wave-line``, a long caption cue split into pages, the square layout with
-artwork, a two-line title, a subtitle and captions, and word-timed captions with
-the word being said highlighted) it renders the frames at the case's times
-(``TIMES`` by default) of a synthetic signal and writes them as
-``tests/golden/<case>-<t>.png``; ``python -m tests.helpers.golden <case>...``
+artwork, a two-line title, a subtitle and captions, word-timed captions with the
+word being said highlighted, and a looping video background under a title) it renders
+the frames at the case's times (``TIMES`` by default) of a synthetic signal and writes
+them as ``tests/golden/<case>-<t>.png``; ``python -m tests.helpers.golden <case>...``
 writes only the cases named. ``tests/test_styles.py``
 renders the same frames and compares them with these files, so a change that
 moves a bar or shifts a colour fails there until someone looks at the new
@@ -31,7 +31,7 @@ from PIL import Image
 
 from render.engine import render_frames
 from render.spec import STYLES, Assets, RenderSpec
-from tests.helpers.media import make_artwork
+from tests.helpers.media import make_artwork, make_video
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
 #: Seconds into the signal at which every case is drawn: in the first section, just
@@ -74,13 +74,14 @@ class Case:
     artwork: bool = False
     #: the captions file's name and text, when not ``golden.srt`` with ``CAPTIONS``
     captions_file: tuple[str, str] | None = None
+    background_video: bool = False
 
     def path(self, seconds: float) -> Path:
         return GOLDEN_DIR / f"{self.name}-{seconds:.1f}.png"
 
     def assets(self, directory: Path) -> Assets:
-        """The case's captions and artwork, written into ``directory``."""
-        captions = artwork = None
+        """The case's captions, artwork and video, written into ``directory``."""
+        captions = artwork = video = None
         if self.captions:
             name, text = self.captions_file or ("golden.srt", CAPTIONS)
             captions = Path(directory) / name
@@ -89,7 +90,12 @@ class Case:
             artwork = Path(directory) / "golden-artwork.png"
             if not artwork.exists():
                 make_artwork(artwork, size=240)
-        return Assets(captions=captions, artwork=artwork)
+        if self.background_video:
+            video = Path(directory) / "golden-loop.mp4"
+            if not video.exists():
+                # 1.25 s at 24 fps under a 30 fps render: 1.7 s is in its second play
+                make_video(video, size="240x180", fps=24, seconds=1.25, tone=None)
+        return Assets(captions=captions, artwork=artwork, background_video=video)
 
 
 def _cases() -> tuple[Case, ...]:
@@ -133,6 +139,14 @@ def _cases() -> tuple[Case, ...]:
         times=(1.3, 2.3),  # "faster" (1.2 to 1.42 s), "whales" (2.2 to 2.42 s)
         captions=True,
         captions_file=("golden.json", TRANSCRIPT),
+    ))  # fmt: skip
+    # a looping video background, blurred and darkened, under the bars and a title
+    cases.append(Case(
+        "video-background",
+        RenderSpec(**BASE, style="bars", color="#ffb020", title="Episode 42",
+                   backgroundVideoKey="golden/loop.mp4", backgroundBlur=8,
+                   backgroundDarken=0.3),
+        background_video=True,
     ))  # fmt: skip
     return tuple(cases)
 
