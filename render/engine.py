@@ -45,6 +45,7 @@ from render.audio import (
 )
 from render.backdrop import Backdrop
 from render.canvas import Planes
+from render.captions import parse_captions
 from render.compose import BodyFades, Bookends, compose_bookend, composes, encode_soundtrack, join
 from render.encoder import Encoder
 from render.errors import (
@@ -187,11 +188,14 @@ class Scene:
             self.overlay = compose_overlay(spec, assets, layout, self.style)
         else:
             self.background = compose_static(spec, assets, layout, self.style)
-        self.captions = (
-            Captions(assets.captions, spec, layout, self.analysis.frames)
-            if assets.captions
-            else None
-        )
+        self.captions = None
+        if assets.captions is not None:
+            if layout.captions is None:
+                # a canvas too small for captions has no caption box (the layout left
+                # them out); the file is still read, so a bad one fails as it would
+                parse_captions(assets.captions.read_bytes(), name=assets.captions.name)
+            else:
+                self.captions = Captions(assets.captions, spec, layout, self.analysis.frames)
 
     @property
     def frames(self) -> int:

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from render import Assets, RenderSpec, render_frames, render_video
+from render.captions import InvalidCaptions
 from render.scene import background_image
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp3"
@@ -77,3 +78,18 @@ def test_mp4_index_comes_first_so_browsers_play_while_downloading(tmp_path: Path
     render_video(SAMPLE, out, RenderSpec(width=160, height=90, end=2.0))
     atoms = top_level_atoms(out)
     assert atoms.index("moov") < atoms.index("mdat"), atoms
+
+
+def test_captions_on_a_canvas_too_small_for_them_are_left_out_not_a_crash(tmp_path):
+    """Under 180 px the layout has no caption box: the video renders without captions,
+    and a bad captions file still fails as invalid_captions."""
+    good = tmp_path / "talk.srt"
+    good.write_text("1\n00:00:00,000 --> 00:00:02,000\nHello there\n", encoding="utf-8")
+    spec = RenderSpec(width=160, height=90, captionsKey="local/talk.srt")
+    with_captions = render_frames(SAMPLE, spec, [1.0], assets=Assets(captions=good))
+    without = render_frames(SAMPLE, spec.model_copy(update={"captions_key": None}), [1.0])
+    assert (with_captions[0] == without[0]).all()
+    bad = tmp_path / "bad.srt"
+    bad.write_text("1\n00:00:05,000 --> 00:00:02,000\nBackwards\n", encoding="utf-8")
+    with pytest.raises(InvalidCaptions):
+        render_frames(SAMPLE, spec, [1.0], assets=Assets(captions=bad))
