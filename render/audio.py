@@ -154,16 +154,27 @@ def header_duration(path: Path) -> float | None:
     refuses, as InvalidAudio, a stream no podcast has and only a decompression
     bomb needs: more than MAX_CHANNELS channels, or a rate outside 8..192 kHz.
     """
-    result = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", *untrusted_input(path)],
+    header = read_header(untrusted_input(path))
+    check_stream(header)
+    return header_seconds(header)
+
+
+def read_header(input_args: list[str]) -> str:
+    """What ffmpeg prints of an input's header (``input_args``: its ``-i`` and the
+    options before it), nothing decoded."""
+    result = subprocess.run(  # noqa: S603
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", *input_args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         timeout=60,
         check=False,  # without an output file ffmpeg always exits 1 after printing the header
     )
-    header = result.stderr.decode("utf-8", "replace")
-    check_stream(header)
+    return result.stderr.decode("utf-8", "replace")
+
+
+def header_seconds(header: str) -> float | None:
+    """The ``Duration:`` of a header `read_header` returned, or None when it has none."""
     match = _DURATION_LINE.search(header)
     if not match:
         return None

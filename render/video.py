@@ -12,11 +12,10 @@ between the check and the decode.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from render.audio import ffmpeg_exe, ffmpeg_input
+from render.audio import ffmpeg_input, header_seconds, read_header
 from render.errors import InvalidVideo, StrPath, clean_lines, last_reason
 
 #: Demuxers an uploaded video may be opened with: MP4/QuickTime and WebM/Matroska.
@@ -63,7 +62,6 @@ def untrusted_video_input(path: StrPath) -> list[str]:
     ]  # fmt: skip
 
 
-_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _VIDEO_STREAM = re.compile(r"Stream #0:\d+[^:]*: Video: (?P<rest>.*)")
 _SIZE = re.compile(r"(?<![\dx])(\d{1,6})x(\d{1,6})(?![\dx])")
 _FPS = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)")
@@ -79,15 +77,7 @@ def probe_video(path: Path, role: str, *, max_seconds: float) -> VideoInfo:
     what = VIDEO_ROLES.get(role, role)
     if not Path(path).is_file() or Path(path).stat().st_size == 0:
         raise InvalidVideo(f"The {what} is empty. Upload {SUPPORTED_VIDEO}.")
-    result = subprocess.run(  # noqa: S603
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", *untrusted_video_input(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        timeout=60,
-        check=False,  # without an output file ffmpeg always exits 1 after printing the header
-    )
-    header = result.stderr.decode("utf-8", "replace")
+    header = read_header(untrusted_video_input(path))
     stream = _VIDEO_STREAM.search(header)
     if stream is None:
         lines = clean_lines(header.splitlines(), [ffmpeg_input(path), path])
@@ -133,9 +123,6 @@ def _stream_info(rest: str, header: str, what: str) -> VideoInfo:
     if not fps > 0:
         raise InvalidVideo(f"The {what} has no frame rate in its header. "
                            f"Upload {SUPPORTED_VIDEO}.")
-    duration = 0.0
-    if match := _DURATION.search(header):
-        hours, minutes, seconds = match.groups()
-        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    duration = header_seconds(header) or 0.0
     return VideoInfo(width=width, height=height, fps=fps, duration=duration,
                      has_audio=_AUDIO_STREAM.search(header) is not None)
