@@ -67,10 +67,11 @@ BLUR_REFERENCE_SIDE = 1080
 #: off (further than a sigma 1.5 times too large); it costs 2.6 ms a 720p frame
 #: against 1.2 ms for 1 step (measured here).
 BLUR_STEPS = 3
-#: A wide blur is made at 1/2 or 1/4 of the canvas size (shrunk, blurred, enlarged,
-#: bilinearly), the smallest whose sigma stays at least BLUR_MIN_SIGMA pixels there:
-#: as close to Pillow's blur as at full size (within 0.1 level, mean, on sharp stripes
-#: at 720p), and the benchmark's 720p blur costs 1.1 ms a frame instead of 2.6.
+#: A wide blur is made at 1/2 or 1/4 of the canvas size (the upload cover-fitted
+#: straight to that size, blurred and darkened there, enlarged bilinearly), the
+#: smallest whose sigma stays at least BLUR_MIN_SIGMA pixels there: within a level or
+#: two of Pillow's blur at full size, and the benchmark's blurred render over a 720p
+#: video took 14.2 s instead of 16.2 s when it fitted at full size first.
 BLUR_REDUCTIONS = (4, 2)
 BLUR_MIN_SIGMA = 1.9
 #: A loop whose finished frames fit in this many bytes is kept by ffmpeg's ``loop``
@@ -134,10 +135,16 @@ class Backdrop:
         ]
         # a seeking pass drops the frames before its first; any other is one play
         chain.append(f"trim=start_frame={first}" if seeks else f"trim=end_frame={loop}")
+        factor = self.blur_reduction if self.blur > 0 else 1
+        # a wide blur's picture is cover-fitted straight to the reduced size it is
+        # blurred at: one scale of the upload instead of two, within a level or two of
+        # fitting at full size first (the blur hides the rest), and the reader's CPU is
+        # what a render over a video waits on beside x264's
+        fw, fh = (w // factor // 2 * 2, h // factor // 2 * 2) if factor > 1 else (w, h)
         chain += [
-            f"scale={w}:{h}:force_original_aspect_ratio=increase:force_divisible_by=2"
+            f"scale={fw}:{fh}:force_original_aspect_ratio=increase:force_divisible_by=2"
             ":out_color_matrix=bt709:out_range=tv",
-            f"crop={w}:{h}",
+            f"crop={fw}:{fh}",
             "format=yuv420p",  # here: the blur takes the chroma planes to be half size
         ]
         if self.blur > 0:
@@ -146,6 +153,8 @@ class Backdrop:
             keep = f"{1 - self.darken:.6f}"
             chain.append(f"lutyuv=y='16+(val-16)*{keep}':u='128+(val-128)*{keep}'"
                          f":v='128+(val-128)*{keep}'")
+        if factor > 1:  # blurred and darkened small, then enlarged to the canvas
+            chain.append(f"scale={w}:{h}:flags=bilinear")
         if self.loops_in_ffmpeg:
             # the finished frames of one play, kept and played again and again
             chain += [f"loop=loop=-1:size={loop}", f"trim=start_frame={first}"]
@@ -157,18 +166,12 @@ class Backdrop:
         return self.blur * min(self.width, self.height) / BLUR_REFERENCE_SIDE
 
     def _blur(self) -> list[str]:
-        """The blur's filters: sigma on the luma, half that on the half-size chroma; a
-        wide one at a reduced size (shrunk and enlarged bilinearly, which keeps it as
-        close to Pillow's as at full size; cover-fitting straight to the reduced size
-        was 1 to 2 levels further off, measured)."""
-        w, h, factor = self.width, self.height, self.blur_reduction
-        sigma = self.blur_sigma / factor
-        blur = [f"gblur=sigma={sigma:.4f}:steps={BLUR_STEPS}:planes=1",
+        """The blur's filters, at the size the picture was fitted to: sigma on the luma,
+        half that on the half-size chroma (a wide one at a reduced size, `filters`
+        enlarges it after)."""
+        sigma = self.blur_sigma / self.blur_reduction
+        return [f"gblur=sigma={sigma:.4f}:steps={BLUR_STEPS}:planes=1",
                 f"gblur=sigma={sigma / 2:.4f}:steps={BLUR_STEPS}:planes=6"]
-        if factor == 1:
-            return blur
-        small = f"{w // factor // 2 * 2}:{h // factor // 2 * 2}"
-        return [f"scale={small}:flags=bilinear", *blur, f"scale={w}:{h}:flags=bilinear"]
 
     @property
     def blur_reduction(self) -> int:
