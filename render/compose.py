@@ -117,8 +117,9 @@ class BodyFades:
 
     @classmethod
     def of(cls, spec: RenderSpec, frames: int) -> BodyFades:
-        fade_in = 0.0 if spec.intro_key else spec.fade_in * spec.fps
-        fade_out = 0.0 if spec.outro_key else spec.fade_out * spec.fps
+        """A fade longer than the body spans the body (as its sound's does)."""
+        fade_in = 0.0 if spec.intro_key else min(spec.fade_in * spec.fps, frames)
+        fade_out = 0.0 if spec.outro_key else min(spec.fade_out * spec.fps, frames)
         return cls(fade_in, fade_out, frames)
 
     def level(self, index: int) -> float:
@@ -320,7 +321,10 @@ def compose_bookend(
         )
         finished = True
     except OSError as exc:  # moviepy's writer: its ffmpeg failed
-        raise RenderFailed(f"Encoding the {bookend.what} failed ({_first_line(exc)}).") from None
+        # moviepy's message carries ffmpeg's stderr and the files' names
+        lines = clean_lines(str(exc).splitlines(), path_aliases(out_path, bookend.path))
+        reason = last_reason(lines) or type(exc).__name__
+        raise RenderFailed(f"Encoding the {bookend.what} failed ({reason}).") from None
     finally:
         frames.close()
         if not finished:
@@ -329,11 +333,6 @@ def compose_bookend(
 
 #: "[dec:h264 @ 0x55ab5df2b200] " inside a line (clean_lines drops the leading one).
 _CONTEXT = re.compile(r"\[[^\]]*@ 0x[0-9a-f]+\]\s*")
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(exc).__name__
 
 
 def encode_soundtrack(
@@ -379,8 +378,10 @@ def encode_soundtrack(
             inputs += untrusted_video_input(part.path)
         else:
             source = None
-        fades = (spec.fade_in if role == "intro" or not bookends.intro else 0.0,
-                 spec.fade_out if role == "outro" or not bookends.outro else 0.0)
+        # the fade in on the first part, the fade out on the last
+        first = role == "intro" or (role == "body" and bookends.intro is None)
+        last = role == "outro" or (role == "body" and bookends.outro is None)
+        fades = (spec.fade_in if first else 0.0, spec.fade_out if last else 0.0)
         samples = round((part.frames if part else frames) * SOUND_RATE / spec.fps)
         chains.append(f"{_sound_part(source, samples, *fades)}[{role}]")
         labels.append(f"[{role}]")

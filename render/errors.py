@@ -126,7 +126,8 @@ _BOILERPLATE = re.compile(
 # What ffmpeg says when the input, not the output, is what it cannot handle.
 _INPUT_FAILURE = re.compile(
     r"Error opening input|matches no streams|Invalid data found|Error while decoding|"
-    r"could not find codec parameters|Decoding error|End of file"
+    r"could not find codec parameters|Decoding error|End of file|not on whitelist|"
+    r"Error while opening decoder"
 )
 # "Error opening input files: Invalid data found ..." -> "Invalid data found ..."
 _ERROR_LEAD = re.compile(r"^Error [^:]{0,60}: (?=\S)")

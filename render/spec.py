@@ -255,16 +255,24 @@ class RenderSpec(BaseModel):
 
     def for_preview(self) -> RenderSpec:
         """The same look, PREVIEW_WIDTH wide (height scaled, kept even), the first
-        PREVIEW_SECONDS of the clip window, without the intro and outro."""
+        PREVIEW_SECONDS of the clip window, without the intro and outro (and the fades
+        the body of the video does not have)."""
         update: dict[str, object] = {}
         if self.width > PREVIEW_WIDTH:
             height = max(MIN_SIDE, round(self.height * PREVIEW_WIDTH / self.width / 2) * 2)
             update.update(width=PREVIEW_WIDTH, height=height)
         clip = self.clip_seconds
-        if clip is None or clip > PREVIEW_SECONDS:
+        cut = clip is None or clip > PREVIEW_SECONDS
+        if cut:
             update["end"] = self.start + PREVIEW_SECONDS
-        # a preview shows the audiogram's look: no intro or outro before and after it
+        # a preview shows the audiogram's look: no intro or outro before and after it,
+        # and its body fades only where the video's body does (not where a bookend
+        # takes the fade, nor at a cut the video does not have)
         update.update(intro_key=None, outro_key=None)
+        if self.intro_key:
+            update["fade_in"] = 0.0
+        if self.outro_key or cut:
+            update["fade_out"] = 0.0
         return self.model_copy(update=update)
 
 

@@ -23,9 +23,16 @@ VIDEO_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm"
 #: Decoders it may use: the video codecs of those containers, and their audio.
 VIDEO_CODECS = (
     "h264,hevc,vp8,vp9,av1,libdav1d,mpeg4,prores,mjpeg,"
-    "aac,mp3,mp3float,opus,libopus,vorbis,libvorbis,flac,alac,pcm_s16le,pcm_s24le,"
-    "pcm_s16be,pcm_s24be,pcm_f32le"
+    "aac,mp3,mp3float,opus,libopus,vorbis,libvorbis,flac,alac,ac3,eac3,"
+    "pcm_s16le,pcm_s16be,pcm_s24le,pcm_s24be,pcm_s32le,pcm_s32be,pcm_f32le,pcm_f32be"
 )
+#: Sound codecs a header may name: those decoders' (checked before decoding, so a
+#: video whose sound we would not decode is refused plainly, not mid-render).
+HEADER_SOUND_CODECS = frozenset({
+    "aac", "mp3", "opus", "vorbis", "flac", "alac", "ac3", "eac3", "pcm_s16le",
+    "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_s32be", "pcm_f32le",
+    "pcm_f32be",
+})
 #: Video codecs a header may name (as ffmpeg prints them), checked before decoding.
 HEADER_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "prores", "mjpeg"})
 #: Largest picture: 4K UHD in either orientation; longest side and pixel count.
@@ -66,7 +73,7 @@ _VIDEO_STREAM = re.compile(r"Stream #0:\d+[^:]*: Video: (?P<rest>.*)")
 _SIZE = re.compile(r"(?<![\dx])(\d{1,6})x(\d{1,6})(?![\dx])")
 _FPS = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)")
 _ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
-_AUDIO_STREAM = re.compile(r"Stream #0:\d+[^:]*: Audio: ")
+_AUDIO_STREAM = re.compile(r"Stream #0:\d+[^:]*: Audio: (?P<codec>[\w-]+)")
 
 
 def probe_video(path: Path, role: str, *, max_seconds: float) -> VideoInfo:
@@ -123,6 +130,11 @@ def _stream_info(rest: str, header: str, what: str) -> VideoInfo:
     if not fps > 0:
         raise InvalidVideo(f"The {what} has no frame rate in its header. "
                            f"Upload {SUPPORTED_VIDEO}.")
+    sound = _AUDIO_STREAM.search(header)
+    if sound is not None and sound.group("codec") not in HEADER_SOUND_CODECS:
+        raise InvalidVideo(f"The {what}'s sound is encoded as {sound.group('codec')}, which "
+                           "is not supported. Upload a video with AAC, MP3, Opus, Vorbis, "
+                           "FLAC, AC-3 or PCM sound, or none.")
     duration = header_seconds(header) or 0.0
     return VideoInfo(width=width, height=height, fps=fps, duration=duration,
-                     has_audio=_AUDIO_STREAM.search(header) is not None)
+                     has_audio=sound is not None)

@@ -36,6 +36,8 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "outro": make_video(folder / "outro.mov", size="180x320", fps=25, seconds=0.6,
                             tone=None),
         "long": make_video(folder / "long.mp4", size="32x32", fps=1, seconds=61, tone=None),
+        # a sounding outro, for the fade that is not its own
+        "loud-outro": make_video(folder / "loud.mp4", size="320x180", seconds=0.6, tone=500),
     }
 
 
@@ -150,6 +152,37 @@ def test_fades_on_the_body_and_on_the_bookends(
     assert body_first.mean() > 150
     samples = sound(out)
     assert rms(samples[:240]) < 0.02 * rms(samples[28800:43200])
+
+
+def test_a_bookend_takes_only_the_fade_on_its_side(
+    videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """The fade in is the first part's, the fade out the last part's: an outro with no
+    intro does not fade its sound in, an intro with no outro does not fade its out."""
+    loud = rms(sound(videos["loud-outro"]))
+    out = tmp_path / "outro-fade-in.mp4"
+    render_video(SAMPLE, out, spec_of(outroKey="u/outro.mp4", fadeIn=1, end=1),
+                 assets=Assets(outro=videos["loud-outro"]))
+    samples = sound(out)
+    assert rms(samples[:240]) < 0.05 * rms(samples[24000:48000])  # the body fades in
+    outro_start = BODY // 2 * 48000 // FPS  # 1 s of body
+    assert rms(samples[outro_start:outro_start + 2400]) > 0.7 * loud  # the outro does not
+
+    out = tmp_path / "intro-fade-out.mp4"
+    render_video(SAMPLE, out, spec_of(introKey="u/intro.mp4", fadeOut=1, end=1),
+                 assets=Assets(intro=videos["intro"]))
+    samples = sound(out)
+    intro_end = INTRO * 48000 // FPS
+    tone = rms(sound(videos["intro"]))
+    assert rms(samples[intro_end - 2400:intro_end]) > 0.7 * tone  # the intro does not
+    assert rms(samples[-240:]) < 0.05 * rms(samples[intro_end:intro_end + 9600])
+
+
+def test_a_fade_longer_than_the_body_spans_it_in_picture_and_sound(tmp_path: Path) -> None:
+    out = tmp_path / "long-fade.mp4"
+    render_video(SAMPLE, out, spec_of(fadeIn=10, end=1, background="#c0c0c0"))
+    (last,) = frames_rgb(out, [29])
+    assert last.mean() > 150  # at full level by the body's last frame, as the sound is
 
 
 def test_a_bad_intro_is_invalid_video_and_leaves_nothing(

@@ -131,7 +131,7 @@ def test_jobs_with_an_intro_and_outro_whole_and_split(fleet, tmp_path):
     composition): a job rendered whole and one split into windows, whose join composes
     them; both durations count them."""
     intro = make_video(tmp_path / "intro.mp4", size="320x240", seconds=1.0, tone=1000)
-    outro = make_video(tmp_path / "outro.mov", size="180x320", fps=25, seconds=0.6, tone=None)
+    outro = make_video(tmp_path / "outro.mov", size="180x320", fps=25, seconds=0.6, tone=500)
     audio = upload(fleet, SAMPLE)
     options = {"width": 320, "height": 180, "introKey": upload(fleet, intro),
                "outroKey": upload(fleet, outro), "fadeOut": 1}

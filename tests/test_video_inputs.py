@@ -29,7 +29,16 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "huge": make_video(folder / "huge.mp4", size="4000x2000", fps=5, seconds=0.4, tone=None),
         "mpeg2": make_video(folder / "old.mp4", tone=None, codec="mpeg2video", seconds=0.5),
         "audio": make_audio(folder / "voice.mp4", "sine=duration=1", "-c:a", "aac"),
+        "ac3": _with_sound(folder / "ac3.mp4", "ac3"),
+        "u8": _with_sound(folder / "u8.mov", "pcm_u8"),
     }
+
+
+def _with_sound(path: Path, codec: str) -> Path:
+    """A short test-pattern video whose sound is ``codec``."""
+    return make_audio(path, "testsrc2=size=160x90:rate=30:duration=0.5", "-f", "lavfi", "-i",
+                      "sine=duration=0.5", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                      "-c:a", codec, "-shortest")
 
 
 def test_a_video_header_is_read_without_decoding(videos: dict[str, Path]) -> None:
@@ -54,6 +63,12 @@ def test_videos_over_the_limits_are_refused_by_their_header(
         probe_video(videos[name], "intro", max_seconds=MAX_BOOKEND_SECONDS)
     assert caught.value.code == "invalid_video"
     assert "The intro" in caught.value.message
+
+
+def test_a_videos_sound_is_checked_by_its_header_too(videos: dict[str, Path]) -> None:
+    assert probe_video(videos["ac3"], "intro", max_seconds=60).has_audio
+    with pytest.raises(InvalidVideo, match="sound is encoded as pcm_u8, which is not supp"):
+        probe_video(videos["u8"], "outro", max_seconds=60)
 
 
 def test_a_long_intro_and_garbage_are_refused(videos: dict[str, Path], tmp_path: Path) -> None:
@@ -84,6 +99,12 @@ def test_video_options_are_validated_and_named_as_assets() -> None:
     preview = spec.for_preview()
     assert preview.intro_key is None and preview.outro_key is None
     assert preview.background_video_key == spec.background_video_key
+    # the bookends took the fades, so the preview's body has none
+    assert (preview.fade_in, preview.fade_out) == (0, 0)
+    plain = RenderSpec.model_validate({"fadeIn": 1, "fadeOut": 2, "end": 10}).for_preview()
+    assert (plain.fade_in, plain.fade_out) == (1, 2)  # the whole clip: both ends
+    cut = RenderSpec.model_validate({"fadeIn": 1, "fadeOut": 2, "end": 60}).for_preview()
+    assert (cut.fade_in, cut.fade_out) == (1, 0)  # cut at 15 s: no fade at the cut
     for bad in ({"fadeIn": -1}, {"fadeOut": 11}, {"introFit": "stretch"},
                 {"introKey": "../etc/passwd"},
                 {"backgroundKey": "uploads/a/bg.png", "backgroundVideoKey": "uploads/b/v.mp4"}):
