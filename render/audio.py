@@ -51,6 +51,19 @@ def start_ffmpeg(command: list[str], *, stdin: int, stdout: int) -> subprocess.P
     )
 
 
+def reap(process: subprocess.Popen[bytes]) -> None:
+    """Never leave an ffmpeg behind, whatever went wrong (or right) before."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout):
+        if stream is not None and not stream.closed:
+            try:
+                stream.close()
+            except BrokenPipeError:
+                pass
+
+
 @functools.cache
 def ffmpeg_exe() -> str:
     """Path of imageio-ffmpeg's bundled ffmpeg (downloaded once if the wheel lacks it)."""
@@ -138,9 +151,7 @@ def decode_stream(
         if returncode != 0:
             raise InvalidAudio.from_ffmpeg(stderr.lines(), path_aliases(path))
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        reap(process)
 
 
 _DURATION_LINE = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")

@@ -46,7 +46,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from render.audio import ffmpeg_exe, path_aliases, start_ffmpeg
+from render.audio import ffmpeg_exe, path_aliases, reap, start_ffmpeg
 from render.canvas import Planes
 from render.errors import InvalidVideo, StderrTail, clean_lines, last_reason
 from render.spec import RenderSpec
@@ -272,8 +272,4 @@ class Pass:
         return self.stderr.lines()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        reap(self.process)

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from moviepy import CompositeVideoClip, VideoClip, vfx
 
-from render.audio import ffmpeg_exe, ffmpeg_input, path_aliases, start_ffmpeg
+from render.audio import ffmpeg_exe, ffmpeg_input, path_aliases, reap, start_ffmpeg
 from render.canvas import Planes
 from render.encoder import (
     AUDIO_ARGS,
@@ -261,12 +261,7 @@ class UploadFrames:
 
     def close(self) -> None:
         """Stop the decoder, whatever state it is in."""
-        process = self._process
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        if process.stdout is not None and not process.stdout.closed:
-            process.stdout.close()
+        reap(self._process)
 
 
 def bookend_clip(bookend: Bookend, spec: RenderSpec, frames: UploadFrames) -> VideoClip:
@@ -483,7 +478,5 @@ def _run(command: list[str], step: str,
                 if time.monotonic() > deadline:
                     raise RenderFailed(f"{step} took over {STEP_TIMEOUT} s.") from None
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        reap(process)
     return code, stderr.lines()

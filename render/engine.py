@@ -39,6 +39,7 @@ from render.audio import (
     ffmpeg_input,
     header_duration,
     path_aliases,
+    reap,
     require_audio_file,
     start_ffmpeg,
     untrusted_input,
@@ -476,7 +477,7 @@ def prepare_audio(
             raise InvalidAudio.too_long(limit_seconds)
         finished = True
     finally:
-        _reap(process)
+        reap(process)
         if not finished:
             Path(out_path).unlink(missing_ok=True)
     report(1.0)
@@ -496,15 +497,3 @@ class ProgressSteps:
             self._last = step
             self._callback(step / 100)
 
-
-def _reap(process: subprocess.Popen[bytes]) -> None:
-    """Never leave an ffmpeg behind, whatever went wrong (or right) before."""
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    for stream in (process.stdin, process.stdout):
-        if stream is not None and not stream.closed:
-            try:
-                stream.close()
-            except BrokenPipeError:
-                pass
