@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from moviepy import AudioFileClip, VideoClip
 
-from render.audio import ffmpeg_exe, ffmpeg_input, path_aliases, start_ffmpeg
+from render.audio import ffmpeg_exe, ffmpeg_input, path_aliases, reap, start_ffmpeg
 from render.canvas import Planes
 from render.encoder import AUDIO_ARGS, CONTAINER_ARGS, PRESET, audio_input, video_args
 from render.engine import PREPARED_RATE, Scene
@@ -218,6 +218,4 @@ def _decode_window(audio: Path, start: float, duration: float, out: Path) -> Non
                 raise InvalidAudio.from_ffmpeg(lines, aliases)
             raise RenderFailed.from_ffmpeg("Decoding the audio", lines, aliases)
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        reap(process)
