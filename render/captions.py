@@ -267,13 +267,19 @@ def _next_cue_index(body: list[tuple[int, str]]) -> int | None:
 def _seconds(stamp: str, name: str, number: int) -> float:
     parts = _TIME_PARTS.fullmatch(stamp)
     assert parts is not None  # _TIMING only captures what _TIME_PARTS matches
-    hours, minutes, seconds, fraction = parts.groups()
-    if int(minutes) > 59 or int(seconds) > 59:
+    return _stamp_seconds(stamp, *parts.groups(), name=name, number=number)
+
+
+def _stamp_seconds(stamp: str, hours: str | None, minutes: str | None, seconds: str,
+                   fraction: str, *, name: str, number: int) -> float:
+    """A timestamp's parts in seconds; minutes and seconds past 59 are refused (a
+    seconds-only inline stamp, with no minutes, may count past 59)."""
+    if minutes is not None and (int(minutes) > 59 or int(seconds) > 59):
         raise InvalidCaptions(
             f"{name} line {number}: {_quote(stamp)} is not a valid time "
             "(minutes and seconds go up to 59)"
         )
-    whole = int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds)
+    whole = int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(seconds)
     return whole + int(fraction) / 10 ** len(fraction)
 
 
@@ -367,16 +373,7 @@ def _timed_words(
 
 
 def _inline_seconds(match: re.Match[str], name: str, number: int) -> float:
-    hours, minutes, seconds, fraction = match.group(2, 3, 4, 5)
-    if (minutes is not None and int(minutes) > 59) or (
-        minutes is not None and int(seconds) > 59
-    ):
-        raise InvalidCaptions(
-            f"{name} line {number}: {_quote(match.group(1))} is not a valid time "
-            "(minutes and seconds go up to 59)"
-        )
-    whole = int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(seconds)
-    return whole + int(fraction) / 10 ** len(fraction)
+    return _stamp_seconds(match.group(1), *match.group(2, 3, 4, 5), name=name, number=number)
 
 
 def _clock(seconds: float) -> str:
