@@ -34,10 +34,13 @@ import numpy as np
 
 from render.analysis import ANALYSIS_RATE, Analysis, Analyzer
 from render.audio import (
+    LEVELED_LOG,
+    HeaderedStderr,
     decode_stream,
     ffmpeg_exe,
     ffmpeg_input,
     header_duration,
+    header_seconds,
     path_aliases,
     reap,
     require_audio_file,
@@ -53,7 +56,6 @@ from render.errors import (
     InvalidAudio,
     RenderCanceled,
     RenderFailed,
-    StderrTail,
     blames_input,
 )
 from render.layout import compute_layout
@@ -436,15 +438,10 @@ def prepare_audio(
     require_audio_file(Path(audio_path))
     report = ProgressSteps(progress)
     report(0.0)
-    estimate = header_duration(Path(audio_path))
-    if limit_seconds is not None and estimate is not None and estimate > limit_seconds:
-        raise InvalidAudio.too_long(limit_seconds)
-    if measured is not None and estimate is not None:
-        measured(estimate)
-    # never write more than the limit, whatever the header said
+    # never write more than the limit, whatever the header says
     cap = [] if limit_seconds is None else ["-t", f"{limit_seconds + 1:.3f}"]
     command = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", *LEVELED_LOG,
         "-progress", "pipe:1", *untrusted_input(audio_path),
         "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-af", f"aformat=sample_fmts=s16:sample_rates={PREPARED_RATE}:"
@@ -456,7 +453,13 @@ def prepare_audio(
     finished = False
     try:
         assert process.stdout is not None and process.stderr is not None
-        stderr = StderrTail(process.stderr)
+        # one run reads the header and decodes; what the header refuses stops it
+        stderr = HeaderedStderr(process.stderr)
+        estimate = header_seconds(stderr.header())
+        if limit_seconds is not None and estimate is not None and estimate > limit_seconds:
+            raise InvalidAudio.too_long(limit_seconds)
+        if measured is not None and estimate is not None:
+            measured(estimate)
         with process.stdout:
             for line in process.stdout:  # "key=value" lines, a block every half second
                 key, _, value = line.decode("ascii", "replace").strip().partition("=")

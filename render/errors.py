@@ -189,12 +189,22 @@ class StderrTail:
         self._thread.start()
 
     def _drain(self) -> None:
-        with self._stream:
-            for raw in self._stream:
-                # ffmpeg ends progress lines with \r; split so the tail stays readable
-                for part in raw.decode("utf-8", "replace").split("\r"):
-                    if part.strip():
-                        self._lines.append(part.rstrip())
+        try:
+            with self._stream:
+                for raw in self._stream:
+                    # ffmpeg ends progress lines with \r; split so the tail stays readable
+                    for part in raw.decode("utf-8", "replace").split("\r"):
+                        if part.strip():
+                            self._take(part.rstrip())
+        finally:
+            self._closed()
+
+    def _take(self, line: str) -> None:
+        """One line of stderr (a subclass may sort it first)."""
+        self._lines.append(line)
+
+    def _closed(self) -> None:
+        """The child closed stderr (it exited), or reading it failed."""
 
     def lines(self, timeout: float = 5.0) -> list[str]:
         """The kept lines, once the child closed stderr (or ``timeout`` passed)."""
