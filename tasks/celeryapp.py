@@ -34,6 +34,12 @@ from tasks.constants import (
 )
 from tasks.reports import ApiClient
 
+#: A pool process that has grown past this after a task is replaced (Celery's
+#: ``worker_max_memory_per_child``, KiB): a 1080p render stays far below it.
+MAX_MEMORY_PER_CHILD_KIB = 1024 * 1024
+#: ... and one that has run this many tasks, whatever its size.
+MAX_TASKS_PER_CHILD = 1000
+
 
 class SoundreelCelery(Celery):
     """A Celery app that carries the settings its tasks need."""
@@ -98,7 +104,11 @@ def create_celery(settings: Settings) -> SoundreelCelery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        worker_max_tasks_per_child=50,
+        # A pool process is replaced when it has grown (a leak), not every few jobs:
+        # each replacement is a fork of the worker and its imports, which short jobs
+        # paid for every 50 of them. Checked after each task, in KiB.
+        worker_max_memory_per_child=MAX_MEMORY_PER_CHILD_KIB,
+        worker_max_tasks_per_child=MAX_TASKS_PER_CHILD,
         # True lost a job when Redis went away (docs/architecture.md); keep the default.
         worker_cancel_long_running_tasks_on_connection_loss=False,
         task_soft_time_limit=JOB_SOFT_TIME_LIMIT,
@@ -121,9 +131,11 @@ def create_celery(settings: Settings) -> SoundreelCelery:
                 "options": {"expires": settings.reap_interval},
             }
         },
-        # Events let Flower show workers and tasks.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Task events are off until Flower turns them on (its `enable_events`, every
+        # few seconds while it runs), as in Celery's defaults: without Flower they were
+        # a quarter of the worker's own work on a short job (8 PUBLISHes a job).
+        worker_send_task_events=False,
+        task_send_sent_event=False,
         timezone="UTC",
     )
     tasks.render.register(app)
