@@ -3,9 +3,13 @@ URL (trusted), or from a client's ``audioUrl`` (hostile: through the SSRF guard)
 
 from __future__ import annotations
 
+import threading
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 from security.urlguard import ForbiddenUrl, UrlFetchError, guarded_request
 from tasks.errors import DownloadFailed, JobFailed
@@ -17,6 +21,25 @@ TIMEOUT = (10, 60)
 CLIENT_URL_DEADLINE = 10 * 60.0
 
 
+_local = threading.local()
+
+
+def _storage_session() -> requests.Session:
+    """This thread's session for our own storage's links: its connections are kept
+    from job to job (a new one per download was a fifth of a short job's fetch). It
+    keeps no cookies, and a kept connection the server has meanwhile closed is
+    tried once more."""
+    session: requests.Session | None = getattr(_local, "session", None)
+    if session is None:
+        session = requests.Session()
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        again = HTTPAdapter(max_retries=Retry(total=1, connect=1, read=1, redirect=0, status=0))
+        session.mount("http://", again)
+        session.mount("https://", again)
+        _local.session = session
+    return session
+
+
 def download(url: str, dest: Path, *, max_bytes: int) -> int:
     """Stream ``url`` into ``dest``; return the bytes written.
 
@@ -24,7 +47,8 @@ def download(url: str, dest: Path, *, max_bytes: int) -> int:
     """
     written = 0
     try:
-        with requests.get(url, stream=True, timeout=TIMEOUT, allow_redirects=False) as response:
+        with _storage_session().get(url, stream=True, timeout=TIMEOUT,
+                                    allow_redirects=False) as response:
             if response.status_code != 200:
                 raise DownloadFailed(
                     f"Could not download the input audio: the storage answered "
