@@ -24,7 +24,7 @@ from typing import IO, Any
 import imageio_ffmpeg
 import numpy as np
 
-from render.errors import InvalidAudio, StderrTail, StrPath
+from render.errors import InvalidAudio, InvalidVideo, StderrTail, StrPath
 
 #: Bytes read from ffmpeg's stdout at a time (64 Ki float32 samples).
 BLOCK_BYTES = 1 << 18
@@ -201,17 +201,33 @@ def header_duration(path: Path) -> float | None:
     return header_seconds(header)
 
 
-def read_header(input_args: list[str]) -> str:
+#: The longest wait for ffmpeg to have read an input's header, seconds.
+HEADER_SECONDS = 60.0
+
+
+def header_too_slow() -> str:
+    """What a file whose header ffmpeg did not read within HEADER_SECONDS is told."""
+    return (f"ffmpeg could not read the file's header within {HEADER_SECONDS:g} seconds. "
+            "Upload an ordinary file.")
+
+
+def read_header(input_args: list[str],
+                refuse: type[InvalidAudio] | type[InvalidVideo] = InvalidAudio) -> str:
     """What ffmpeg prints of an input's header (``input_args``: its ``-i`` and the
-    options before it), nothing decoded."""
-    result = subprocess.run(  # noqa: S603
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", *input_args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        timeout=60,
-        check=False,  # without an output file ffmpeg always exits 1 after printing the header
-    )
+    options before it), nothing decoded; ``refuse`` (the input's error) when ffmpeg
+    has not read it within HEADER_SECONDS."""
+    try:
+        result = subprocess.run(  # noqa: S603
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", *input_args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=HEADER_SECONDS,
+            # without an output file ffmpeg always exits 1 after printing the header
+            check=False,
+        )
+    except subprocess.TimeoutExpired:  # subprocess.run has killed it
+        raise refuse(header_too_slow()) from None
     return result.stderr.decode("utf-8", "replace")
 
 
@@ -228,8 +244,6 @@ _HEADER_LINE = re.compile(r"^\s*(Duration: |Stream #)")
 _AFTER_HEADER = ("Stream mapping:", "Output #0")
 #: The most header lines kept (a file may list thousands of streams).
 MAX_HEADER_LINES = 64
-#: The longest wait for ffmpeg to have read an input's header, seconds.
-HEADER_SECONDS = 60.0
 
 
 class HeaderedStderr(StderrTail):
@@ -265,8 +279,7 @@ class HeaderedStderr(StderrTail):
         """The input's header (its ``Duration:`` and ``Stream #`` lines) once ffmpeg has
         read it or exited, after checking its first audio stream (`check_stream`)."""
         if not self._header_read.wait(HEADER_SECONDS):
-            raise InvalidAudio(f"The file's header could not be read within "
-                               f"{HEADER_SECONDS:g} seconds. Upload ordinary audio.")
+            raise InvalidAudio(header_too_slow())
         header = "\n".join(self._header)
         check_stream(header)
         return header

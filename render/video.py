@@ -84,7 +84,7 @@ def probe_video(path: Path, role: str, *, max_seconds: float) -> VideoInfo:
     what = VIDEO_ROLES.get(role, role)
     if not Path(path).is_file() or Path(path).stat().st_size == 0:
         raise InvalidVideo(f"The {what} is empty. Upload {SUPPORTED_VIDEO}.")
-    header = read_header(untrusted_video_input(path))
+    header = read_header(untrusted_video_input(path), InvalidVideo)
     stream = _VIDEO_STREAM.search(header)
     if stream is None:
         lines = clean_lines(header.splitlines(), [ffmpeg_input(path), path])

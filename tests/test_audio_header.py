@@ -14,7 +14,9 @@ import pytest
 
 import render.audio
 from render import InvalidAudio, prepare_audio
-from render.audio import HeaderedStderr
+from render.audio import HeaderedStderr, read_header
+from render.errors import InvalidVideo
+from render.video import untrusted_video_input
 from tests.helpers.media import make_audio
 
 
@@ -81,7 +83,7 @@ def test_a_header_that_never_comes_is_refused(monkeypatch):
     read, write = os.pipe()  # ffmpeg still probing: nothing said, nothing closed
     try:
         stderr = HeaderedStderr(os.fdopen(read, "rb"))
-        with pytest.raises(InvalidAudio, match="header could not be read within 0.2 seconds"):
+        with pytest.raises(InvalidAudio, match="header within 0.2 seconds"):
             stderr.header()
     finally:
         os.close(write)
@@ -93,3 +95,14 @@ def test_a_run_that_ends_early_has_an_empty_header_and_its_errors():
     assert stderr.header() == ""
     error = InvalidAudio.from_ffmpeg(stderr.lines())
     assert "(ffmpeg: Invalid data found)" in error.message
+
+
+@pytest.mark.parametrize("error", [InvalidAudio, InvalidVideo])
+def test_a_separate_header_read_that_hangs_is_refused_with_the_inputs_error(
+    tmp_path: Path, monkeypatch, error
+):
+    monkeypatch.setattr(render.audio, "HEADER_SECONDS", 0.5)
+    fifo = tmp_path / "never.mp4"
+    os.mkfifo(fifo)  # nobody writes: ffmpeg waits on opening it
+    with pytest.raises(error, match="could not read the file's header within 0.5 seconds"):
+        read_header(untrusted_video_input(fifo), error)
