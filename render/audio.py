@@ -234,12 +234,17 @@ def read_header(input_args: list[str],
 #: ffmpeg's log level for a run whose input header is read from its own stderr
 #: (`HeaderedStderr`): info, each line tagged with its level.
 LEVELED_LOG = ("-loglevel", "level+info")
-#: "[in#0 @ 0x55d…] [error] text" or "[info] text": the context, the level, the text.
-_LEVELED_LINE = re.compile(r"^(\[[^\]]*@ 0x[0-9a-f]+\] )?\[(\w+)\] ?(.*)$")
+#: "[in#0 @ 0x55d…] [dec:mp3 @ 0x55e…] [error] text" or "[info] text": the contexts
+#: (none to two), the level, the text. A line without them continues the line before
+#: (a tag's value of several lines), at its level.
+_LEVELED_LINE = re.compile(r"^((?:\[[^\]]*@ 0x[0-9a-f]+\] ){0,2})\[(\w+)\] ?(.*)$")
 #: The levels ``-v error`` prints, which the tail keeps.
 _ERROR_LEVELS = frozenset({"error", "fatal", "panic"})
-#: The header lines that matter (the length, the streams): nothing a tag's value can fake.
+#: The header lines that matter: the length and the streams.
 _HEADER_LINE = re.compile(r"^\s*(Duration: |Stream #)")
+_AUDIO_LINE = re.compile(r"Stream #.*: Audio: ")
+#: Opens a block of tags, whose keys and values a file chooses: nothing in it counts.
+_METADATA = "Metadata:"
 #: The first line after the input's header.
 _AFTER_HEADER = ("Stream mapping:", "Output #0")
 #: The most header lines kept (a file may list thousands of streams).
@@ -253,24 +258,50 @@ class HeaderedStderr(StderrTail):
 
     So one run both checks an upload's header and decodes it. Each run of the bundled
     ffmpeg costs about 12 ms of CPU before it reads a byte (it is one large static
-    binary), which was a third of a short job's work.
+    binary), which was a third of a short job's work. The caller stops the run as
+    soon as the header fails its checks; by then ffmpeg may have decoded a little,
+    never more than its ``-t`` cap.
+
+    Only the header's own lines count: not a tag's key or value (they are indented
+    under a ``Metadata:`` line, or continue one on lines of their own), so a file
+    cannot name a stream it does not have.
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._header: list[str] = []
+        self._audio_kept = False
+        #: The indent of the ``Metadata:`` line whose tags are being printed, if any.
+        self._tags_at: int | None = None
+        self._level = "error"
         self._header_read = threading.Event()
         super().__init__(stream)
 
     def _take(self, line: str) -> None:
         match = _LEVELED_LINE.match(line)
-        context, level, text = match.groups() if match else (None, "error", line)
+        if match is None:  # the rest of the line before (a tag's value): its level
+            context, level, text, continued = "", self._level, line, True
+        else:
+            (context, level, text), continued = match.groups(), False
+        self._level = level
         if level == "info" and not self._header_read.is_set():
-            if text.startswith(_AFTER_HEADER):
-                self._header_read.set()
-            elif _HEADER_LINE.match(text) and len(self._header) < MAX_HEADER_LINES:
-                self._header.append(text)
+            self._header_line(text, continued)
         elif level in _ERROR_LEVELS:
-            self._lines.append(f"{context or ''}{text}")
+            self._lines.append(f"{context}{text}")
+
+    def _header_line(self, text: str, continued: bool) -> None:
+        if text.startswith(_AFTER_HEADER):
+            self._header_read.set()
+            return
+        indent = len(text) - len(text.lstrip())
+        if self._tags_at is not None and (continued or indent > self._tags_at):
+            return  # a tag
+        self._tags_at = indent if text.strip() == _METADATA else None
+        if self._tags_at is None and _HEADER_LINE.match(text):
+            audio = not self._audio_kept and _AUDIO_LINE.search(text) is not None
+            # the first audio stream is kept however many lines came before it
+            if audio or len(self._header) < MAX_HEADER_LINES:
+                self._header.append(text)
+                self._audio_kept = self._audio_kept or audio
 
     def _closed(self) -> None:
         self._header_read.set()  # ffmpeg ended before its output began: what it had said

@@ -15,7 +15,7 @@ import pytest
 import render.audio
 from render import InvalidAudio, prepare_audio
 from render.audio import HeaderedStderr, read_header
-from render.errors import InvalidVideo
+from render.errors import InvalidVideo, blames_input
 from render.video import untrusted_video_input
 from tests.helpers.media import make_audio
 
@@ -106,3 +106,46 @@ def test_a_separate_header_read_that_hangs_is_refused_with_the_inputs_error(
     os.mkfifo(fifo)  # nobody writes: ffmpeg waits on opening it
     with pytest.raises(error, match="could not read the file's header within 0.5 seconds"):
         read_header(untrusted_video_input(fifo), error)
+
+
+def test_the_first_audio_stream_is_checked_however_many_streams_come_before_it():
+    others = "".join(f"[info]   Stream #0:{i}: Data: none\n" for i in range(200))
+    stderr = headered(f"[info]   Duration: 00:00:01.00, bitrate: 1 kb/s\n{others}"
+                      "[info]   Stream #0:200: Audio: pcm_s16le, 44100 Hz, 32 channels\n"
+                      "[info]   Stream #0:201: Audio: pcm_s16le, 44100 Hz, mono\n"
+                      "[info] Stream mapping:\n")
+    with pytest.raises(InvalidAudio, match="32 channels"):
+        stderr.header()
+
+
+def test_tags_cannot_name_a_stream_or_an_error(tmp_path: Path):
+    # a 16-channel file whose tag key reads as a stereo stream, and whose comment's
+    # second line reads as an error: the real stream is the one checked
+    audio = make_audio(
+        tmp_path / "tagged.mov", "sine=frequency=300:duration=1", "-ac", "16",
+        "-c:a", "pcm_s16le", "-movflags", "use_metadata_tags",
+        "-metadata", "Stream #0:0: Audio: mp3, 44100 Hz, stereo=x",
+        "-metadata", "comment=first\n[error] Invalid data found when processing input",
+    )
+    with pytest.raises(InvalidAudio, match="16 channels"):
+        prepare_audio(audio, tmp_path / "out.wav")
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_continued_lines_keep_their_level_and_two_contexts_are_taken_off():
+    stderr = headered(
+        "[info]   Metadata:\n"
+        "[info]     comment         : first\n"
+        "                    : Stream #0:0: Audio: mp3, 44100 Hz, stereo\n"
+        "                    : Error while decoding stream: Invalid data found\n"
+        "[info]   Stream #0:0: Audio: pcm_s16le, 44100 Hz, mono, s16\n"
+        "[info] Stream mapping:\n"
+        "[aist#0:0/mp3 @ 0x55d1] [dec:mp3float @ 0x55d2] [error] Header missing\n"
+        "[fatal] Conversion failed!\n"
+    )
+    assert stderr.header() == "  Stream #0:0: Audio: pcm_s16le, 44100 Hz, mono, s16"
+    assert stderr.lines() == [
+        "[aist#0:0/mp3 @ 0x55d1] [dec:mp3float @ 0x55d2] Header missing",
+        "Conversion failed!",
+    ]
+    assert not blames_input(stderr.lines())  # nothing a tag said
