@@ -10,7 +10,9 @@ pipe can fill up and stall ffmpeg, and a long file never sits in a pipe buffer.
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
+import os
 import re
 import shutil
 import signal
@@ -57,6 +59,7 @@ def _setpriv() -> str | None:
     found = shutil.which("setpriv") if sys.platform == "linux" else None
     if found is None:
         return None
+    found = os.path.abspath(found)
     try:
         answer = subprocess.run(  # noqa: S603
             [found, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", "exit 0"],
@@ -74,6 +77,8 @@ def start_ffmpeg(command: list[str], *, stdin: int, stdout: int) -> subprocess.P
     where there is one, else from Python between fork and exec)."""
     extra: dict[str, Any] = {}
     if (setpriv := _setpriv()) is not None:
+        if not os.access(command[0], os.X_OK):  # as Popen would say, not setpriv's exit 126
+            raise PermissionError(errno.EACCES, "ffmpeg cannot be executed", command[0])
         command = [setpriv, "--pdeathsig", "KILL", "--", *command]
     elif sys.platform == "linux":
         extra["preexec_fn"] = _die_with_parent

@@ -149,3 +149,11 @@ def test_continued_lines_keep_their_level_and_two_contexts_are_taken_off():
         "Conversion failed!",
     ]
     assert not blames_input(stderr.lines())  # nothing a tag said
+
+
+def test_an_ffmpeg_that_cannot_be_executed_fails_as_popen_would(tmp_path: Path):
+    binary = tmp_path / "ffmpeg"
+    binary.write_bytes(b"")  # not executable
+    with pytest.raises(PermissionError):
+        render.audio.start_ffmpeg([str(binary), "-version"], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL)
