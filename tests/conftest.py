@@ -10,19 +10,6 @@ import redis
 
 import devstack as stack_mod
 
-#: The test files with the most seconds of their own (``--durations=0`` on 2 cores:
-#: 250, 160, 140 and 130 s), collected first. `dev.py test` hands pytest-xdist a file
-#: per process at a time in this order (``--no-loadscope-reorder``): one of them
-#: started last would run alone at the end.
-SLOWEST_FILES_FIRST = ("test_leases.py", "test_faults.py", "test_split_faults.py",
-                       "test_long_audio.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: place for place, name in enumerate(SLOWEST_FILES_FIRST)}
-    # stable: every other file keeps its place, and each file's tests their order
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
 
 @pytest.fixture(scope="session", autouse=True)
 def every_job_renders() -> Iterator[None]:
