@@ -201,9 +201,11 @@ def header_duration(path: Path) -> float | None:
     refuses, as InvalidAudio, a stream no podcast has and only a decompression
     bomb needs: more than MAX_CHANNELS channels, or a rate outside 8..192 kHz.
     """
-    header = read_header(untrusted_input(path))
-    check_stream(header)
-    return header_seconds(header)
+    lines = HeaderLines()  # the header's own lines, as a prepare reads them
+    for line in read_header([*LEVELED_LOG, *untrusted_input(path)]).splitlines():
+        lines.take(line)
+    check_stream(lines.text)
+    return header_seconds(lines.text)
 
 
 #: The longest wait for ffmpeg to have read an input's header, seconds.
@@ -256,46 +258,47 @@ _AFTER_HEADER = ("Stream mapping:", "Output #0")
 MAX_HEADER_LINES = 64
 
 
-class HeaderedStderr(StderrTail):
-    """The stderr of an ffmpeg run started with `LEVELED_LOG`: the input's header as
-    soon as ffmpeg has printed it, and a tail of its errors alone (what ``-v error``
-    prints), for the same messages as any other run.
-
-    So one run both checks an upload's header and decodes it. Each run of the bundled
-    ffmpeg costs about 12 ms of CPU before it reads a byte (it is one large static
-    binary), which was a third of a short job's work. The caller stops the run as
-    soon as the header fails its checks; by then ffmpeg may have decoded a little,
-    never more than its ``-t`` cap.
+class HeaderLines:
+    """Sorts the stderr lines of an ffmpeg run started with `LEVELED_LOG`: the
+    input's header until it ends (only its own ``Duration:`` and ``Stream #`` lines),
+    and the errors (what ``-v error`` prints).
 
     Only the header's own lines count: not a tag's key or value (they are indented
     under a ``Metadata:`` line, or continue one on lines of their own), so a file
     cannot name a stream it does not have.
     """
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._header: list[str] = []
+    def __init__(self) -> None:
+        self.kept: list[str] = []
+        #: The header has ended (its stream mapping or output began).
+        self.ended = False
         self._audio_kept = False
         #: The indent of the ``Metadata:`` line whose tags are being printed, if any.
         self._tags_at: int | None = None
         self._level = "error"
-        self._header_read = threading.Event()
-        super().__init__(stream)
 
-    def _take(self, line: str) -> None:
+    @property
+    def text(self) -> str:
+        return "\n".join(self.kept)
+
+    def take(self, line: str) -> str | None:
+        """Keep ``line`` if it is the header's; an error line is returned, without its
+        level tag (its contexts kept, as ``-v error`` prints them)."""
         match = _LEVELED_LINE.match(line)
         if match is None:  # the rest of the line before (a tag's value): its level
             context, level, text, continued = "", self._level, line, True
         else:
             (context, level, text), continued = match.groups(), False
         self._level = level
-        if level == "info" and not self._header_read.is_set():
+        if level == "info" and not self.ended:
             self._header_line(text, continued)
         elif level in _ERROR_LEVELS:
-            self._lines.append(f"{context}{text}")
+            return f"{context}{text}"
+        return None
 
     def _header_line(self, text: str, continued: bool) -> None:
         if text.startswith(_AFTER_HEADER):
-            self._header_read.set()
+            self.ended = True
             return
         indent = len(text) - len(text.lstrip())
         if self._tags_at is not None and (continued or indent > self._tags_at):
@@ -304,9 +307,34 @@ class HeaderedStderr(StderrTail):
         if self._tags_at is None and _HEADER_LINE.match(text):
             audio = not self._audio_kept and _AUDIO_LINE.search(text) is not None
             # the first audio stream is kept however many lines came before it
-            if audio or len(self._header) < MAX_HEADER_LINES:
-                self._header.append(text)
+            if audio or len(self.kept) < MAX_HEADER_LINES:
+                self.kept.append(text)
                 self._audio_kept = self._audio_kept or audio
+
+
+class HeaderedStderr(StderrTail):
+    """The stderr of an ffmpeg run started with `LEVELED_LOG`: the input's header
+    (`HeaderLines`) as soon as ffmpeg has printed it, and a tail of its errors alone,
+    for the same messages as any other run.
+
+    So one run both checks an upload's header and decodes it. Each run of the bundled
+    ffmpeg costs about 12 ms of CPU before it reads a byte (it is one large static
+    binary), which was a third of a short job's work. The caller stops the run as
+    soon as the header fails its checks; by then ffmpeg may have decoded a little,
+    never more than its ``-t`` cap.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._header = HeaderLines()
+        self._header_read = threading.Event()
+        super().__init__(stream)
+
+    def _take(self, line: str) -> None:
+        error = self._header.take(line)
+        if error is not None:
+            self._lines.append(error)
+        if self._header.ended:
+            self._header_read.set()
 
     def _closed(self) -> None:
         self._header_read.set()  # ffmpeg ended before its output began: what it had said
@@ -316,7 +344,7 @@ class HeaderedStderr(StderrTail):
         read it or exited, after checking its first audio stream (`check_stream`)."""
         if not self._header_read.wait(HEADER_SECONDS):
             raise InvalidAudio(header_too_slow())
-        header = "\n".join(self._header)
+        header = self._header.text
         check_stream(header)
         return header
 

@@ -14,7 +14,7 @@ import pytest
 
 import render.audio
 from render import InvalidAudio, prepare_audio
-from render.audio import HeaderedStderr, read_header
+from render.audio import HeaderedStderr, header_duration, read_header
 from render.errors import InvalidVideo, blames_input
 from render.video import untrusted_video_input
 from tests.helpers.media import make_audio
@@ -129,6 +129,8 @@ def test_tags_cannot_name_a_stream_or_an_error(tmp_path: Path):
     )
     with pytest.raises(InvalidAudio, match="16 channels"):
         prepare_audio(audio, tmp_path / "out.wav")
+    with pytest.raises(InvalidAudio, match="16 channels"):  # a render's separate read
+        header_duration(audio)
     assert not (tmp_path / "out.wav").exists()
 
 
