@@ -89,10 +89,10 @@ def main(argv: list[str]) -> int:
         # they started.
         if command == "test" and not any(arg == "-n" or arg.startswith(("-n", "--numprocesses"))
                                          for arg in rest):
-            # Two pytest processes, a test file each at a time: most of the suite waits on
-            # real services (leases expiring, workers restarting), so two files overlap well
+            # Three pytest processes, a test file each at a time: most of the suite waits
+            # on real services (leases expiring, workers restarting), so files overlap well
             # even on two cores. `python3 dev.py test -n 0` runs it in one process.
-            rest = ["-n", "2", "--dist", "loadfile", *rest]
+            rest = ["-n", "3", "--dist", "loadfile", *rest]
         os.chdir(ROOT)
         os.execv(PYTHON, [str(PYTHON), "-m", module, *rest])  # noqa: S606
     print(__doc__)
