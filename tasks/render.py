@@ -7,7 +7,9 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -95,6 +97,7 @@ def run_job(
     measured: Callable[[float], None] = lambda seconds: None,
     cached: Callable[[Path], dict[str, Any] | None] = lambda audio: None,
     split_up: SplitUp | None = None,
+    prefetched: Prefetch | None = None,
 ) -> dict[str, Any]:
     """Do one job end to end and return its ``result``; raise `JobFailed` on failure.
 
@@ -106,6 +109,7 @@ def run_job(
     Temporary files live in one directory that is removed however this ends.
     ``should_stop`` (the job was canceled) is checked between steps and frames.
     ``cached``: the render cache's result for a fetched ``audio_url`` (`tasks.cache`).
+    ``prefetched``: ``audio_key``'s download, begun before the job was started.
     """
     try:
         spec = RenderSpec.model_validate(options)
@@ -121,6 +125,8 @@ def run_job(
             if (reused := cached(source)) is not None:  # copied from an earlier job
                 report(FINALIZE_AT, STAGE_FINALIZING)
                 return reused
+        elif prefetched is not None:
+            prefetched.into(source)
         else:
             download(store.presigned_url(audio_key, AUDIO_URL_TTL), source, max_bytes=max_bytes)
         # a preview has no intro or outro: their videos are not fetched for it
@@ -222,6 +228,61 @@ def fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:
     """An object of the store, through its signed link, to ``dest``."""
     download(store.presigned_url(key, AUDIO_URL_TTL), dest, max_bytes=max_bytes)
     return dest
+
+
+def _io() -> ThreadPoolExecutor:
+    """This process's thread for fetches begun ahead of a job's start (created after
+    the pool's fork; one thread, so its storage session is kept from job to job)."""
+    global _io_pool
+    if _io_pool is None or _io_pool[0] != os.getpid():
+        _io_pool = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="prefetch"))
+    return _io_pool[1]
+
+
+_io_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+class Prefetch:
+    """An upload's download, begun on a thread of its own while the API is asked
+    whether the job may start: the two round trips overlap instead of adding up.
+
+    Only our own storage's objects are fetched ahead; a client's ``audioUrl`` is
+    fetched once the job has started (nothing goes to a client's server for a job
+    that does not run). Its directory is named like a job's workdir, so a process
+    that dies mid-fetch leaves nothing that `sweep_stale_workdirs` does not remove.
+    """
+
+    def __init__(self, store: ObjectStore, key: str, max_bytes: int):
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+        self._future: Future[int] = _io().submit(
+            download, store.presigned_url(key, AUDIO_URL_TTL), self._dir / "input",
+            max_bytes=max_bytes)
+
+    def into(self, dest: Path) -> None:
+        """Wait for the download and move it to ``dest``; its error if it failed."""
+        try:
+            self._future.result()
+            os.replace(self._dir / "input", dest)
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def discard(self) -> None:
+        """Not used (the job does not run here, or failed first): the file goes once
+        the download ends; nothing if `into` has taken it."""
+        self._future.add_done_callback(lambda _: shutil.rmtree(self._dir, ignore_errors=True))
+
+
+@contextmanager
+def prefetch(app: SoundreelCelery, key: str | None) -> Iterator[Prefetch | None]:
+    """`Prefetch` of ``key`` (None: nothing to fetch ahead) for the ``with`` block."""
+    if not key:
+        yield None
+        return
+    fetching = Prefetch(app.object_store, key, app.settings.max_upload_bytes)
+    try:
+        yield fetching
+    finally:
+        fetching.discard()
 
 
 def fetch_assets(store: ObjectStore, spec: RenderSpec, workdir: Path, max_bytes: int,
@@ -357,7 +418,9 @@ def register(app: SoundreelCelery) -> None:
         # Proposed by the worker, and kept across a retry: if the API took the start
         # but its answer was lost, asking again with the same id is not a new attempt.
         attempt = attempt or uuid.uuid4().hex
-        with ProgressReporter(app.api, job_id) as progress:
+        # our own upload is fetched while the API is asked (a client's URL only after)
+        with prefetch(app, audio_key if not audio_url else None) as prefetched, \
+                ProgressReporter(app.api, job_id) as progress:
             answer = start_or_wait(self, progress, me, attempt)
             if not answer.go:
                 # canceled, given up, ended, or held by a live attempt elsewhere
@@ -385,6 +448,7 @@ def register(app: SoundreelCelery) -> None:
                     measured=progress.measured,
                     cached=partial(cached_result, app.api, job_id, answer.attempt, kind, options),
                     split_up=Planner(app, job_id, progress, audio_key),
+                    prefetched=prefetched,
                 )
             except JobSplit:
                 log.info("job %s: split; its windows and join end it", job_id)

@@ -1,16 +1,21 @@
-"""Task plumbing that needs no broker: failure payloads, per-kind time limits, and the
-order of a render's last reports."""
+"""Task plumbing that needs no broker: failure payloads, per-kind time limits, the
+order of a render's last reports, and the upload fetched while the start is asked."""
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 import tasks.render
+from devstack import one_second_wav
 from jobs.constants import (
     STAGE_ANALYZING,
     STAGE_DOWNLOADING,
@@ -107,7 +112,7 @@ def test_the_task_hands_off_its_last_stage_without_waiting_for_a_patch_and_the_c
         return {"videoKey": "renders/j1/output.mp4"}
 
     monkeypatch.setattr(tasks.render, "run_job", run_job)
-    app.__dict__["object_store"] = None
+    app.__dict__["object_store"] = Storage("http://127.0.0.1:1")  # fetched ahead, never read
     payload = app.tasks[RENDER_TASK].apply(kwargs={
         "job_id": "j1", "kind": "render", "audio_key": "uploads/a.mp3",
         "output_key": "renders/j1/output.mp4", "options": {}}).get()
@@ -147,3 +152,106 @@ def test_each_app_registers_its_own_tasks():
     for number, app in enumerate(apps):
         app.tasks[REAP_TASK].apply().get()
         assert reaped[-1] == number  # its own API client, not the other app's
+
+
+class Storage:
+    """Our own storage as a task sees it: signed links to a server, stored outputs kept."""
+
+    def __init__(self, base: str):
+        self.base, self.stored = base, {}
+
+    def presigned_url(self, key: str, ttl: int) -> str:
+        return f"{self.base}/{key}"
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        self.stored[key] = path.read_bytes()
+
+
+@pytest.fixture
+def audio_server(tmp_path: Path) -> Iterator[tuple[str, threading.Event]]:
+    """Serves one second of audio at any path; the event is set once asked for it."""
+    audio = one_second_wav(tmp_path / "one.wav").read_bytes()
+    asked = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            asked.set()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(audio)))
+            self.end_headers()
+            self.wfile.write(audio)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class StartAfterDownload(OrderedApi):
+    """An API whose answer to the start comes only once the upload is being fetched:
+    a task that fetched only after the answer would never start."""
+
+    def __init__(self, asked: threading.Event, go: bool = True, patience: float = 10) -> None:
+        super().__init__()
+        self.asked, self.go, self.patience = asked, go, patience
+
+    def start_attempt(self, job_id: str, worker: str, attempt: str,
+                      segment: int | None = None, phase: str | None = None) -> Start:
+        fetched_first = self.asked.wait(timeout=self.patience)
+        self.calls.append(("start", "after the fetch began" if fetched_first else "first"))
+        return Start("running", attempt) if self.go else Start("canceled", None)
+
+
+def prepare_task(api: OrderedApi, storage: Storage):  # noqa: ANN201
+    app = create_celery(settings_for({"REDIS_URL": "redis://127.0.0.1:1/0"}))
+    app.__dict__["api"], app.__dict__["object_store"] = api, storage
+    return app.tasks[RENDER_TASK]
+
+
+def test_the_upload_is_fetched_while_the_api_is_asked_to_start_the_job(
+    audio_server: tuple[str, threading.Event], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    base, asked = audio_server
+    api, storage = StartAfterDownload(asked), Storage(base)
+    payload = prepare_task(api, storage).apply(kwargs={
+        "job_id": "j1", "kind": "prepare", "audio_key": "uploads/a.wav",
+        "output_key": "prepared/j1/audio.wav", "options": {}}).get()
+    assert api.calls[0] == ("start", "after the fetch began")
+    assert payload["status"] == "complete" and payload["result"]["duration"] == 1.0
+    # the fetched file is the one prepared: its audio is stored, nothing is left behind
+    assert storage.stored["prepared/j1/audio.wav"][:4] == b"RIFF"
+    assert list(tmp_path.glob("soundreel-*")) == []
+
+
+def test_an_upload_fetched_for_a_job_that_does_not_start_is_removed(
+    audio_server: tuple[str, threading.Event], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    base, asked = audio_server
+    api = StartAfterDownload(asked, go=False)
+    prepare_task(api, Storage(base)).apply(kwargs={
+        "job_id": "j1", "kind": "prepare", "audio_key": "uploads/a.wav",
+        "output_key": "prepared/j1/audio.wav", "options": {}})
+    assert api.calls == [("start", "after the fetch began")]
+    deadline = time.monotonic() + 10
+    while list(tmp_path.glob("soundreel-*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert list(tmp_path.glob("soundreel-*")) == []
+
+
+def test_a_clients_audio_url_is_not_fetched_before_the_job_starts(
+    audio_server: tuple[str, threading.Event],
+):
+    base, asked = audio_server
+    api = StartAfterDownload(asked, go=False, patience=1)
+    prepare_task(api, Storage(base)).apply(kwargs={
+        "job_id": "j1", "kind": "prepare", "audio_key": "", "audio_url": f"{base}/a.wav",
+        "output_key": "prepared/j1/audio.wav", "options": {}})
+    assert api.calls == [("start", "first")] and not asked.is_set()
