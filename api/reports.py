@@ -137,7 +137,8 @@ class Reports:
         logs.job_id.set(report.job_id)
         if report.status == COMPLETE:
             result = self._checked_result(report.job_id, report.result or {})
-            event = Event.completed(result, report.attempt)
+            # the stage times, as the hand-off carries them: the callback may land first
+            event = Event.completed(result, report.attempt, report.stages)
         else:
             assert report.error is not None
             event = Event.failed(report.error.code, report.error.message, report.attempt)

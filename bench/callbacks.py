@@ -5,8 +5,8 @@ loopback as the Procfile runs it (private redis-server, the API under gunicorn, 
 Celery worker for renders and previews and one for the callbacks queue), submits
 ``--jobs`` one-second ``prepare`` jobs one after another, each on an idle stack
 (the next is submitted when the last has completed), and reads each record: the
-task's end is when its worker handed the outcome off (``handoff.at``, just before
-the task returned) and ``complete`` is the record's
+task's end is when it reached ``finalizing`` (``stageAt``, as it returned; its
+hand-off goes meanwhile, on a thread of its own) and ``complete`` is the record's
 ``updatedAt``. Between them: the task's return, Celery's ``link`` message to the
 callbacks queue, the ``report_result`` task, and its POST to the completion webhook.
 
@@ -31,7 +31,12 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import devstack as st  # noqa: E402
-from jobs.constants import COMPLETE, TERMINAL_STATES, job_redis_key  # noqa: E402
+from jobs.constants import (  # noqa: E402
+    COMPLETE,
+    STAGE_FINALIZING,
+    TERMINAL_STATES,
+    job_redis_key,
+)
 from jobs.store import Job, epoch_of  # noqa: E402
 
 
@@ -74,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.01)
         drained = time.monotonic() - started
         jobs = [Job.from_json(raw) for raw in store.mget([job_redis_key(i) for i in ids])]
-        done = [job for job in jobs if job.status == COMPLETE and job.handoff]
-        hops = [epoch_of(job.updated_at) - epoch_of(job.handoff["at"]) for job in done]
+        done = [job for job in jobs if job.status == COMPLETE]
+        hops = [epoch_of(job.updated_at) - epoch_of(job.stage_at[STAGE_FINALIZING])
+                for job in done]
         # the baseline: the same completion POST, for jobs already complete (ignored)
         worker = running.worker_client()
         posts = []

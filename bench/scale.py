@@ -51,7 +51,7 @@ import redis  # noqa: E402
 
 import devstack as st  # noqa: E402
 from bench import bare_celery as bare  # noqa: E402
-from jobs.constants import COMPLETE, TERMINAL_STATES, job_redis_key  # noqa: E402
+from jobs.constants import COMPLETE, STAGE_FINALIZING, TERMINAL_STATES, job_redis_key  # noqa: E402
 from jobs.store import Job, epoch_of  # noqa: E402
 
 #: Per-job overhead over bare Celery at p50, seconds.
@@ -81,7 +81,7 @@ def mark(ok: bool) -> str:
 @dataclass(frozen=True)
 class Span:
     """One job's times (epoch seconds): submitted, its task started, its task ended
-    (soundreel: the hand-off), and complete."""
+    (soundreel: when it reached `finalizing`, as it returned), and complete."""
 
     submitted: float
     started: float
@@ -250,9 +250,11 @@ def overhead(args: argparse.Namespace) -> None:
             while True:
                 job = Job.from_json(store.get(job_redis_key(job_id)))
                 if job.status in TERMINAL_STATES:
-                    assert job.status == COMPLETE and job.started_at and job.handoff, job
-                    # the task's span: from its start (the attempt) to its hand-off
-                    return Span(t0, epoch_of(job.started_at), epoch_of(job.handoff["at"]),
+                    assert job.status == COMPLETE and job.started_at, job
+                    # the task's span: from its start (the attempt) to its return
+                    # (`finalizing`; its hand-off goes meanwhile, on a thread of its own)
+                    return Span(t0, epoch_of(job.started_at),
+                                epoch_of(job.stage_at[STAGE_FINALIZING]),
                                 epoch_of(job.updated_at))
                 time.sleep(0.002)
 

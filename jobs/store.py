@@ -270,8 +270,11 @@ class Event:
                    audio_seconds=audio_seconds, stages=stages)
 
     @classmethod
-    def completed(cls, result: dict[str, Any], attempt_id: str | None = None) -> Event:
-        return cls("complete", result=result, attempt_id=attempt_id)
+    def completed(cls, result: dict[str, Any], attempt_id: str | None = None,
+                  stages: dict[str, float] | None = None) -> Event:
+        """The result callback's report; ``stages``: the attempt's stage times, which
+        its hand-off also carries (kept if the hand-off did not land first)."""
+        return cls("complete", result=result, attempt_id=attempt_id, stages=stages)
 
     @classmethod
     def reused(cls, result: dict[str, Any]) -> Event:
@@ -569,8 +572,10 @@ WINDOW_GIVE_UP = Change("error worker_lost (the window's)", _segment_give_up)
 GIVE_UP = Change("error worker_lost", _give_up)
 PROGRESS = Change("progress and stage (and the stage times it carries)",
                   lambda job, e, status, now: _progressed(job, e, now))
-RESULT = Change("progress 1, stage done, the result", lambda job, e, status, now: replace(
-    job, status=status, progress=1.0, stage=STAGE_DONE, result=e.result, updated_at=now))
+RESULT = Change("progress 1, stage done, the result (and the stage times it carries)",
+                lambda job, e, status, now: replace(
+    job, status=status, progress=1.0, stage=STAGE_DONE, result=e.result, updated_at=now,
+    stage_at={**job.stage_at, **_stage_times(job, e, now)}))
 ERROR = Change("the error", lambda job, e, status, now: replace(
     job, status=status, error=e.error, updated_at=now))
 HAND_OFF = Change("the outcome to report, and when; the last progress it carries",

@@ -19,6 +19,7 @@ import tasks.webhooks
 from config import logs
 from config.settings import Settings
 from storage.objects import ObjectStore, object_store
+from tasks import background
 from tasks.constants import (
     CALLBACK_QUEUE,
     DELIVER_WEBHOOK_TASK,
@@ -64,6 +65,13 @@ def _json_logs(loglevel: Any = None, **_: Any) -> None:
     """Workers and beat log JSON lines like the API (Celery leaves logging to us
     once this signal has a receiver)."""
     logs.setup(loglevel if isinstance(loglevel, str) else "INFO")
+
+
+@signals.worker_process_shutdown.connect(weak=False)
+def _send_what_is_pending(**_: Any) -> None:
+    """A pool process about to exit (replaced, or the worker stopping) first sends
+    the hand-offs its tasks left on their way (`tasks.background`)."""
+    background.drain()
 
 
 @signals.task_prerun.connect(weak=False)

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -46,6 +46,7 @@ from render import (
     write_peaks,
 )
 from storage.objects import ObjectStore
+from tasks import background
 from tasks.cache import cached_result
 from tasks.callbacks import time_limit_error
 from tasks.constants import RENDER_TASK
@@ -230,18 +231,6 @@ def fetch(store: ObjectStore, key: str, dest: Path, max_bytes: int) -> Path:
     return dest
 
 
-def _io() -> ThreadPoolExecutor:
-    """This process's thread for fetches begun ahead of a job's start (created after
-    the pool's fork; one thread, so its storage session is kept from job to job)."""
-    global _io_pool
-    if _io_pool is None or _io_pool[0] != os.getpid():
-        _io_pool = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="prefetch"))
-    return _io_pool[1]
-
-
-_io_pool: tuple[int, ThreadPoolExecutor] | None = None
-
-
 class Prefetch:
     """An upload's download, begun on a thread of its own while the API is asked
     whether the job may start: the two round trips overlap instead of adding up.
@@ -254,8 +243,8 @@ class Prefetch:
 
     def __init__(self, store: ObjectStore, key: str, max_bytes: int):
         self._dir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
-        self._future: Future[int] = _io().submit(
-            download, store.presigned_url(key, AUDIO_URL_TTL), self._dir / "input",
+        self._future: Future[int] = background.submit(
+            "prefetch", download, store.presigned_url(key, AUDIO_URL_TTL), self._dir / "input",
             max_bytes=max_bytes)
 
     def into(self, dest: Path) -> None:
@@ -459,14 +448,17 @@ def register(app: SoundreelCelery) -> None:
                 log.info("job %s: stopped, the API said this attempt is over", job_id)
                 raise Ignore() from None
             log.info("job %s: %s stored at %s", job_id, kind, output_key)
-            # The hand-off carries the last progress (stage `finalizing`) and every
+            # The outcome carries the last progress (stage `finalizing`) and every
             # stage's time, so nothing waits for a PATCH in flight: one landing after
-            # the hand-off is ignored, and no stage goes missing from the record.
+            # it is ignored, and no stage goes missing from the record.
             last = progress.settle(FINALIZE_AT, STAGE_FINALIZING)
             payload = {"jobId": job_id, "status": COMPLETE, "attempt": answer.attempt,
-                       "result": result}
-            # Handed off while the heartbeat still holds the lease: the API holds it on
-            # for HANDOFF_SECONDS, and the result callback (`link`, on the callbacks
-            # queue) reports the end with the payload this task returns.
-            app.api.hand_off({**payload, **last})
+                       "result": result, **last}
+            # The result callback (`link`, on the callbacks queue) reports the end with
+            # the payload this task returns. The hand-off goes meanwhile, on a thread
+            # of its own, instead of holding the task up: the lease (renewed by the
+            # heartbeat until now) is alive for LEASE_SECONDS yet, and once the hand-off
+            # lands the API holds it for HANDOFF_SECONDS, so a late callback finds the
+            # job still held. If the callback lands first, the late hand-off is ignored.
+            background.submit("handoff", app.api.hand_off, payload)
         return payload

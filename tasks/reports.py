@@ -257,19 +257,19 @@ class ApiClient:
             return None
 
     def _report(self, method: str, path: str, body: dict[str, Any],
-                newer: tuple[str, ...]) -> requests.Response:
+                newer: tuple[str, ...], timeout: float = PROGRESS_TIMEOUT) -> requests.Response:
         """A report that may carry ``newer`` fields. An API older than this worker
         (workers upgraded first) refuses them with 400: the report goes again without
         them, and this client sends them no more, so leases are still renewed and
         hand-offs taken (stage times are then the API's own, as before)."""
         if self._older_api:
             body = {k: v for k, v in body.items() if k not in newer}
-        response = self._request(method, path, body)
+        response = self._request(method, path, body, timeout)
         if response.status_code == 400 and any(k in body for k in newer):
             log.warning("the API refused a report's stage times: it is older than this "
                         "worker; reporting without them")
             self._older_api = True
-            return self._report(method, path, body, newer)
+            return self._report(method, path, body, newer, timeout)
         return response
 
     def _headers_now(self) -> dict[str, str]:
@@ -291,15 +291,14 @@ class ApiClient:
             raise ApiUnavailable(type(exc).__name__) from None
 
     def post_webhook(self, payload: dict[str, Any]) -> None:
+        """The job's end. The payload may carry the attempt's last progress and stage
+        times, as its hand-off does (the webhook may land first): an API older than
+        this worker takes it without them."""
         try:
-            response = self._session.post(
-                f"{self.base_url}/internal/webhooks/worker",
-                json=payload,
-                headers=self._headers_now(),
-                timeout=WEBHOOK_TIMEOUT,
-            )
-        except requests.RequestException as exc:
-            raise WebhookUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            response = self._report("POST", "/internal/webhooks/worker", payload,
+                                    HANDOFF_FIELDS, timeout=WEBHOOK_TIMEOUT)
+        except ApiUnavailable as exc:
+            raise WebhookUnavailable(str(exc)) from exc
         # 401/403: a token being rotated on one side first; retry until both agree
         if response.status_code in (401, 403, 429) or response.status_code >= 500:
             raise WebhookUnavailable(f"API answered {response.status_code}")

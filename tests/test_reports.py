@@ -302,6 +302,19 @@ def test_workers_upgraded_before_the_api_still_renew_leases_and_hand_off():
         ["attempt", "jobId", "result", "status"], ["attempt", "progress", "stage"]]
 
 
+def test_an_api_older_than_the_worker_takes_the_end_without_the_stage_times():
+    from tasks.reports import ApiClient
+
+    session = OlderApi()
+    api = ApiClient("http://api", "token" * 4, session=session)  # type: ignore[arg-type]
+    # the task's return value, which the result callback posts, carries its stage times
+    api.post_webhook({"jobId": "j1", "status": "complete", "attempt": "a1", "result": {},
+                      "progress": 0.99, "stage": "finalizing", "stages": {"finalizing": 2.0}})
+    assert [sorted(body) for body in session.bodies] == [
+        ["attempt", "jobId", "progress", "result", "stage", "stages", "status"],
+        ["attempt", "jobId", "result", "status"]]  # refused once, then taken without them
+
+
 def test_flush_sends_at_once_waits_for_the_last_value_and_the_heartbeat_goes_on():
     client = AnsweringClient(current=True)
     with ProgressReporter(client, "job", interval=60.0, heartbeat=0.1, quiet=60.0) as reporter:  # type: ignore[arg-type]

@@ -399,3 +399,22 @@ def test_the_hand_off_carries_the_last_progress_and_stage_times():
     # without a progress (a failure's hand-off) the record keeps its own
     failed = apply(running, Event.handed_off(A1, error={"code": "x", "message": "y"}))
     assert failed.progress == 0.05 and failed.stage == "analyzing"
+
+
+def test_a_result_callback_landing_before_the_hand_off_keeps_the_stage_times():
+    # the task hands off on a thread of its own as it returns: its callback can win
+    started = "2026-11-25T12:00:00.000Z"
+    running = make_job(status=RUNNING, progress=0.05, stage="analyzing", started_at=started,
+                       stage_at={"downloading": started, "analyzing": started})
+    stages = {"downloading": 0.0, "analyzing": 0.01, "uploading": 0.03, "finalizing": 0.04}
+    ended = apply(running, Event.completed({"videoKey": "renders/x/output.mp4"}, A1, stages),
+                  now="2026-11-25T12:00:00.050Z")
+    assert ended.status == COMPLETE and ended.progress == 1.0 and ended.stage == "done"
+    assert ended.stage_at == {"downloading": started, "analyzing": started,
+                              "uploading": "2026-11-25T12:00:00.030Z",
+                              "finalizing": "2026-11-25T12:00:00.040Z"}
+    assert lease_action(running, Event.completed({}, A1, stages)) == "drop"
+    # the hand-off landing afterwards changes nothing, and holds no lease
+    late = Event.handed_off(A1, result={"videoKey": "renders/x/output.mp4"}, progress=0.99,
+                            stage="finalizing", stages=stages)
+    assert apply(ended, late) is None and lease_action(ended, late) is None

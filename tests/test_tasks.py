@@ -22,6 +22,7 @@ from jobs.constants import (
     STAGE_FINALIZING,
     STAGE_UPLOADING,
 )
+from tasks import background
 from tasks.callbacks import failure_payload
 from tasks.celeryapp import create_celery
 from tasks.constants import (
@@ -116,6 +117,7 @@ def test_the_task_hands_off_its_last_stage_without_waiting_for_a_patch_and_the_c
     payload = app.tasks[RENDER_TASK].apply(kwargs={
         "job_id": "j1", "kind": "render", "audio_key": "uploads/a.mp3",
         "output_key": "renders/j1/output.mp4", "options": {}}).get()
+    background.drain()  # the hand-off goes on a thread of its own as the task returns
     # handed off while a PATCH was still in flight: nothing waited for it
     assert api.calls[1] == ("hand_off", "complete") and api.in_flight == [STAGE_ANALYZING]
     # the hand-off carries the last stage, and when each stage began
@@ -125,11 +127,9 @@ def test_the_task_hands_off_its_last_stage_without_waiting_for_a_patch_and_the_c
                                       STAGE_FINALIZING]
     assert ("progress", STAGE_FINALIZING) not in api.calls
     assert ("complete", None) not in api.calls  # the task itself reports no end
-    # the task's return value is what the result callback (its `link`) posts: the
-    # outcome alone, as an API of any version takes it
-    assert payload == {k: v for k, v in handed.items() if k not in ("progress", "stage",
-                                                                     "stages")}
-    assert payload["result"]["videoKey"]
+    # the task's return value is what the result callback (its `link`) posts: the same
+    # report, so the end keeps the stage times if it lands before the hand-off
+    assert payload == handed and payload["result"]["videoKey"]
     app.tasks[REPORT_RESULT_TASK].apply(args=[payload]).get()
     assert api.calls[-1] == ("complete", None)
 
@@ -255,3 +255,23 @@ def test_a_clients_audio_url_is_not_fetched_before_the_job_starts(
         "job_id": "j1", "kind": "prepare", "audio_key": "", "audio_url": f"{base}/a.wav",
         "output_key": "prepared/j1/audio.wav", "options": {}})
     assert api.calls == [("start", "first")] and not asked.is_set()
+
+
+def test_a_pool_process_sends_the_hand_offs_it_holds_before_it_exits():
+    from celery import signals
+
+    create_celery(settings_for({"REDIS_URL": "redis://127.0.0.1:1/0"}))  # its signals
+    sent: list[str] = []
+
+    def slow_hand_off(job_id: str) -> None:
+        time.sleep(0.3)
+        sent.append(job_id)
+
+    background.submit("handoff", slow_hand_off, "j1")
+    background.submit("handoff", slow_hand_off, "j2")
+    assert sent == []  # on their way: the task did not wait for them
+    # what billiard's child does as it exits (replaced, or the worker stopping)
+    signals.worker_process_shutdown.send(sender=None, pid=0, exitcode=0)
+    assert sent == ["j1", "j2"]
+    # a process goes on after a drain (a test, an embedding): the thread comes back
+    assert background.submit("handoff", lambda: "again").result(timeout=5) == "again"
