@@ -39,6 +39,9 @@ from render.errors import RenderError
 MAX_CAPTION_BYTES = 2 * 1024 * 1024
 #: More cues than any audiogram can show; refusing keeps a hostile file cheap.
 MAX_CUES = 20_000
+#: A cue without word times this short, repeating a word-timed cue before it, is
+#: rolling captions' blink of the finished line (YouTube's last 10 ms): not said again.
+SNAPSHOT_SECONDS = 0.1
 
 _FIX = "upload an SRT or WebVTT file"
 _JSON_FIX = (
@@ -104,8 +107,10 @@ def parse_captions(data: bytes | str, *, name: str = "captions") -> list[Cue]:
     text = _decode(data, name)
     if text.lstrip()[:1] in ("{", "["):
         return parse_transcript(text, name=name)
-    blocks = _blocks(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
-    vtt = bool(blocks) and _VTT_HEADER.fullmatch(blocks[0][0][1]) is not None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    first = next((line.rstrip() for line in lines if line.strip()), "")
+    vtt = _VTT_HEADER.fullmatch(first) is not None
+    blocks = _blocks(lines, vtt)
     example = "00:00:01.000 --> 00:00:04.000" if vtt else "00:00:01,000 --> 00:00:04,000"
     if vtt:
         header = blocks.pop(0)
@@ -115,6 +120,8 @@ def parse_captions(data: bytes | str, *, name: str = "captions") -> list[Cue]:
             blocks.insert(0, header[arrow:])
 
     cues: list[Cue] = []
+    before: list[str] = []  # the lines the cue before shows (rolling captions repeat them)
+    timed_before = False  # a cue so far has had inline times
     blocks.reverse()  # a stack, so a block holding two cues can push its second half back
     while blocks:
         block = blocks.pop()
@@ -139,6 +146,11 @@ def parse_captions(data: bytes | str, *, name: str = "captions") -> list[Cue]:
         if nested is not None:  # the next cue follows without a blank line between them
             blocks.append(body[nested:])
             body = body[:nested]
+        if vtt:
+            shown = _clean([text for _, text in body], vtt).split("\n")
+            body = _unrolled(body, before, timed_before and end - start < SNAPSHOT_SECONDS)
+            timed_before = timed_before or any(_INLINE_TIME.search(t) for _, t in body)
+            before = shown
         caption = _clean([text for _, text in body], vtt)
         words = _timed_words(body, start, end, name) if vtt else ()
         if words:
@@ -225,12 +237,15 @@ def _not_text(name: str) -> InvalidCaptions:
     return InvalidCaptions(f"{name} line 1: this is not a text file (binary data); {_FIX}")
 
 
-def _blocks(lines: list[str]) -> list[list[tuple[int, str]]]:
-    """Runs of non-blank lines as [(1-based line number, line)]: the unit of both formats."""
+def _blocks(lines: list[str], vtt: bool) -> list[list[tuple[int, str]]]:
+    """Runs of non-blank lines as [(1-based line number, line)]: the unit of both formats.
+
+    In WebVTT only an empty line ends a cue: a line of spaces is part of its text
+    (YouTube's automatic captions put one in every cue)."""
     blocks: list[list[tuple[int, str]]] = []
     block: list[tuple[int, str]] = []
     for number, line in enumerate(lines, start=1):
-        if line.strip():
+        if line.strip() or (vtt and block and line):
             block.append((number, line.rstrip()))
         elif block:
             blocks.append(block)
@@ -281,6 +296,30 @@ def _stamp_seconds(stamp: str, hours: str | None, minutes: str | None, seconds: 
         )
     whole = int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(seconds)
     return whole + int(fraction) / 10 ** len(fraction)
+
+
+def _unrolled(body: list[tuple[int, str]], before: list[str],
+              blink: bool) -> list[tuple[int, str]]:
+    """A cue of rolling captions without what it repeats of the cue ``before``.
+
+    YouTube's automatic captions roll: each cue shows the line before again, without
+    times, above its own line of timed words, and between two such cues a cue of a few
+    milliseconds shows the finished line alone. Drawn as written, every line would be
+    said twice. So leading lines without times that repeat the last lines of the cue
+    before are dropped, and so is a ``blink``: a cue without times, shorter than
+    SNAPSHOT_SECONDS after word-timed ones, that only repeats them. A file whose cues
+    carry no inline times is never touched: a chorus sung twice is two cues of the
+    same words, each kept.
+    """
+    timed = [i for i, (_, line) in enumerate(body) if _INLINE_TIME.search(line)]
+    lead = body[:timed[0]] if timed else body
+    repeated = _clean([line for _, line in lead], True).split("\n")
+    said = [line for line in before if line]
+    if not repeated[0] or repeated != said[len(said) - len(repeated):]:
+        return body  # nothing shown twice
+    if timed:
+        return body[timed[0]:]
+    return [] if blink else body
 
 
 def _clean(lines: list[str], vtt: bool) -> str:

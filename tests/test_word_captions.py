@@ -5,6 +5,7 @@ highlight colour, read back from the renderer's own pages and drawn frames.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -144,6 +145,65 @@ def test_vtt_inline_timestamps_time_each_word_until_the_next_or_the_cue_end() ->
         ("friend.", pytest.approx(2.8 + 1.2 * 3 / 11), 4.0),
     ]
     assert second.words == ()  # a cue without timestamps stays plain
+
+
+#: As YouTube writes its automatic captions: a line of one space in every cue (``~``
+#: here), each cue repeating the line before (untimed) above its own timed words, and a
+#: 10 ms cue between two showing the finished line alone.
+YOUTUBE = """WEBVTT
+Kind: captions
+Language: en
+
+00:00:00.160 --> 00:00:02.869 align:start position:0%
+~
+welcome<00:00:00.560><c> back</c><00:00:00.880><c> to</c><00:00:01.040><c> the</c>\
+<00:00:01.300><c> show</c>
+
+00:00:02.869 --> 00:00:02.879 align:start position:0%
+welcome back to the show
+~
+
+00:00:02.879 --> 00:00:05.269 align:start position:0%
+welcome back to the show
+today<00:00:03.120><c> we</c><00:00:03.280><c> talk</c><00:00:03.600><c> about</c>\
+<00:00:04.000><c> sound</c>
+
+00:00:05.269 --> 00:00:05.279 align:start position:0%
+today we talk about sound
+~
+
+00:00:05.279 --> 00:00:07.500 align:start position:0%
+today we talk about sound
+and<00:00:05.600><c> how</c><00:00:05.900><c> it</c><00:00:06.100><c> travels</c>
+""".replace("\n~\n", "\n \n")
+
+
+def test_youtubes_rolling_captions_are_read_with_every_word_said_once() -> None:
+    cues = parse_captions(YOUTUBE.replace("\n", "\r\n"), name="auto.vtt")
+    said = [word.text for cue in cues for word in cue.words]
+    assert said == "welcome back to the show today we talk about sound and how it travels".split()
+    assert [cue.text for cue in cues] == ["welcome back to the show",
+                                          "today we talk about sound", "and how it travels"]
+    # each word at its own time: the repeated line no longer takes the start of a cue
+    assert [(w.text, w.start) for w in cues[1].words[:2]] == [("today", 2.879), ("we", 3.12)]
+    assert all(a.end <= b.start for a, b in itertools.pairwise(cues))  # none shown twice
+
+
+def test_a_vtt_line_of_spaces_is_cue_text_and_repeats_without_word_times_are_kept() -> None:
+    # WebVTT ends a cue at an empty line only; a line of spaces is part of its text
+    spaced = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n   \nHello\n\n" \
+             "00:00:02.000 --> 00:00:03.000\nHello\n \n00:00:03.000 --> 00:00:04.000\nHello\n"
+    assert [(c.start, c.text) for c in parse_captions(spaced)] == [
+        (1.0, "Hello"), (2.0, "Hello"), (3.0, "Hello")]  # a chorus: each time kept
+    # word-timed cues that say the same words again are said again
+    chorus = ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nla <00:00:01.500>la\n\n"
+              "00:00:02.000 --> 00:00:03.000\nla la\nla <00:00:02.500>la\n\n"
+              "00:00:03.000 --> 00:00:04.000\nla la\n")
+    cues = parse_captions(chorus)
+    # the second cue's untimed first line repeats the first cue: rolled, dropped; the
+    # third, a whole second of its own and not a blink, is said again
+    assert [cue.text for cue in cues] == ["la la", "la la", "la la"]
+    assert [len(cue.words) for cue in cues] == [2, 2, 0]
 
 
 def test_whisperx_words_without_times_are_placed_between_their_neighbours() -> None:
