@@ -35,8 +35,8 @@ CLI = [str(BIN / "soundreel")] if (BIN / "soundreel").exists() else [sys.executa
                                                                      "client.cli"]
 #: Small and quick: the sample (20 s) at 320x240, 24 fps.
 SMALL = ["--size", "320x240", "--fps", "24"]
-#: Slow enough to interrupt: 1080p at 60 fps.
-SLOW = ["--size", "1920x1080", "--fps", "60"]
+#: Slow enough to interrupt: 720p at 60 fps.
+SLOW = ["--size", "1280x720", "--fps", "60"]
 JOB_ID = re.compile(r"\b[0-9a-f]{32}\b")
 
 

@@ -130,7 +130,7 @@ def test_a_render_longer_than_the_visibility_timeout_is_rendered_once(parts):
     # the broker hands the message out again 3 s after delivery, mid-render
     env = {**running.env, "BROKER_VISIBILITY_TIMEOUT": "3"}
     stack.enter_context(st.worker(env, tmp_path / "w1.log", name="w1"))
-    audio = upload(running, long_audio(tmp_path, 60))
+    audio = upload(running, long_audio(tmp_path, 30))  # a render of 20 s or more
     job_id = submit(running, {**SLOW, "audioKey": audio})["jobId"]
     done, _ = poll(running, job_id, timeout=300)
     assert done["status"] == "complete" and done["attempts"] == 1
@@ -139,7 +139,7 @@ def test_a_render_longer_than_the_visibility_timeout_is_rendered_once(parts):
     assert f"job {job_id} is running: this delivery does nothing" in log  # ...and refused
     assert log.count(f"job {job_id}: render of") == 1  # rendered once
     video = tmp_path / "storage" / f"renders/{job_id}/output.mp4"
-    assert abs(float(probe(video)["format"]["duration"]) - 60.0) < 0.1
+    assert abs(float(probe(video)["format"]["duration"]) - 30.0) < 0.1
 
 
 # --- between a task's end and its result callback ------------------------------------
