@@ -55,15 +55,21 @@ class Reports:
         self._worker_marked = -math.inf  # when this process last wrote WORKER_SEEN_REDIS_KEY
 
     def apply(self, job_id: str, event: Event) -> Report:
-        """Apply ``event``; a job it ends frees its places in the queue for its tenant's
-        next work (fair share), is counted, and its webhook sent at once; one that
-        completes after missing the render cache fills it."""
+        """Apply ``event``; a job it ends (or whose task hands off) frees its places in
+        the queue for its tenant's next work (fair share); a job it ends is counted and
+        its webhook sent at once; one that completes after missing the render cache
+        fills it."""
         report = self.stores.jobs.apply(job_id, event)
         if report.applied and report.job.terminal and report.job.webhook_url:
             self.deliveries.dispatch(job_id)
         if report.applied and report.job.terminal:
             self._count_end(report.job)
             self.cache.remember(report.job)
+        # A hand-off also frees the places: the job's work is over (its outputs stored, or
+        # it failed for good) and it never runs again, so its tenant's next work goes now,
+        # in the order the work ended, not a result callback's hop later (callbacks of two
+        # jobs may land in either order).
+        if report.applied and (report.job.terminal or event.kind == "hand_off"):
             try:
                 self.fair.ended(report.job)
             except Exception:  # noqa: BLE001 - the end stands; the reaper frees the places

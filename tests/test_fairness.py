@@ -21,6 +21,7 @@ from config.settings import SettingsError
 from jobs.constants import (
     PREVIEW_QUEUE,
     RENDER_QUEUE,
+    expected_result_keys,
     fair_inflight_redis_key,
     fair_pending_redis_key,
     join_task_id,
@@ -212,6 +213,32 @@ def test_one_job_of_a_tenant_starts_before_another_tenants_backlog(parts):
     between = [t for t in a_starts if submitted <= t < b_start]
     assert len(between) <= 2, f"{len(between)} of A's jobs started between B's submit and start"
     assert sum(t > b_start for t in a_starts) >= 20  # most of A's backlog was still waiting
+
+
+def test_a_tasks_hand_off_sends_its_tenants_next_job_before_the_callback_lands(parts):
+    """The hand-off (the work is over, the outputs stored) frees the job's place: the
+    tenant's next job goes to the broker then, in the order the work ended, not when
+    a result callback lands (two callbacks may land in either order)."""
+    stack, redis_url, tmp_path = parts
+    running = start_api(stack, tmp_path, redis_url, TENANT_MAX_INFLIGHT="1")
+    audio = upload_as(running, running.api_key, st.one_second_wav(tmp_path / "one.wav"))
+    first, second = (submit_as(running, running.api_key, {"kind": "prepare", "audioKey": audio})
+                     for _ in range(2))
+    broker = redis.Redis.from_url(redis_url)
+    assert broker.llen(PREVIEW_QUEUE) == 1 and second["queuePosition"] >= 1  # in line
+    worker, job_id = running.worker_client(), first["jobId"]
+    start = worker.post(running.url(f"/internal/jobs/{job_id}/start"), timeout=10,
+                        json={"worker": "w1@host/1", "attempt": "a" * 32}).json()
+    result = {**expected_result_keys("prepare", job_id, f"prepared/{job_id}/audio.wav"),
+              "format": "wav", "duration": 1.0, "sampleRate": 44100, "channels": 1}
+    handed = worker.post(running.url(f"/internal/jobs/{job_id}/handoff"), timeout=10, json={
+        "jobId": job_id, "status": "complete", "attempt": start["attempt"], "result": result})
+    assert handed.json()["applied"] and record(running, job_id).status == "running"
+    assert broker.llen(PREVIEW_QUEUE) == 2  # the second job was sent at the hand-off
+    # the callback's report ends the first job and sends nothing more
+    worker.post(running.url("/internal/webhooks/worker"), timeout=10, json={
+        "jobId": job_id, "status": "complete", "attempt": start["attempt"], "result": result})
+    assert record(running, job_id).status == "complete" and broker.llen(PREVIEW_QUEUE) == 2
 
 
 def test_two_tenants_backlogs_take_turns(parts):
