@@ -8,7 +8,6 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from tasks.constants import (
 )
 from tasks.errors import DownloadFailed, JobFailed
 from tasks.reports import Start
+from tests.helpers.e2e import AudioServer
 from tests.helpers.stacks import settings_for
 
 
@@ -170,27 +170,11 @@ class Storage:
 @pytest.fixture
 def audio_server(tmp_path: Path) -> Iterator[tuple[str, threading.Event]]:
     """Serves one second of audio at any path; the event is set once asked for it."""
-    audio = one_second_wav(tmp_path / "one.wav").read_bytes()
-    asked = threading.Event()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            asked.set()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(audio)))
-            self.end_headers()
-            self.wfile.write(audio)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = AudioServer(one_second_wav(tmp_path / "one.wav").read_bytes())
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.asked
     finally:
         server.shutdown()
-        server.server_close()
 
 
 class StartAfterDownload(OrderedApi):

@@ -97,14 +97,17 @@ def attempt_of(stack: Stack, job_id: str) -> str | None:
 
 
 class AudioServer:
-    """The sample's bytes over HTTP (a client's ``audioUrl``), counting the GETs."""
+    """The sample's bytes (or ``audio``) over HTTP at any path (a client's ``audioUrl``,
+    a store's signed link), counting the GETs; ``asked`` is set at the first."""
 
-    def __init__(self) -> None:
-        audio, served = SAMPLE.read_bytes(), self
+    def __init__(self, audio: bytes | None = None) -> None:
+        audio, served = SAMPLE.read_bytes() if audio is None else audio, self
+        self.asked = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 served.gets += 1
+                served.asked.set()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(audio)))
                 self.end_headers()
