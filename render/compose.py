@@ -86,6 +86,9 @@ from render.video import (
 STEP_TIMEOUT = 1800
 #: How often a running step asks whether the job was canceled, seconds.
 STOP_POLL_SECONDS = 0.25
+#: A bookend's decoder has this long to exit once its picture has ended (it has closed
+#: its output: only its last words to stderr are left), seconds.
+DECODER_EXIT_SECONDS = 60
 #: The soundtrack of a composed video: one rate and layout, so its parts concatenate.
 SOUND_RATE = 48000
 SOUND_LAYOUT = "stereo"
@@ -252,8 +255,15 @@ class UploadFrames:
         return self._last
 
     def _check(self) -> None:
-        """At the end of the picture: ffmpeg's verdict, as InvalidVideo if it failed."""
-        if self._process.wait(timeout=STEP_TIMEOUT) != 0:
+        """At the end of the picture: ffmpeg's verdict, as InvalidVideo if it failed (or
+        did not exit: a decoder that has closed its output and hangs is killed)."""
+        try:
+            code = self._process.wait(timeout=DECODER_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            reap(self._process)
+            raise InvalidVideo(f"The {self.bookend.what} could not be decoded (ffmpeg did "
+                               "not exit after its last frame). Upload another video.") from None
+        if code != 0:
             lines = clean_lines(self._stderr.lines(), path_aliases(self.bookend.path))
             reason = _CONTEXT.sub("", last_reason(lines)) or "no error message"
             raise InvalidVideo(f"The {self.bookend.what} could not be decoded (ffmpeg: "

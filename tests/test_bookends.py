@@ -242,3 +242,22 @@ def test_python_m_render_writes_the_composed_file(videos: dict[str, Path], tmp_p
     counted = next(s for s in probe(out, count_packets=True)["streams"]
                    if s["codec_type"] == "video")
     assert int(counted["nb_read_packets"]) == frames
+
+
+def test_a_decoder_that_hangs_after_its_picture_is_killed_and_the_video_refused(
+    videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from render import compose
+
+    spec = spec_of(introKey="uploads/x/intro.mp4")
+    intro = compose.Bookends.of(spec, Assets(intro=videos["intro"])).intro
+    assert intro is not None
+    frames = compose.UploadFrames(intro, FPS, (320, 240), lambda index: None)
+    frames.close()
+    # a decoder that has closed its output and never exits
+    frames._process = subprocess.Popen(["sh", "-c", "exec >&-; exec sleep 60"],
+                                       stderr=subprocess.PIPE)
+    monkeypatch.setattr(compose, "DECODER_EXIT_SECONDS", 0.5)
+    with pytest.raises(InvalidVideo, match="did not exit after its last frame"):
+        frames._check()
+    assert frames._process.poll() is not None  # killed, not left behind
