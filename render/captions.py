@@ -272,10 +272,13 @@ def _blamed_line(block: list[tuple[int, str]]) -> tuple[int, str]:
 
 
 def _next_cue_index(body: list[tuple[int, str]]) -> int | None:
-    """Where a second cue starts inside a cue's text (its number, or its time range)."""
+    """Where a second cue starts inside a cue's text (its number, or its time range; or
+    its WebVTT identifier, a line after a line of spaces)."""
     for i, (_, line) in enumerate(body):
         if _TIMING.fullmatch(line):
-            return i - 1 if i > 0 and body[i - 1][1].strip().isdigit() else i
+            before = body[i - 1][1].strip() if i > 0 else ""
+            named = bool(before) and i > 1 and not body[i - 2][1].strip()
+            return i - 1 if before.isdigit() or named else i
     return None
 
 

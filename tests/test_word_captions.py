@@ -195,6 +195,11 @@ def test_a_vtt_line_of_spaces_is_cue_text_and_repeats_without_word_times_are_kep
              "00:00:02.000 --> 00:00:03.000\nHello\n \n00:00:03.000 --> 00:00:04.000\nHello\n"
     assert [(c.start, c.text) for c in parse_captions(spaced)] == [
         (1.0, "Hello"), (2.0, "Hello"), (3.0, "Hello")]  # a chorus: each time kept
+    # cues parted by lines of spaces keep their identifiers out of the text
+    named = ("WEBVTT\n\nintro\n00:00:01.000 --> 00:00:02.000\nHello\n  \n"
+             "outro\n00:00:02.000 --> 00:00:03.000\nWorld\n \n"
+             "3\n00:00:03.000 --> 00:00:04.000\nBye\n")
+    assert [c.text for c in parse_captions(named)] == ["Hello", "World", "Bye"]
     # word-timed cues that say the same words again are said again
     chorus = ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nla <00:00:01.500>la\n\n"
               "00:00:02.000 --> 00:00:03.000\nla la\nla <00:00:02.500>la\n\n"
