@@ -242,10 +242,14 @@ class Prefetch:
     """
 
     def __init__(self, store: ObjectStore, key: str, max_bytes: int):
+        url = store.presigned_url(key, AUDIO_URL_TTL)
         self._dir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
-        self._future: Future[int] = background.submit(
-            "prefetch", download, store.presigned_url(key, AUDIO_URL_TTL), self._dir / "input",
-            max_bytes=max_bytes)
+        try:
+            self._future: Future[int] = background.submit(
+                "prefetch", download, url, self._dir / "input", max_bytes=max_bytes)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
 
     def into(self, dest: Path) -> None:
         """Wait for the download and move it to ``dest``; its error if it failed."""
@@ -264,10 +268,16 @@ class Prefetch:
 @contextmanager
 def prefetch(app: SoundreelCelery, key: str | None) -> Iterator[Prefetch | None]:
     """`Prefetch` of ``key`` (None: nothing to fetch ahead) for the ``with`` block."""
-    if not key:
+    try:
+        fetching = Prefetch(app.object_store, key, app.settings.max_upload_bytes) if key \
+            else None
+    except Exception:  # noqa: BLE001 - the job's own fetch, after its start, reports it
+        log.warning("the upload could not be fetched ahead; it is fetched after the start",
+                    exc_info=True)
+        fetching = None
+    if fetching is None:
         yield None
         return
-    fetching = Prefetch(app.object_store, key, app.settings.max_upload_bytes)
     try:
         yield fetching
     finally:

@@ -259,3 +259,30 @@ def test_a_pool_process_sends_the_hand_offs_it_holds_before_it_exits():
     assert sent == ["j1", "j2"]
     # a process goes on after a drain (a test, an embedding): the thread comes back
     assert background.submit("handoff", lambda: "again").result(timeout=5) == "again"
+
+
+def test_a_job_whose_upload_cannot_be_fetched_ahead_fetches_it_after_its_start(
+    audio_server: tuple[str, threading.Event], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    base, asked = audio_server
+
+    class FlakyStorage(Storage):
+        """Its first signed link fails (a storage adapter's error)."""
+
+        signed = 0
+
+        def presigned_url(self, key: str, ttl: int) -> str:
+            self.signed += 1
+            if self.signed == 1:
+                raise RuntimeError("signing failed")
+            return super().presigned_url(key, ttl)
+
+    api, storage = StartAfterDownload(asked, patience=0.5), FlakyStorage(base)
+    payload = prepare_task(api, storage).apply(kwargs={
+        "job_id": "j1", "kind": "prepare", "audio_key": "uploads/a.wav",
+        "output_key": "prepared/j1/audio.wav", "options": {}}).get()
+    # nothing was fetched ahead: the job started, then fetched its upload as before
+    assert api.calls[0] == ("start", "first") and payload["status"] == "complete"
+    assert storage.stored["prepared/j1/audio.wav"][:4] == b"RIFF"
+    assert list(tmp_path.glob("soundreel-*")) == []
