@@ -39,8 +39,8 @@ from render.errors import RenderError
 MAX_CAPTION_BYTES = 2 * 1024 * 1024
 #: More cues than any audiogram can show; refusing keeps a hostile file cheap.
 MAX_CUES = 20_000
-#: A cue without word times this short, repeating a word-timed cue before it, is
-#: rolling captions' blink of the finished line (YouTube's last 10 ms): not said again.
+#: A cue without word times this short that only shows the line said last is rolling
+#: captions' blink of the finished line (YouTube's, 10 ms long): not said again.
 SNAPSHOT_SECONDS = 0.1
 
 _FIX = "upload an SRT or WebVTT file"
@@ -120,8 +120,7 @@ def parse_captions(data: bytes | str, *, name: str = "captions") -> list[Cue]:
             blocks.insert(0, header[arrow:])
 
     cues: list[Cue] = []
-    before: list[str] = []  # the lines the cue before shows (rolling captions repeat them)
-    timed_before = False  # a cue so far has had inline times
+    said = ""  # the last line said with inline times (rolling captions repeat it)
     blocks.reverse()  # a stack, so a block holding two cues can push its second half back
     while blocks:
         block = blocks.pop()
@@ -147,10 +146,9 @@ def parse_captions(data: bytes | str, *, name: str = "captions") -> list[Cue]:
             blocks.append(body[nested:])
             body = body[:nested]
         if vtt:
-            shown = _clean([text for _, text in body], vtt).split("\n")
-            body = _unrolled(body, before, timed_before and end - start < SNAPSHOT_SECONDS)
-            timed_before = timed_before or any(_INLINE_TIME.search(t) for _, t in body)
-            before = shown
+            body = _unrolled(body, said, end - start < SNAPSHOT_SECONDS)
+            timed = [text for _, text in body if _INLINE_TIME.search(text)]
+            said = _clean(timed[-1:], vtt) if timed else said
         caption = _clean([text for _, text in body], vtt)
         words = _timed_words(body, start, end, name) if vtt else ()
         if words:
@@ -240,12 +238,15 @@ def _not_text(name: str) -> InvalidCaptions:
 def _blocks(lines: list[str], vtt: bool) -> list[list[tuple[int, str]]]:
     """Runs of non-blank lines as [(1-based line number, line)]: the unit of both formats.
 
-    In WebVTT only an empty line ends a cue: a line of spaces is part of its text
-    (YouTube's automatic captions put one in every cue)."""
+    In WebVTT a line of spaces inside a cue followed by more of its text is part of it
+    (YouTube's automatic captions put one in every cue: only an empty line ends a cue);
+    one followed by an empty line, a time range, an identifier and a time range, or a
+    NOTE, STYLE or REGION block parts blocks, as files that use such lines between cues
+    mean it to."""
     blocks: list[list[tuple[int, str]]] = []
     block: list[tuple[int, str]] = []
     for number, line in enumerate(lines, start=1):
-        if line.strip() or (vtt and block and line):
+        if line.strip() or (vtt and block and line and _more_text(lines, number)):
             block.append((number, line.rstrip()))
         elif block:
             blocks.append(block)
@@ -253,6 +254,13 @@ def _blocks(lines: list[str], vtt: bool) -> list[list[tuple[int, str]]]:
     if block:
         blocks.append(block)
     return blocks
+
+
+def _more_text(lines: list[str], number: int) -> bool:
+    """Whether the line after line ``number`` (1-based) goes on with a cue's text."""
+    after = [line.strip() for line in lines[number:number + 2]] + ["", ""]
+    return bool(after[0]) and "-->" not in after[0] and "-->" not in after[1] \
+        and _VTT_BLOCK.fullmatch(after[0]) is None
 
 
 def _timing_index(block: list[tuple[int, str]]) -> int | None:
@@ -272,13 +280,10 @@ def _blamed_line(block: list[tuple[int, str]]) -> tuple[int, str]:
 
 
 def _next_cue_index(body: list[tuple[int, str]]) -> int | None:
-    """Where a second cue starts inside a cue's text (its number, or its time range; or
-    its WebVTT identifier, a line after a line of spaces)."""
+    """Where a second cue starts inside a cue's text (its number, or its time range)."""
     for i, (_, line) in enumerate(body):
         if _TIMING.fullmatch(line):
-            before = body[i - 1][1].strip() if i > 0 else ""
-            named = bool(before) and i > 1 and not body[i - 2][1].strip()
-            return i - 1 if before.isdigit() or named else i
+            return i - 1 if i > 0 and body[i - 1][1].strip().isdigit() else i
     return None
 
 
@@ -301,24 +306,23 @@ def _stamp_seconds(stamp: str, hours: str | None, minutes: str | None, seconds: 
     return whole + int(fraction) / 10 ** len(fraction)
 
 
-def _unrolled(body: list[tuple[int, str]], before: list[str],
-              blink: bool) -> list[tuple[int, str]]:
-    """A cue of rolling captions without what it repeats of the cue ``before``.
+def _unrolled(body: list[tuple[int, str]], said: str, blink: bool) -> list[tuple[int, str]]:
+    """A cue of rolling captions without what it repeats of the line ``said`` last (the
+    last line with inline times of the cues before).
 
     YouTube's automatic captions roll: each cue shows the line before again, without
     times, above its own line of timed words, and between two such cues a cue of a few
     milliseconds shows the finished line alone. Drawn as written, every line would be
-    said twice. So leading lines without times that repeat the last lines of the cue
-    before are dropped, and so is a ``blink``: a cue without times, shorter than
-    SNAPSHOT_SECONDS after word-timed ones, that only repeats them. A file whose cues
-    carry no inline times is never touched: a chorus sung twice is two cues of the
-    same words, each kept.
+    said twice. So a leading line without times that is the line said last is dropped,
+    and so is a ``blink``: a cue without times, shorter than SNAPSHOT_SECONDS, that only
+    shows it. A file whose cues carry no inline times is never touched (a chorus sung
+    twice is two cues of the same words, each kept), nor is a line that repeats words
+    said without their own times (lyrics: ``yeah / Yeah``, then ``Yeah / we go``).
     """
     timed = [i for i, (_, line) in enumerate(body) if _INLINE_TIME.search(line)]
     lead = body[:timed[0]] if timed else body
-    repeated = _clean([line for _, line in lead], True).split("\n")
-    said = [line for line in before if line]
-    if not repeated[0] or repeated != said[len(said) - len(repeated):]:
+    shown = _clean([line for _, line in lead], True)
+    if not said or shown != said:
         return body  # nothing shown twice
     if timed:
         return body[timed[0]:]

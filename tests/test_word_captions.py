@@ -200,6 +200,16 @@ def test_a_vtt_line_of_spaces_is_cue_text_and_repeats_without_word_times_are_kep
              "outro\n00:00:02.000 --> 00:00:03.000\nWorld\n \n"
              "3\n00:00:03.000 --> 00:00:04.000\nBye\n")
     assert [c.text for c in parse_captions(named)] == ["Hello", "World", "Bye"]
+    # and NOTE, STYLE and REGION blocks parted by them stay blocks of their own
+    notes = ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nOne\n \nNOTE a comment\n  \n"
+             "00:00:02.000 --> 00:00:03.000\nTwo\n\nSTYLE\n::cue { color: red }\n\t\n"
+             "00:00:03.000 --> 00:00:04.000\nThree\n")
+    assert [c.text for c in parse_captions(notes)] == ["One", "Two", "Three"]
+    # a word-timed cue's first line that repeats words said without their own times
+    # (lyrics) is said again: only the line said last with times rolls
+    lyrics = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nI said <00:00:02.000>yeah\nYeah\n\n"
+              "00:00:03.000 --> 00:00:05.000\nYeah\nwe <00:00:04.000>go\n")
+    assert [c.text for c in parse_captions(lyrics)] == ["I said yeah Yeah", "Yeah we go"]
     # word-timed cues that say the same words again are said again
     chorus = ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nla <00:00:01.500>la\n\n"
               "00:00:02.000 --> 00:00:03.000\nla la\nla <00:00:02.500>la\n\n"
