@@ -35,10 +35,20 @@ def submit(use: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Futur
     return pool.submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
+#: What must be sent before the process exits; the rest (fetches ahead of a job's
+#: start, for jobs this process will not run) is dropped.
+MUST_SEND = ("handoff",)
+
+
 def drain() -> None:
-    """Wait for everything submitted in this process (it is about to exit)."""
+    """Wait for the hand-offs submitted in this process (it is about to exit); what
+    else is queued is canceled, what else runs is left to die with the process."""
     with _lock:
-        pools = list(_threads.values()) if _pid == os.getpid() else []
+        pools = dict(_threads) if _pid == os.getpid() else {}
         _threads.clear()
-    for pool in pools:
-        pool.shutdown(wait=True)
+    for use, pool in pools.items():
+        if use not in MUST_SEND:
+            pool.shutdown(wait=False, cancel_futures=True)
+    for use in MUST_SEND:
+        if use in pools:
+            pools[use].shutdown(wait=True)

@@ -4,6 +4,7 @@ URL (trusted), or from a client's ``audioUrl`` (hostile: through the SSRF guard)
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 
@@ -40,8 +41,10 @@ def _storage_session() -> requests.Session:
     return session
 
 
-def download(url: str, dest: Path, *, max_bytes: int) -> int:
-    """Stream ``url`` into ``dest``; return the bytes written.
+def download(url: str, dest: Path, *, max_bytes: int,
+             should_stop: Callable[[], bool] = lambda: False) -> int:
+    """Stream ``url`` into ``dest``; return the bytes written. ``should_stop`` is asked
+    between chunks (a fetch ahead for a job that does not run: DownloadFailed).
 
     The URL is signed: it is never logged or put into an error message.
     """
@@ -56,6 +59,8 @@ def download(url: str, dest: Path, *, max_bytes: int) -> int:
                 )
             with open(dest, "wb") as out:
                 for chunk in response.iter_content(CHUNK):
+                    if should_stop():
+                        raise DownloadFailed("The download was stopped.")
                     written += len(chunk)
                     if written > max_bytes:
                         raise DownloadFailed(

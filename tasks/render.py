@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future
@@ -244,9 +245,11 @@ class Prefetch:
     def __init__(self, store: ObjectStore, key: str, max_bytes: int):
         url = store.presigned_url(key, AUDIO_URL_TTL)
         self._dir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+        self._stop = threading.Event()
         try:
             self._future: Future[int] = background.submit(
-                "prefetch", download, url, self._dir / "input", max_bytes=max_bytes)
+                "prefetch", download, url, self._dir / "input", max_bytes=max_bytes,
+                should_stop=self._stop.is_set)
         except BaseException:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
@@ -260,8 +263,10 @@ class Prefetch:
             shutil.rmtree(self._dir, ignore_errors=True)
 
     def discard(self) -> None:
-        """Not used (the job does not run here, or failed first): the file goes once
-        the download ends; nothing if `into` has taken it."""
+        """Not used (the job does not run here, or failed first): the download stops
+        (or never begins) and the file goes; nothing if `into` has taken it."""
+        self._stop.set()
+        self._future.cancel()
         self._future.add_done_callback(lambda _: shutil.rmtree(self._dir, ignore_errors=True))
 
 
@@ -372,6 +377,18 @@ class JobDelivery(Request):
                                       segment=self.kwargs.get("index"))
 
 
+def hand_off_and_close(api: Any, payload: dict[str, Any], progress: ProgressReporter) -> None:
+    """Send the hand-off (on the process's hand-off thread), then stop the job's
+    heartbeat, which has held the lease until it landed."""
+    try:
+        api.hand_off(payload)
+    except Exception:
+        log.exception("job %s: hand-off not sent; its result callback reports the end",
+                      payload.get("jobId"))
+    finally:
+        progress.close()
+
+
 def holder(nodename: str, pid: int) -> str:
     """Who runs an attempt: the Celery node name (unique per worker) and the child pid."""
     return f"{nodename}/{pid}"
@@ -466,9 +483,10 @@ def register(app: SoundreelCelery) -> None:
                        "result": result, **last}
             # The result callback (`link`, on the callbacks queue) reports the end with
             # the payload this task returns. The hand-off goes meanwhile, on a thread
-            # of its own, instead of holding the task up: the lease (renewed by the
-            # heartbeat until now) is alive for LEASE_SECONDS yet, and once the hand-off
-            # lands the API holds it for HANDOFF_SECONDS, so a late callback finds the
-            # job still held. If the callback lands first, the late hand-off is ignored.
-            background.submit("handoff", app.api.hand_off, payload)
+            # of its own, instead of holding the task up: the job's heartbeat renews the
+            # lease until it has landed (the reporter stays open for it), and then the
+            # API holds it for HANDOFF_SECONDS, so a late callback finds the job still
+            # held. If the callback lands first, the late hand-off is ignored.
+            background.submit("handoff", hand_off_and_close, app.api, payload, progress)
+            progress.keep_open()
         return payload

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
@@ -85,11 +86,22 @@ def own_session(base_url: str) -> requests.Session:
     ``base_url`` once: left to itself, requests reads them again on every call
     (about half a millisecond of CPU each, a job's reports make several)."""
     session = requests.Session()
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # none kept
     found = session.merge_environment_settings(base_url, {}, None, None, None)
     session.proxies.update(found["proxies"])
     session.verify = found["verify"]
     session.trust_env = False
     return session
+
+
+def _refused_field(response: requests.Response) -> str | None:
+    """The field a 400 names (its first part: ``stages`` of ``stages.x``); None if it
+    names none (an API that does not say is taken to refuse the newer fields)."""
+    try:
+        field = response.json()["error"]["field"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return field.split(".")[0] if isinstance(field, str) else None
 
 
 class ApiClient:
@@ -265,7 +277,8 @@ class ApiClient:
         if self._older_api:
             body = {k: v for k, v in body.items() if k not in newer}
         response = self._request(method, path, body, timeout)
-        if response.status_code == 400 and any(k in body for k in newer):
+        if response.status_code == 400 and any(k in body for k in newer) \
+                and _refused_field(response) in (*newer, None):
             log.warning("the API refused a report's stage times: it is older than this "
                         "worker; reporting without them")
             self._older_api = True
@@ -351,6 +364,7 @@ class ProgressReporter:
         self._wake = threading.Condition()
         self._closed = False
         self._settled = False  # the hand-off carries what is left
+        self._kept = False  # a hand-off in flight closes it once it has landed
         self._flushing = False  # someone waits for the latest value to land: send it now
         self._sending = False  # a PATCH is in flight
         self.stop = threading.Event()
@@ -438,8 +452,15 @@ class ProgressReporter:
     def __enter__(self) -> ProgressReporter:
         return self
 
+    def keep_open(self) -> None:
+        """The ``with`` block ends without closing the reporter: a hand-off sent on
+        another thread closes it once it has landed, so the heartbeat holds the lease
+        until then (hand-offs may queue behind one another while the API is slow)."""
+        self._kept = True
+
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        if not self._kept:
+            self.close()
 
     def _run(self) -> None:
         while True:

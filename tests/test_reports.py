@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
-from tasks.reports import ProgressReporter, Start
+import pytest
+
+from tasks.reports import ProgressReporter, Start, WebhookRejected
 
 
 class SlowClient:
@@ -324,3 +326,30 @@ def test_flush_sends_at_once_waits_for_the_last_value_and_the_heartbeat_goes_on(
         assert client.sent[-1] == (0.08, "analyzing")  # arrived, not merely taken
         sent = len(client.sent)
         assert wait_for(lambda: len(client.sent) > sent)  # still beating
+
+
+def test_a_current_apis_400_about_the_result_does_not_drop_the_stage_times():
+    from tasks.reports import ApiClient
+
+    class CurrentApi:
+        """It takes stage times, and refuses a result that is not one, naming the field."""
+
+        def __init__(self) -> None:
+            self.bodies: list[dict] = []
+
+        def request(self, method: str, url: str, json: dict, headers: dict, timeout: float):  # noqa: ANN201
+            self.bodies.append(json)
+            bad = isinstance((json.get("result") or {}).get("duration"), str)
+            answer = {"error": {"code": "bad_request", "field": "result.duration"}}
+            return type("Answer", (), {"status_code": 400 if bad else 200,
+                                       "text": "", "json": staticmethod(lambda: answer)})()
+
+    session = CurrentApi()
+    api = ApiClient("http://api", "token" * 4, session=session)  # type: ignore[arg-type]
+    end = {"jobId": "j1", "status": "complete", "attempt": "a1", "stages": {"finalizing": 2.0}}
+    with pytest.raises(WebhookRejected):
+        api.post_webhook({**end, "result": {"duration": "x"}})
+    api.post_webhook({**end, "result": {"duration": 1.0}})
+    # refused once for its result, not asked again without the stage times; the next
+    # report still carries them
+    assert ["stages" in body for body in session.bodies] == [True, True]

@@ -3,6 +3,7 @@ order of a render's last reports, and the upload fetched while the start is aske
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import threading
 import time
@@ -32,7 +33,7 @@ from tasks.constants import (
     VISIBILITY_TIMEOUT,
 )
 from tasks.errors import DownloadFailed, JobFailed
-from tasks.reports import Start
+from tasks.reports import ProgressReporter, Start
 from tests.helpers.e2e import AudioServer
 from tests.helpers.stacks import settings_for
 
@@ -286,3 +287,57 @@ def test_a_job_whose_upload_cannot_be_fetched_ahead_fetches_it_after_its_start(
     assert api.calls[0] == ("start", "first") and payload["status"] == "complete"
     assert storage.stored["prepared/j1/audio.wav"][:4] == b"RIFF"
     assert list(tmp_path.glob("soundreel-*")) == []
+
+
+class SlowHandOff(OrderedApi):
+    """An API slow to take hand-offs: each waits until the test lets it through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go_on = threading.Event()
+        self.beats = 0
+
+    def patch_progress(self, job_id: str, attempt: str, progress: float, stage: str,
+                       audio_seconds: float | None = None, segment: int | None = None,
+                       stages: dict[str, float] | None = None) -> bool:
+        self.beats += 1
+        return True
+
+    def hand_off(self, payload: dict) -> bool:
+        self.go_on.wait(timeout=30)
+        return super().hand_off(payload)
+
+
+def test_the_heartbeat_holds_the_lease_until_the_hand_off_has_landed(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    api = SlowHandOff()
+    app = create_celery(settings_for({"REDIS_URL": "redis://127.0.0.1:1/0"}))
+    app.__dict__["api"], app.__dict__["object_store"] = api, None
+    monkeypatch.setattr(tasks.render, "run_job", lambda store, **_: {"videoKey": "x"})
+    monkeypatch.setattr(tasks.render, "ProgressReporter",
+                        functools.partial(ProgressReporter, heartbeat=0.05))
+    app.tasks[RENDER_TASK].apply(kwargs={
+        "job_id": "j1", "kind": "render", "audio_key": "", "audio_url": None,
+        "output_key": "renders/j1/output.mp4", "options": {}}).get()
+    # the task has returned; its hand-off waits on the API: the lease is still renewed
+    beats = api.beats
+    time.sleep(0.5)
+    assert api.beats > beats and ("hand_off", "complete") not in api.calls
+    api.go_on.set()
+    background.drain()
+    assert ("hand_off", "complete") in api.calls
+    beats = api.beats
+    time.sleep(0.3)
+    assert api.beats == beats  # landed: the heartbeat has stopped
+
+
+def test_a_download_stops_between_chunks_when_asked(tmp_path: Path):
+    from tasks.download import download
+
+    server = AudioServer()
+    try:
+        with pytest.raises(DownloadFailed, match="stopped"):
+            download(server.url, tmp_path / "input", max_bytes=10**9, should_stop=lambda: True)
+    finally:
+        server.shutdown()
