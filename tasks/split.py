@@ -109,7 +109,7 @@ class Planner:
             "loudest": round(rendered.loudest, 6), "frames": rendered.frames,
             "windows": [[w.first, w.stop] for w in windows],
         })
-        log.info("job %s: %d windows of %d frames %s", self.job_id, len(windows),
+        log.info("job %s: %d windows of %d frames and the audio %s", self.job_id, len(windows),
                  rendered.frames, "handed out" if taken else "not taken (the job went on)")
         if not taken:
             raise JobCanceled("The API did not take the split: the job went on without it.")
@@ -229,11 +229,12 @@ def register(app: SoundreelCelery) -> None:
         duration: float = 0.0, source: str = "",
     ) -> None:
         me = holder(self.request.hostname, os.getpid())
+        unit = f"the audio (unit {index})" if audio else f"window {index}"  # for the log
         with ProgressReporter(app.api, job_id, segment=index) as progress:
             answer = start_or_wait(self, progress, me, attempt or uuid.uuid4().hex)
             if not answer.go:
-                log.info("job %s: window %d is %s; this delivery does nothing", job_id,
-                         index, answer.status)
+                log.info("job %s: %s is %s; this delivery does nothing", job_id, unit,
+                         answer.status)
                 raise Ignore()
             sweep_stale_workdirs()
             spec = RenderSpec.model_validate(options)
@@ -249,16 +250,16 @@ def register(app: SoundreelCelery) -> None:
                                 should_stop=progress.stop.is_set,
                                 max_bytes=app.settings.max_upload_bytes)
             except JobCanceled:
-                log.info("job %s: window %d stopped, the API said it is over", job_id, index)
+                log.info("job %s: %s stopped, the API said it is over", job_id, unit)
                 raise Ignore() from None
             except Exception as exc:  # noqa: BLE001 - every failure ends the job, coded
                 error = failure_payload(job_id, exc)["error"]
-                log.warning("job %s: window %d failed: %s", job_id, index, error["code"])
+                log.warning("job %s: %s failed: %s", job_id, unit, error["code"])
                 app.api.end_segment(job_id, index, answer.attempt or "", error)
                 raise Ignore() from None
             progress.flush()
             app.api.end_segment(job_id, index, answer.attempt or "")
-            log.info("job %s: window %d stored", job_id, index)
+            log.info("job %s: %s stored", job_id, unit)
 
     @app.task(name=JOIN_TASK, shared=False, bind=True, Request=JobDelivery, max_retries=None)
     def join_segments(
