@@ -105,8 +105,11 @@ def run_demo(running: Stack, audio: Path, kind: str, size: str, keep: bool = Fal
     key = next(job["result"][k] for k in ("videoKey", "previewKey", "preparedKey")
                if k in job["result"])
     path = Path(running.env["STORAGE_DIR"]) / key
+    # an earlier run's video of the same audio and options is reused (docs/cache.md)
+    cached = " (the same render as an earlier run's, from the render cache)" \
+        if job["result"].get("cached") else ""
     print(f"complete in {elapsed:.1f} s (submit to complete), "
-          f"{job['result']['duration']:.2f} s of {job['result']['format']}")
+          f"{job['result']['duration']:.2f} s of {job['result']['format']}{cached}")
     print(f"path: {path}")
     print(f"url:  {job['downloadUrl']}")
     served = "served by the API while it runs" + ("" if keep else ": add --keep to keep it running")
