@@ -130,7 +130,7 @@ def run_job(
         elif prefetched is not None:
             prefetched.into(source)
         else:
-            download(store.presigned_url(audio_key, AUDIO_URL_TTL), source, max_bytes=max_bytes)
+            fetch(store, audio_key, source, max_bytes)
         # a preview has no intro or outro: their videos are not fetched for it
         assets = fetch_assets(store, spec.for_preview() if kind == PREVIEW else spec, workdir,
                               max_bytes)
